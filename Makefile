@@ -1,0 +1,59 @@
+# Set-up is two commands: `make run` and `make test`. Both install what they need
+# on a fresh Debian machine (as root): dcmtk and graphviz via apt-get, and the
+# Python environment in .venv.
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 11112
+AET    ?= DIMSEFSM
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := dcmtk graphviz
+
+.PHONY: all system venv run test unit lint statecharts bench clean
+
+all: test
+
+system:
+	@missing=""; \
+	command -v echoscu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv python3-pip"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/dimsefsm echoscp $(PORT) -aet $(AET) -v
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -m "not interop"
+
+test: $(STAMP) system
+	@$(MAKE) --no-print-directory lint
+	$(VENV)/bin/pytest --chart-gate=100
+
+statecharts: $(STAMP)
+	$(PY) -m dimsefsm.fsm.render statecharts
+
+bench: $(STAMP) system
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -1,0 +1,16 @@
+"""Every workload ``make bench`` knows, in the order they run.
+
+Later workloads (store, find, get, move) are modules like ``benchmarks.echo``
+with a ``WORKLOAD`` object; add them to this tuple.
+"""
+
+from __future__ import annotations
+
+from benchmarks import echo
+from benchmarks.core import Workload
+
+WORKLOADS: tuple[Workload, ...] = (echo.WORKLOAD,)
+
+
+def by_name() -> dict[str, Workload]:
+    return {workload.name: workload for workload in WORKLOADS}

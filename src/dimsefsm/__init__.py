@@ -1,0 +1,29 @@
+"""dimsefsm: DICOM networking where every protocol behaviour is an explicit state machine."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["AE", "Association", "__version__", "evt"]
+
+if TYPE_CHECKING:
+    from dimsefsm import evt
+    from dimsefsm.ae import AE
+    from dimsefsm.association import Association
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that importing a codec or a chart does not pull in sockets and threads.
+    if name == "AE":
+        from dimsefsm.ae import AE
+
+        return AE
+    if name == "Association":
+        from dimsefsm.association import Association
+
+        return Association
+    if name == "evt":
+        return importlib.import_module("dimsefsm.evt")
+    raise AttributeError(name)

@@ -1,0 +1,7 @@
+"""``python -m dimsefsm`` is the ``dimsefsm`` command."""
+
+import sys
+
+from dimsefsm.cli.main import main
+
+sys.exit(main())

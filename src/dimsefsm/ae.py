@@ -1,0 +1,166 @@
+"""The application entity: contexts, timeouts, handlers; requests and serves associations.
+
+Shaped like pynetdicom's ``AE`` so that its users feel at home: the same method
+names, the same ``evt_handlers`` binding, the same status conventions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from dimsefsm import evt
+from dimsefsm.assoc.negotiation import (
+    DEFAULT_MAX_PDU,
+    AcceptorPolicy,
+    RequestorProposal,
+    propose_contexts,
+)
+from dimsefsm.association import Association
+from dimsefsm.engine import AssociationEngine
+from dimsefsm.pdu.model import RoleSelection
+from dimsefsm.services.dispatch import RequestDispatcher
+from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
+from dimsefsm.transport.server import AssociationServer
+
+HandlerList = Iterable[tuple[evt.EventType, Callable[[evt.Event], Any]]]
+
+
+class AE:
+    def __init__(self, ae_title: str = "DIMSEFSM") -> None:
+        self.ae_title = ae_title
+        self.requested_contexts: list[tuple[str, tuple[str, ...]]] = []
+        self.supported_contexts: dict[str, tuple[str, ...]] = {}
+        self.scu_role_proposals: dict[str, tuple[bool, bool]] = {}
+        self.accept_scp_role: set[str] = set()
+        self.acse_timeout: float | None = 30.0
+        self.dimse_timeout: float | None = 30.0
+        self.network_timeout: float | None = 60.0
+        self.connection_timeout: float | None = 30.0
+        self.artim_timeout: float = 30.0
+        self.maximum_pdu_size: int = DEFAULT_MAX_PDU
+        self.maximum_associations: int = 10
+        self.require_called_aet: bool = False
+        self.require_calling_aet: list[str] = []
+        self._servers: list[AssociationServer] = []
+
+    # -- contexts ---------------------------------------------------------------------
+    def add_requested_context(
+        self, abstract_syntax: str, transfer_syntax: str | Sequence[str] | None = None
+    ) -> None:
+        syntaxes = _syntaxes(transfer_syntax, DEFAULT_TRANSFER_SYNTAXES)
+        self.requested_contexts.append((abstract_syntax, syntaxes))
+
+    def add_supported_context(
+        self,
+        abstract_syntax: str,
+        transfer_syntax: str | Sequence[str] | None = None,
+        scp_role: bool | None = None,
+    ) -> None:
+        """Accept this SOP class; ``scp_role=True`` lets a requestor act as its SCP."""
+        self.supported_contexts[abstract_syntax] = _syntaxes(
+            transfer_syntax, UNCOMPRESSED_TRANSFER_SYNTAXES
+        )
+        if scp_role:
+            self.accept_scp_role.add(abstract_syntax)
+
+    def propose_role(
+        self, sop_class_uid: str, scu_role: bool = True, scp_role: bool = True
+    ) -> None:
+        """Ask for SCP/SCU role selection for a SOP class we request (e.g. storage in C-GET)."""
+        self.scu_role_proposals[sop_class_uid] = (scu_role, scp_role)
+
+    # -- requesting -----------------------------------------------------------------------
+    def associate(
+        self,
+        addr: str,
+        port: int,
+        ae_title: str = "ANY-SCP",
+        max_pdu: int | None = None,
+        evt_handlers: HandlerList | None = None,
+    ) -> Association:
+        if not self.requested_contexts:
+            raise ValueError("no requested presentation contexts: call add_requested_context()")
+        proposal = RequestorProposal(
+            calling_ae=self.ae_title,
+            called_ae=ae_title,
+            contexts=propose_contexts(self.requested_contexts),
+            max_pdu=self.maximum_pdu_size if max_pdu is None else max_pdu,
+            roles=tuple(
+                RoleSelection(uid, scu, scp) for uid, (scu, scp) in self.scu_role_proposals.items()
+            ),
+        )
+        dispatcher = RequestDispatcher(dict(evt_handlers or ()))
+        engine = AssociationEngine(requestor=True, proposal=proposal, on_request=dispatcher)
+        assoc = Association(
+            engine,
+            acse_timeout=self.acse_timeout,
+            dimse_timeout=self.dimse_timeout,
+            artim_timeout=self.artim_timeout,
+        )
+        dispatcher.assoc = assoc
+        assoc._open((addr, port), self.connection_timeout)
+        return assoc
+
+    # -- serving --------------------------------------------------------------------------
+    def policy(self) -> AcceptorPolicy:
+        return AcceptorPolicy(
+            ae_title=self.ae_title,
+            supported=dict(self.supported_contexts),
+            require_called_aet=self.require_called_aet,
+            allowed_calling_aets=frozenset(self.require_calling_aet)
+            if self.require_calling_aet
+            else None,
+            max_associations=self.maximum_associations,
+            max_pdu=self.maximum_pdu_size,
+            scp_role_for=frozenset(self.accept_scp_role),
+        )
+
+    def start_server(
+        self,
+        address: tuple[str, int],
+        block: bool = True,
+        evt_handlers: HandlerList | None = None,
+    ) -> AssociationServer:
+        """Listen on ``address``; with ``block=False`` return the running server."""
+        if not self.supported_contexts:
+            raise ValueError("no supported presentation contexts: call add_supported_context()")
+        policy = self.policy()
+        handlers = dict(evt_handlers or ())
+
+        def make_engine(active: Callable[[], int]) -> AssociationEngine:
+            return AssociationEngine(
+                requestor=False,
+                policy=policy,
+                active_associations=active,
+                on_request=RequestDispatcher(handlers),
+            )
+
+        server = AssociationServer(
+            address,
+            make_engine,
+            artim_timeout=self.artim_timeout,
+            network_timeout=self.network_timeout,
+        )
+        self._servers.append(server)
+        if block:
+            try:
+                server.serve_forever()
+            finally:
+                server.shutdown()
+        else:
+            server.start()
+        return server
+
+    def shutdown(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+        self._servers.clear()
+
+
+def _syntaxes(value: str | Sequence[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)

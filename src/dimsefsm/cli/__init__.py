@@ -1,0 +1,1 @@
+"""The ``dimsefsm`` command line: SCUs and SCPs with dcmtk's flag names."""

@@ -1,0 +1,111 @@
+"""``dimsefsm echoscu`` and ``dimsefsm echoscp``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dimsefsm.ae import AE
+from dimsefsm.cli.common import (
+    EXIT_ABORTED,
+    EXIT_FAILED_STATUS,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_TIMEOUT,
+    add_logging,
+    add_timeouts,
+    setup_logging,
+    stop_on_sigterm,
+)
+from dimsefsm.sop_class import VERIFICATION
+
+
+def add_echoscu(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("echoscu", help="send C-ECHO (Verification SCU)")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("-aet", "--aetitle", default="ECHOSCU", help="our AE title")
+    p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="send N echoes")
+    add_timeouts(p)
+    add_logging(p)
+    p.set_defaults(run=run_echoscu)
+
+
+def run_echoscu(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    ae = AE(args.aetitle)
+    ae.add_requested_context(VERIFICATION)
+    ae.connection_timeout = args.timeout
+    ae.acse_timeout = args.acse_timeout
+    ae.dimse_timeout = args.dimse_timeout
+    if args.max_pdu:
+        ae.maximum_pdu_size = args.max_pdu
+    assoc = ae.associate(args.host, args.port, ae_title=args.call)
+    if not assoc.is_established:
+        print(f"echoscu: {assoc.describe_failure()}", file=sys.stderr)
+        if assoc.is_rejected:
+            return EXIT_REJECTED
+        return EXIT_TIMEOUT if assoc.error and "within" in assoc.error else EXIT_ABORTED
+    for _ in range(args.repeat):
+        status = assoc.send_c_echo()
+        if "Status" not in status:
+            print(f"echoscu: no C-ECHO response: {assoc.describe_failure()}", file=sys.stderr)
+            return (
+                EXIT_TIMEOUT
+                if not assoc.is_aborted or assoc.engine.abort_source == 0
+                else EXIT_ABORTED
+            )
+        if status.Status != 0:
+            print(f"echoscu: C-ECHO failed with status 0x{status.Status:04X}", file=sys.stderr)
+            assoc.release()
+            return EXIT_FAILED_STATUS
+    assoc.release()
+    if args.verbose:
+        print("echoscu: C-ECHO succeeded", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_echoscp(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("echoscp", help="answer C-ECHO (Verification SCP)")
+    p.add_argument("port", type=int)
+    p.add_argument("-aet", "--aetitle", default="ECHOSCP", help="our AE title")
+    p.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    p.add_argument(
+        "--promiscuous",
+        action="store_true",
+        help="accept any called AE title (default: must match -aet)",
+    )
+    p.add_argument("--max-associations", type=int, default=32)
+    add_timeouts(p)
+    add_logging(p)
+    p.set_defaults(run=run_echoscp)
+
+
+def run_echoscp(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    ae = AE(args.aetitle)
+    ae.add_supported_context(VERIFICATION)
+    ae.require_called_aet = not args.promiscuous
+    ae.maximum_associations = args.max_associations
+    ae.acse_timeout = args.acse_timeout
+    ae.dimse_timeout = args.dimse_timeout
+    if args.max_pdu:
+        ae.maximum_pdu_size = args.max_pdu
+    serve(ae, (args.bind, args.port), "echoscp")
+    return EXIT_OK
+
+
+def serve(ae: AE, address: tuple[str, int], name: str) -> None:
+    """Run a server in the foreground until Ctrl-C or SIGTERM, then shut down cleanly."""
+    stop_on_sigterm()
+    server = ae.start_server(address, block=False)
+    host, port = server.address
+    print(f"{name}: {ae.ae_title} listening on {host}:{port}", file=sys.stderr, flush=True)
+    try:
+        if server._accept_thread is not None:
+            server._accept_thread.join()
+    except KeyboardInterrupt:
+        print(f"{name}: shutting down", file=sys.stderr, flush=True)
+    finally:
+        server.shutdown()

@@ -1,0 +1,29 @@
+"""Entry point of the ``dimsefsm`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dimsefsm import __version__
+from dimsefsm.cli import echo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dimsefsm", description="DICOM networking with explicit state machines"
+    )
+    parser.add_argument("--version", action="version", version=f"dimsefsm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    echo.add_echoscu(sub)
+    echo.add_echoscp(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The association engine: upper layer + negotiation + DIMSE, with no I/O.
+
+It owns one :class:`~dimsefsm.ul.machine.UpperLayer` model, the PDU framer and
+the DIMSE reassembler.  Inputs are method calls (bytes arrived, connection
+closed, timer expired, the user wants to send/release/abort); outputs are the
+upper layer's I/O effects (send, close, connect, start/stop ARTIM), collected in
+:attr:`outbox` for the transport to execute.  Primitives the upper layer
+indicates are consumed here: negotiation answers an A-ASSOCIATE indication,
+P-DATA becomes DIMSE messages routed to operations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from dimsefsm.assoc.negotiation import (
+    AcceptorPolicy,
+    Negotiated,
+    RequestorProposal,
+    accept_or_reject,
+    build_request,
+    read_acceptance,
+)
+from dimsefsm.dimse.commands import decode_command, encode_command
+from dimsefsm.dimse.errors import DimseError
+from dimsefsm.dimse.fragment import encode_message
+from dimsefsm.dimse.message import Message
+from dimsefsm.dimse.reassemble import Reassembler
+from dimsefsm.pdu.codec import PduFramer
+from dimsefsm.pdu.errors import PduError
+from dimsefsm.pdu.model import AbortReason, AbortSource, AssociateAC, AssociateRJ, AssociateRQ
+from dimsefsm.ul import effects as fx
+from dimsefsm.ul import events as ev
+from dimsefsm.ul.machine import UpperLayer
+
+LOG = logging.getLogger("dimsefsm.engine")
+
+# Largest PDU body the framer accepts at all: bounded so that a hostile length
+# field is refused from the header, generous for association PDUs.
+_FRAMER_FLOOR = 1 << 20
+
+
+class ScuOperation(Protocol):
+    """An operation we started, waiting for responses by Message ID."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def on_response(self, message: Message) -> None: ...
+
+    def on_abort(self) -> None: ...
+
+
+RequestHandler = Callable[["AssociationEngine", Message], None]
+
+
+class AssociationEngine:
+    """One association, either role, driven by calls and answering with effects."""
+
+    def __init__(
+        self,
+        *,
+        requestor: bool,
+        proposal: RequestorProposal | None = None,
+        policy: AcceptorPolicy | None = None,
+        active_associations: Callable[[], int] = lambda: 0,
+        on_request: RequestHandler | None = None,
+    ) -> None:
+        if requestor and proposal is None:
+            raise ValueError("a requestor needs a proposal")
+        if not requestor and policy is None:
+            raise ValueError("an acceptor needs a policy")
+        self.requestor = requestor
+        self.proposal = proposal
+        self.policy = policy
+        self.active_associations = active_associations
+        self.on_request = on_request
+        self.ul = UpperLayer(requestor=requestor)
+        local_max = proposal.max_pdu if proposal else policy.max_pdu  # type: ignore[union-attr]
+        self.framer = PduFramer(max_body=max(local_max, _FRAMER_FLOOR) + 1024)
+        self.reassembler = Reassembler()
+        self.outbox: list[fx.Effect] = []
+        self.rq: AssociateRQ | None = None
+        self.negotiated: Negotiated | None = None
+        self.rejection: AssociateRJ | None = None
+        self.abort_source: int | None = None
+        self.abort_reason: int | None = None
+        self.outcome = "pending"  # established, rejected, released, aborted
+        self.operations: dict[int, ScuOperation] = {}
+        self._message_id = 0
+
+    # -- state ------------------------------------------------------------------
+    @property
+    def is_established(self) -> bool:
+        return self.outcome == "established"
+
+    @property
+    def is_closed(self) -> bool:
+        """The upper layer is back in Sta1: nothing more will happen on this connection."""
+        return self.ul.state == "Sta1" and self.outcome != "pending"
+
+    def take_effects(self) -> list[fx.Effect]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    # -- inputs from the transport ----------------------------------------------
+    def request_association(self) -> None:
+        assert self.proposal is not None
+        self.rq = build_request(self.proposal)
+        self._handle(ev.AssociateRequested(self.rq))
+
+    def transport_connected(self) -> None:
+        self._handle(ev.TransportConnected())
+
+    def transport_accepted(self) -> None:
+        self._handle(ev.TransportAccepted())
+
+    def transport_closed(self) -> None:
+        if self.ul.state != "Sta1":
+            self._handle(ev.TransportClosed())
+
+    def artim_expired(self) -> None:
+        self._handle(ev.ArtimExpired())
+
+    def data_received(self, data: bytes) -> None:
+        framer = self.framer
+        framer.feed(data)
+        while self.ul.state != "Sta1":
+            try:
+                pdu = framer.next_pdu()
+            except PduError as exc:
+                LOG.warning("invalid PDU from peer: %s", exc)
+                self._handle(ev.InvalidPduArrived(exc))
+                return
+            if pdu is None:
+                return
+            self._handle(ev.PduArrived(pdu))
+
+    # -- inputs from the user ---------------------------------------------------
+    def next_message_id(self) -> int:
+        """Message IDs unique among outstanding operations, wrapping at 16 bits."""
+        for _ in range(0x10000):
+            self._message_id = self._message_id % 0xFFFF + 1
+            if self._message_id not in self.operations:
+                return self._message_id
+        raise RuntimeError("no free Message ID")
+
+    def send_message(self, message: Message, dataset: bytes | memoryview | None = None) -> None:
+        assert self.negotiated is not None
+        payload = message.dataset if dataset is None else dataset
+        pdus = encode_message(
+            message.context_id,
+            encode_command(message.command),
+            payload,
+            self.negotiated.peer_max_pdu,
+        )
+        self._handle(ev.PDataRequested(b"".join(pdus) if len(pdus) > 1 else pdus[0]))
+
+    def send_encoded(self, data: bytes) -> None:
+        """Send already-encoded P-DATA-TF PDUs (streamed data sets)."""
+        self._handle(ev.PDataRequested(data))
+
+    def start_operation(self, message_id: int, operation: ScuOperation) -> None:
+        self.operations[message_id] = operation
+
+    def release(self) -> None:
+        self._handle(ev.ReleaseRequested())
+
+    def abort(
+        self, source: int = AbortSource.SERVICE_USER, reason: int = AbortReason.NOT_SPECIFIED
+    ) -> None:
+        if self.ul.state in ("Sta1", "Sta2", "Sta13"):
+            return  # nothing to abort: the transport just closes
+        self._handle(ev.AbortRequested(source, reason))
+        self._finish("aborted", source, reason)
+
+    # -- plumbing ---------------------------------------------------------------
+    def _handle(self, event: Any) -> None:
+        for effect in self.ul.handle(event):
+            if isinstance(effect, fx.Indicate):
+                self._on_primitive(effect.primitive)
+            else:
+                self.outbox.append(effect)
+
+    def _on_primitive(self, primitive: Any) -> None:
+        if isinstance(primitive, fx.PDataIndication):
+            self._on_pdata(primitive)
+        elif isinstance(primitive, fx.AssociateIndication):
+            self._on_associate_indication(primitive.rq)
+        elif isinstance(primitive, fx.AssociateConfirmation):
+            self._on_accepted(primitive.ac)
+        elif isinstance(primitive, fx.RejectConfirmation):
+            self.rejection = primitive.rj
+            self.outcome = "rejected"
+            self._fail_operations()
+        elif isinstance(primitive, fx.ReleaseIndication):
+            # We answer a release at once (Sta8, or Sta9 in a collision where
+            # we requested the association).  In Sta10 the standard makes the
+            # acceptor wait for the peer's A-RELEASE-RP first.
+            if self.ul.state in ("Sta8", "Sta9"):
+                self._handle(ev.ReleaseResponded())
+            if self.ul.state in ("Sta1", "Sta13"):
+                self._finish("released")
+        elif isinstance(primitive, fx.ReleaseConfirmation):
+            if self.ul.state == "Sta12":
+                self._handle(ev.ReleaseResponded())
+            self._finish("released")
+        elif isinstance(primitive, (fx.AbortIndication, fx.ProviderAbortIndication)):
+            LOG.info(
+                "association aborted (source %s, reason %s)", primitive.source, primitive.reason
+            )
+            self._finish("aborted", primitive.source, primitive.reason)
+
+    def _finish(self, outcome: str, source: int | None = None, reason: int | None = None) -> None:
+        if self.outcome in ("pending", "established"):
+            self.outcome = outcome
+            self.abort_source, self.abort_reason = source, reason
+        self._fail_operations()
+
+    def _fail_operations(self) -> None:
+        operations, self.operations = self.operations, {}
+        for op in operations.values():
+            if not op.done:
+                op.on_abort()
+
+    def _on_associate_indication(self, rq: AssociateRQ) -> None:
+        assert self.policy is not None
+        self.rq = rq
+        answer, negotiated = accept_or_reject(rq, self.policy, self.active_associations())
+        if isinstance(answer, AssociateRJ):
+            LOG.info(
+                "rejecting association from %r to %r: result %d source %d reason %d",
+                rq.calling_ae,
+                rq.called_ae,
+                answer.result,
+                answer.source,
+                answer.reason,
+            )
+            self.rejection = answer
+            self.outcome = "rejected"
+            self._handle(ev.AssociateRejected(answer))
+            return
+        self.negotiated = negotiated
+        self.outcome = "established"
+        self._handle(ev.AssociateAccepted(answer))
+
+    def _on_accepted(self, ac: AssociateAC) -> None:
+        assert self.rq is not None
+        self.negotiated = read_acceptance(self.rq, ac)
+        self.outcome = "established"
+
+    def _on_pdata(self, primitive: fx.PDataIndication) -> None:
+        negotiated = self.negotiated
+        try:
+            for pdv in primitive.pdu.pdvs:
+                if negotiated is None or pdv.context_id not in negotiated.contexts:
+                    raise DimseError(f"PDV on presentation context {pdv.context_id} not accepted")
+            messages = self.reassembler.feed(primitive.pdu.pdvs)
+        except DimseError as exc:
+            LOG.warning("DIMSE protocol error from peer: %s; aborting", exc)
+            self.abort(exc.abort_source, exc.abort_reason)
+            return
+        for message in messages:
+            self._dispatch(message)
+
+    def _dispatch(self, message: Message) -> None:
+        field = message.command.get("CommandField", 0)
+        if field & 0x8000:
+            responded = message.command.get("MessageIDBeingRespondedTo")
+            op = self.operations.get(responded) if isinstance(responded, int) else None
+            if op is None:
+                LOG.warning("response to unknown Message ID %r ignored", responded)
+                return
+            op.on_response(message)
+            if op.done:
+                self.operations.pop(responded, None)  # type: ignore[arg-type]
+            return
+        if self.on_request is None:
+            LOG.warning("request 0x%04X with no service bound; ignored", field)
+            return
+        self.on_request(self, message)
+
+
+__all__ = ["AssociationEngine", "decode_command"]

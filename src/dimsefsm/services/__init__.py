@@ -1,0 +1,1 @@
+"""DIMSE services: one module per service, each with its SCP and SCU charts."""

@@ -1,0 +1,142 @@
+"""Runs an :class:`AssociationEngine` on a blocking socket.
+
+Timers are socket timeouts: ARTIM and the network/DIMSE/ACSE timeouts become
+the timeout of the next ``recv``, so an idle association sleeps in the kernel
+and costs no CPU.  Nothing here sleeps or polls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import time
+
+from dimsefsm.engine import AssociationEngine
+from dimsefsm.pdu.codec import encode_pdu
+from dimsefsm.ul import effects as fx
+
+LOG = logging.getLogger("dimsefsm.transport")
+RECV_SIZE = 1 << 18
+
+
+class TransportTimeout(TimeoutError):
+    """Nothing arrived within the timeout the caller asked for."""
+
+
+class Interrupted(Exception):
+    """The owner asked this connection to stop (server shutdown)."""
+
+
+def tune(sock: socket.socket) -> None:
+    """No Nagle: a DIMSE exchange is request/response and must not wait for ACKs."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class SocketDriver:
+    """Executes engine effects on one socket and feeds it what the socket reads."""
+
+    def __init__(
+        self,
+        engine: AssociationEngine,
+        sock: socket.socket,
+        artim_timeout: float,
+        wake: socket.socket | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sock: socket.socket | None = sock
+        self.wake = wake
+        self.artim_timeout = artim_timeout
+        self.artim_deadline: float | None = None
+
+    def flush(self) -> None:
+        """Execute every effect the engine has queued, in order."""
+        engine = self.engine
+        while engine.outbox:
+            for effect in engine.take_effects():
+                self._execute(effect)
+
+    def _execute(self, effect: fx.Effect) -> None:
+        if isinstance(effect, fx.SendBytes):
+            self._send(effect.data)
+        elif isinstance(effect, fx.SendPdu):
+            self._send(encode_pdu(effect.pdu))
+        elif isinstance(effect, fx.StartArtim):
+            self.artim_deadline = time.monotonic() + self.artim_timeout
+        elif isinstance(effect, fx.StopArtim):
+            self.artim_deadline = None
+        elif isinstance(effect, fx.CloseTransport):
+            self.close()
+            self.engine.transport_closed()
+        elif isinstance(effect, fx.Connect):
+            pass  # the client connects before handing the socket over
+
+    def _send(self, data: bytes) -> None:
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            LOG.info("send failed (%s): connection lost", exc)
+            self.close()
+            self.engine.transport_closed()
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def pump(self, timeout: float | None) -> None:
+        """Read once (waiting at most ``timeout`` seconds) and feed the engine.
+
+        ARTIM expiry is handled here; any other timeout raises
+        :class:`TransportTimeout` for the caller to decide (DIMSE, ACSE or
+        network timeout).
+        """
+        sock = self.sock
+        if sock is None:
+            self.engine.transport_closed()
+            self.flush()
+            return
+        wait = timeout
+        artim = self.artim_deadline
+        if artim is not None:
+            remaining = max(0.0, artim - time.monotonic())
+            wait = remaining if wait is None else min(wait, remaining)
+        try:
+            if self.wake is not None:
+                readable, _, _ = select.select([sock, self.wake], [], [], wait)
+                if not readable:
+                    raise TimeoutError
+                if self.wake in readable:
+                    raise Interrupted
+                sock.settimeout(None)
+            else:
+                sock.settimeout(wait)
+            data = sock.recv(RECV_SIZE)
+        except TimeoutError:
+            if self.artim_deadline is not None and time.monotonic() >= self.artim_deadline:
+                self.artim_deadline = None
+                self.engine.artim_expired()
+                self.flush()
+                return
+            raise TransportTimeout(f"nothing received within {timeout} s") from None
+        except OSError as exc:
+            LOG.info("receive failed (%s): connection lost", exc)
+            data = b""
+        if not data:
+            self.close()
+            self.engine.transport_closed()
+        else:
+            self.engine.data_received(data)
+        self.flush()
+
+    def has_pending_input(self) -> bool:
+        """True when bytes (or a close) are waiting, without blocking."""
+        if self.sock is None:
+            return False
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)

@@ -1,0 +1,134 @@
+"""A threaded TCP server: one thread accepts, one thread per association.
+
+Shutdown is prompt and leaks nothing: the accept loop and every association
+thread wait in ``select`` on their socket *and* a wake-up socket, so
+:meth:`AssociationServer.shutdown` can stop them without polling; each live
+association is aborted (A-ABORT sent) before its socket is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+
+from dimsefsm.engine import AssociationEngine
+from dimsefsm.transport.driver import Interrupted, SocketDriver, TransportTimeout, tune
+
+LOG = logging.getLogger("dimsefsm.server")
+
+EngineFactory = Callable[[Callable[[], int]], AssociationEngine]
+
+
+class AssociationServer:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        make_engine: EngineFactory,
+        *,
+        artim_timeout: float = 30.0,
+        network_timeout: float | None = 60.0,
+        backlog: int = 64,
+    ) -> None:
+        self.make_engine = make_engine
+        self.artim_timeout = artim_timeout
+        self.network_timeout = network_timeout
+        self._listener = socket.create_server(address, backlog=backlog, reuse_port=False)
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._lock = threading.Lock()
+        self._threads: dict[threading.Thread, socket.socket] = {}
+        self._stopping = False
+        self._accept_thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> None:
+        """Serve in a background thread; returns once the socket is listening."""
+        self._accept_thread = threading.Thread(
+            target=self.serve_forever, name=f"dimsefsm-accept-{self.address[1]}", daemon=True
+        )
+        self._accept_thread.start()
+
+    def serve_forever(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        sock, peer = self._listener.accept()
+                    except OSError as exc:
+                        LOG.warning("accept failed: %s", exc)
+                        continue
+                    self._spawn(sock, peer)
+
+    def shutdown(self) -> None:
+        """Stop accepting, abort live associations, join every thread."""
+        with self._lock:
+            self._stopping = True
+        self._wake_w.send(b"x")
+        if (
+            self._accept_thread is not None
+            and self._accept_thread is not threading.current_thread()
+        ):
+            self._accept_thread.join()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join()
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    @property
+    def active_associations(self) -> int:
+        with self._lock:
+            return len(self._threads)
+
+    # -- one association -------------------------------------------------------------
+    def _spawn(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        thread = threading.Thread(
+            target=self._serve, args=(sock, peer), name=f"dimsefsm-assoc-{peer[1]}", daemon=True
+        )
+        with self._lock:
+            if self._stopping:
+                sock.close()
+                return
+            self._threads[thread] = sock
+        thread.start()
+
+    def _serve(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        tune(sock)
+        engine = self.make_engine(lambda: self.active_associations - 1)
+        driver = SocketDriver(engine, sock, self.artim_timeout, wake=self._wake_r)
+        try:
+            engine.transport_accepted()
+            driver.flush()
+            while engine.ul.state != "Sta1":
+                try:
+                    driver.pump(self.network_timeout)
+                except TransportTimeout:
+                    LOG.warning("association with %s:%d idle too long; aborting", *peer)
+                    engine.abort()
+                    driver.flush()
+                    break
+                except Interrupted:
+                    LOG.info("server stopping; aborting association with %s:%d", *peer)
+                    engine.abort()
+                    driver.flush()
+                    break
+        except Exception:
+            LOG.exception("association with %s:%d failed; aborting", *peer)
+            try:
+                engine.abort()
+                driver.flush()
+            except Exception:
+                LOG.exception("abort after failure also failed")
+        finally:
+            driver.close()
+            with self._lock:
+                self._threads.pop(threading.current_thread(), None)

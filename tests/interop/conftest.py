@@ -1,0 +1,79 @@
+"""Fixtures for tests that talk to real peers: every server is stopped at teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.interop.peers import (
+    DcmtkServer,
+    DimsefsmServer,
+    PynetdicomEchoServer,
+    ServerProcess,
+    free_port,
+)
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything in this folder is an interop test, even if its module forgets the mark."""
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.interop)
+
+
+@pytest.fixture
+def _servers() -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def dcmtk_server(_servers: list[ServerProcess]) -> Callable[..., DcmtkServer]:
+    """``dcmtk_server(["storescp", "-od", dir])`` starts it on a free port, ready."""
+
+    def start(args: Sequence[str], port: int | None = None) -> DcmtkServer:
+        server = DcmtkServer(args, free_port() if port is None else port)
+        _servers.append(server)
+        server.start()
+        return server
+
+    return start
+
+
+@pytest.fixture
+def dimsefsm_server(_servers: list[ServerProcess]) -> Callable[..., DimsefsmServer]:
+    """``dimsefsm_server("echoscp", "-aet", "X")``: our CLI on a free port, ready.
+
+    The port is inserted right after the sub-command, as every server sub-command
+    takes it as its first positional argument.
+    """
+
+    def start(command: str, *options: str, port: int | None = None) -> DimsefsmServer:
+        chosen = free_port() if port is None else port
+        server = DimsefsmServer([command, str(chosen), *options])
+        _servers.append(server)
+        server.start()
+        return server
+
+    return start
+
+
+@pytest.fixture
+def pynetdicom_echo_server(
+    _servers: list[ServerProcess],
+) -> Callable[..., PynetdicomEchoServer]:
+    """pynetdicom answering C-ECHO on a free port, ready: the second independent peer."""
+
+    def start(ae_title: str = "ANY-SCP", port: int | None = None) -> PynetdicomEchoServer:
+        server = PynetdicomEchoServer(free_port() if port is None else port, ae_title)
+        _servers.append(server)
+        server.start()
+        return server
+
+    return start

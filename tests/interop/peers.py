@@ -1,0 +1,397 @@
+"""Start and stop real DICOM peers (dcmtk, pynetdicom, our own CLI) on 127.0.0.1.
+
+Interop tests and ``make bench`` both need servers that are *ready* before the
+first connection: a sleep either wastes time or races on a loaded machine.  So
+every server here returns from ``start()`` only after a readiness condition that
+the kernel or the program itself reports:
+
+* our CLI and the pynetdicom script print ``listening on HOST:PORT`` once bound;
+* dcmtk 3.6.7 prints nothing between loading its dictionaries and ``listen()``
+  (checked with ``storescp -d`` / ``dcmqrscp -d`` and strace), so we watch the
+  kernel's socket table until a LISTEN socket on the port belongs to the
+  process.  A TCP probe connection is avoided on purpose: it would be logged as a
+  failed association, and dcmqrscp would fork a child for it.
+
+Servers run in their own process group so that dcmqrscp's forked children die
+with it: no process outlives a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+LOCALHOST = "127.0.0.1"
+DEFAULT_READY_TIMEOUT = 15.0
+_STOP_GRACE = 5.0
+# Upper bound between two looks at /proc while nothing is printed; the wait ends
+# earlier on any output or on exit, so it is a poll interval, not a guess.
+_POLL_INTERVAL = 0.005
+_TCP_LISTEN = "0A"
+LISTENING_LINE = re.compile(r"listening on (?P<host>[^\s:]+):(?P<port>\d+)")
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or did not become ready; the message carries its output."""
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (the kernel's choice for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOCALHOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def dcmtk_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for dcmtk: without TCP_NODELAY=1 each round trip can cost 40 ms."""
+    env = dict(os.environ)
+    env["TCP_NODELAY"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_tool(
+    args: Sequence[str],
+    timeout: float = 30,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a client program to completion and capture its output (stderr kept apart)."""
+    return subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dcmtk_env(),
+        cwd=cwd,
+        check=False,
+    )
+
+
+class ServerProcess:
+    """A server program whose output is collected and whose readiness is awaited.
+
+    Subclasses define ``_is_ready()``; it is re-checked after every output line
+    and at least every few milliseconds until it holds or the program exits.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int,
+        *,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.args = list(args)
+        self.port = port
+        self.ready_timeout = ready_timeout
+        self.cwd = cwd
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._eof = False
+        self._reader: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> ServerProcess:
+        self._proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=dcmtk_env(),
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(
+            target=self._collect, name=f"output-{self._proc.pid}", daemon=True
+        )
+        self._reader.start()
+        try:
+            self._await_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> int | None:
+        """Terminate the whole process group, wait for it; returns the exit code."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                proc.wait(timeout=_STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                proc.wait()
+        # Forked children (dcmqrscp) may still be alive after their parent exits.
+        self._signal_group(signal.SIGKILL)
+        if self._reader is not None:
+            self._reader.join(timeout=_STOP_GRACE)
+        return proc.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- state ----------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("server not started")
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def output(self) -> str:
+        """Everything the server printed so far (stdout and stderr interleaved)."""
+        with self._changed:
+            return "".join(self._lines)
+
+    # -- internals ------------------------------------------------------------------
+    def _is_ready(self) -> bool:
+        raise NotImplementedError
+
+    def _collect(self) -> None:
+        # Draining keeps a chatty server (-d) from blocking on a full pipe.
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def _await_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        with self._changed:
+            while True:
+                if self._is_ready():
+                    return
+                if self._eof or not self.alive:
+                    raise ServerStartError(self._describe("exited before it was ready"))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ServerStartError(
+                        self._describe(f"not ready within {self.ready_timeout:g} s")
+                    )
+                self._changed.wait(min(remaining, _POLL_INTERVAL))
+
+    def _describe(self, problem: str) -> str:
+        text = "".join(self._lines).strip()
+        return f"{' '.join(self.args)}: {problem}" + (f"\n{text}" if text else "")
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+class DcmtkServer(ServerProcess):
+    """A dcmtk server (storescp, dcmqrscp ...); ``args`` without the port, appended here.
+
+    Ready when the kernel lists a listening TCP socket on ``port`` owned by the
+    process: dcmtk itself prints nothing at that moment.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int,
+        *,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__([*args, str(port)], port, ready_timeout=ready_timeout, cwd=cwd)
+
+    def _is_ready(self) -> bool:
+        inodes = listening_socket_inodes(self.port)
+        return bool(inodes) and bool(inodes & socket_inodes_of(self.pid))
+
+
+class LineReadyServer(ServerProcess):
+    """A server that announces readiness with ``listening on HOST:PORT`` (any stream)."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int = 0,
+        *,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        cwd: str | os.PathLike[str] | None = None,
+        pattern: re.Pattern[str] = LISTENING_LINE,
+    ) -> None:
+        super().__init__(args, port, ready_timeout=ready_timeout, cwd=cwd)
+        self.pattern = pattern
+
+    def _is_ready(self) -> bool:
+        for line in self._lines:
+            match = self.pattern.search(line)
+            if match:
+                # The announced port wins: the server may have been given port 0.
+                if "port" in match.groupdict():
+                    self.port = int(match.group("port"))
+                return True
+        return False
+
+
+class DimsefsmServer(LineReadyServer):
+    """Our own CLI, e.g. ``DimsefsmServer(["echoscp", "11112", "-aet", "ANY-SCP"])``."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
+        port = _first_int(args)
+        super().__init__(
+            [sys.executable, "-m", "dimsefsm", *args],
+            port,
+            ready_timeout=ready_timeout,
+            cwd=cwd,
+        )
+
+
+# pynetdicom's own `python -m pynetdicom echoscp` gives no readiness signal, hence this.
+_PYNETDICOM_ECHOSCP = """\
+import signal, sys, threading
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+port, aet = int(sys.argv[1]), sys.argv[2]
+ae = AE(ae_title=aet)
+ae.add_supported_context(Verification)
+server = ae.start_server(("127.0.0.1", port), block=False)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+host, bound = server.server_address[:2]
+print(f"pynetdicom echoscp: listening on {host}:{bound}", file=sys.stderr, flush=True)
+stop.wait()
+server.shutdown()
+"""
+
+
+class PynetdicomEchoServer(LineReadyServer):
+    """pynetdicom's AE answering C-ECHO (Verification SCP), as an independent peer."""
+
+    def __init__(
+        self,
+        port: int,
+        ae_title: str = "ANY-SCP",
+        *,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            [sys.executable, "-c", _PYNETDICOM_ECHOSCP, str(port), ae_title],
+            port,
+            ready_timeout=ready_timeout,
+        )
+
+
+def listening_socket_inodes(port: int) -> set[int]:
+    """Inodes of TCP sockets in LISTEN state on ``port`` (IPv4 and IPv6, any address)."""
+    inodes: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                rows = handle.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == _TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(inode))
+    return inodes
+
+
+def socket_inodes_of(pid: int) -> set[int]:
+    """Inodes of the sockets among a process's open file descriptors."""
+    fd_dir = f"/proc/{pid}/fd"
+    inodes: set[int] = set()
+    try:
+        names = os.listdir(fd_dir)
+    except (FileNotFoundError, PermissionError):
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(f"{fd_dir}/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def dcmqrscp_config(
+    tmpdir: str | os.PathLike[str],
+    port: int,
+    aets: Iterable[str],
+    hosts: Mapping[str, tuple[str, int]] | None = None,
+    *,
+    max_pdu: int = 16384,
+    max_associations: int = 16,
+) -> Path:
+    """Write a dcmqrscp config: one RW storage area per AE title in ``aets``.
+
+    ``hosts`` maps a C-MOVE destination AE title to its (host, port).  Storage
+    areas are ``tmpdir/<AET>``; the config file is ``tmpdir/dcmqrscp.cfg``.
+    """
+    base = Path(tmpdir)
+    base.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"NetworkTCPPort = {port}",
+        f"MaxPDUSize = {max_pdu}",
+        f"MaxAssociations = {max_associations}",
+        "",
+        "HostTable BEGIN",
+    ]
+    for index, (aet, (host, host_port)) in enumerate((hosts or {}).items()):
+        lines.append(f"peer{index} = ({aet}, {host}, {host_port})")
+    lines += ["HostTable END", "", "VendorTable BEGIN", "VendorTable END", "", "AETable BEGIN"]
+    for aet in aets:
+        storage = base / aet
+        storage.mkdir(parents=True, exist_ok=True)
+        lines.append(f"{aet} {storage} RW (2000, 1024mb) ANY")
+    lines += ["AETable END", ""]
+    config = base / "dcmqrscp.cfg"
+    config.write_text("\n".join(lines))
+    return config
+
+
+def _first_int(args: Sequence[str]) -> int:
+    """The first purely numeric argument: the port in ``echoscp PORT -aet X``."""
+    for arg in args:
+        if arg.isdigit():
+            return int(arg)
+    return 0

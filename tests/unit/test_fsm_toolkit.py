@@ -1,0 +1,138 @@
+"""The chart toolkit: declaration checks, machine behaviour, coverage, rendering."""
+
+from __future__ import annotations
+
+import pytest
+from transitions import EventData
+
+from dimsefsm.fsm import RECORDER, Chart, ChartError, Refusal, RefusedTrigger, transition
+from dimsefsm.fsm.render import to_dot
+
+DOOR = Chart(
+    name="test-door",
+    states=("Closed", "Open", "Broken"),
+    initial="Closed",
+    final=("Broken",),
+    transitions=(
+        transition(
+            "open",
+            "push",
+            "Closed",
+            "Open",
+            when="Someone pushes a closed door.",
+            guard="unlocked",
+            action="creak",
+        ),
+        transition(
+            "jammed",
+            "push",
+            "Closed",
+            "Broken",
+            when="Someone pushes a locked door.",
+            unless="unlocked",
+            status=0xC001,
+        ),
+        transition("close", "pull", "Open", "Closed", when="Someone pulls an open door."),
+    ),
+    refusals=(Refusal("pull", ("Closed",), "a closed door cannot be pulled shut"),),
+    register=False,
+)
+
+
+class Door:
+    state: str
+
+    def __init__(self, unlocked: bool) -> None:
+        self._unlocked = unlocked
+        self.sounds: list[object] = []
+        DOOR.attach(self)
+
+    def unlocked(self, event: EventData) -> bool:
+        return self._unlocked
+
+    def creak(self, event: EventData) -> None:
+        self.sounds.append(event.kwargs.get("loud"))
+
+
+def test_guards_choose_the_transition_and_actions_get_kwargs() -> None:
+    door = Door(unlocked=True)
+    assert DOOR.fire(door, "push", loud=True)
+    assert door.state == "Open" and door.sounds == [True]
+    locked = Door(unlocked=False)
+    DOOR.fire(locked, "push")
+    assert locked.state == "Broken" and locked.sounds == []
+
+
+def test_refusal_raises_with_its_reason() -> None:
+    with pytest.raises(RefusedTrigger, match="cannot be pulled shut") as info:
+        DOOR.fire(Door(True), "pull")
+    assert info.value.state == "Closed" and info.value.trigger == "pull"
+
+
+def test_undeclared_trigger_and_undeclared_pair_raise() -> None:
+    door = Door(True)
+    with pytest.raises(ChartError, match="undeclared trigger"):
+        DOOR.fire(door, "kick")
+    door.state = "Broken"
+    with pytest.raises(ChartError, match="not declared in Broken"):
+        DOOR.fire(door, "push")
+
+
+def test_coverage_counts_edges_from_the_machine_callbacks() -> None:
+    before = RECORDER.count("test-door", "close", "Open")
+    door = Door(True)
+    DOOR.fire(door, "push")
+    DOOR.fire(door, "pull")
+    assert RECORDER.count("test-door", "close", "Open") == before + 1
+    assert ("close", "Open") in RECORDER.fired("test-door")
+
+
+def test_declaration_errors_are_caught() -> None:
+    with pytest.raises(ChartError, match="undeclared states"):
+        Chart("bad-1", ("A",), "A", (transition("t", "go", "A", "B", when="Never."),))
+    with pytest.raises(ChartError, match="declared twice"):
+        Chart(
+            "bad-2",
+            ("A",),
+            "A",
+            (
+                transition("t", "go", "A", "A", when="x."),
+                transition("t", "go2", "A", "A", when="y."),
+            ),
+        )
+    with pytest.raises(ChartError, match="shadows"):
+        Chart(
+            "bad-3",
+            ("A",),
+            "A",
+            (
+                transition("t", "go", "A", "A", when="x."),
+                transition("u", "go", "A", "A", when="y."),
+            ),
+        )
+    with pytest.raises(ChartError, match="both refused and declared"):
+        Chart(
+            "bad-4",
+            ("A",),
+            "A",
+            (transition("t", "go", "A", "A", when="x."),),
+            refusals=(Refusal("go", ("A",), "no"),),
+        )
+    with pytest.raises(ChartError, match="condition sentence"):
+        Chart("bad-5", ("A",), "A", (transition("t", "go", "A", "A", when=" "),))
+    with pytest.raises(ChartError, match="initial state"):
+        Chart("bad-6", ("A",), "Z", ())
+
+
+def test_dot_shows_status_codes_on_failure_edges() -> None:
+    dot = to_dot(DOOR)
+    assert '"Closed" -> "Broken" [label="push: jammed\\n0xC001", color=red3' in dot
+    assert '"Broken" [label="Broken", peripheries=2]' in dot
+    assert DOOR.status_of("push") == 0xC001
+
+
+def test_outcome_reports_table_cells() -> None:
+    assert isinstance(DOOR.outcome("Closed", "pull"), Refusal)
+    cell = DOOR.outcome("Closed", "push")
+    assert isinstance(cell, list) and [t.name for t in cell] == ["open", "jammed"]
+    assert DOOR.outcome("Broken", "pull") is None

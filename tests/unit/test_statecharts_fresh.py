@@ -1,0 +1,38 @@
+"""The committed diagrams are exactly what the chart declarations render now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dimsefsm.charts import all_charts
+from dimsefsm.fsm.render import to_dot, to_svg
+
+STATECHARTS = Path(__file__).resolve().parents[2] / "statecharts"
+CHARTS = all_charts()
+
+
+@pytest.mark.parametrize("chart", CHARTS, ids=[c.name for c in CHARTS])
+def test_committed_diagram_is_fresh(chart) -> None:  # type: ignore[no-untyped-def]
+    dot_path = STATECHARTS / f"{chart.name}.dot"
+    svg_path = STATECHARTS / f"{chart.name}.svg"
+    assert dot_path.exists(), f"{dot_path.name} missing: run `make statecharts`"
+    assert svg_path.exists(), f"{svg_path.name} missing: run `make statecharts`"
+    dot_text = to_dot(chart)
+    assert dot_path.read_text() == dot_text, f"{dot_path.name} is stale: run `make statecharts`"
+    assert svg_path.read_text() == to_svg(dot_text), f"{svg_path.name} is stale"
+
+
+def test_no_orphan_diagrams() -> None:
+    names = {c.name for c in CHARTS}
+    orphans = [p.name for p in STATECHARTS.glob("*.dot") if p.stem not in names]
+    assert orphans == []
+
+
+def test_upper_layer_diagram_shows_the_ps38_machine() -> None:
+    dot_text = (STATECHARTS / "upper-layer.dot").read_text()
+    for n in range(1, 14):
+        assert f'"Sta{n}"' in dot_text
+    svg = (STATECHARTS / "upper-layer.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "Sta13" in svg
