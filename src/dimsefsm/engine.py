@@ -215,6 +215,7 @@ class AssociationEngine:
 
     def _finish(self, outcome: str, source: int | None = None, reason: int | None = None) -> None:
         if self.outcome in ("pending", "established"):
+            LOG.info("association %s", outcome)
             self.outcome = outcome
             self.abort_source, self.abort_reason = source, reason
         self._fail_operations()
@@ -244,6 +245,14 @@ class AssociationEngine:
             return
         self.negotiated = negotiated
         self.outcome = "established"
+        LOG.info(
+            "association accepted: %r -> %r, %d of %d contexts, peer max PDU %d",
+            rq.calling_ae,
+            rq.called_ae,
+            len(negotiated.contexts) if negotiated else 0,
+            len(rq.presentation_contexts),
+            negotiated.peer_max_pdu if negotiated else 0,
+        )
         self._handle(ev.AssociateAccepted(answer))
 
     def _on_accepted(self, ac: AssociateAC) -> None:

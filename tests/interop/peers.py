@@ -106,17 +106,20 @@ class ServerProcess:
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> ServerProcess:
-        self._proc = subprocess.Popen(
-            self.args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=dcmtk_env(),
-            cwd=self.cwd,
-            start_new_session=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                env=dcmtk_env(),
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:  # e.g. dcmtk not installed: same error type as a crash
+            raise ServerStartError(f"{' '.join(self.args)}: cannot run: {exc}") from exc
         self._reader = threading.Thread(
             target=self._collect, name=f"output-{self._proc.pid}", daemon=True
         )

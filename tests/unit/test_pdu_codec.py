@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from pynetdicom.pdu import A_ASSOCIATE_RQ as PyndAssociateRQ
@@ -384,24 +386,14 @@ def test_extended_negotiation_and_async_window_layouts() -> None:
 
 
 def test_user_info_sub_item_order() -> None:
-    info = FULL_RQ_INFO.__class__(
-        **{
-            **{f: getattr(FULL_RQ_INFO, f) for f in FULL_RQ_INFO.__slots__},  # type: ignore[attr-defined]
-            "roles": (SR_ROLE, RoleSelection("1.2", True, True)),
-        }
+    info = replace(
+        FULL_RQ_INFO,
+        roles=(SR_ROLE, RoleSelection("1.2", True, True)),
+        user_identity_ac=UserIdentityAC(b""),
     )
     encoded = encode_pdu(AssociateRQ("A", "B", MINIMAL_RQ.presentation_contexts, info))
-    assert [t for t, _ in sub_items(user_info_of(encoded))] == [
-        0x51,
-        0x52,
-        0x53,
-        0x54,
-        0x54,
-        0x55,
-        0x56,
-        0x57,
-        0x58,
-    ]
+    order = [0x51, 0x52, 0x53, 0x54, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59]
+    assert [t for t, _ in sub_items(user_info_of(encoded))] == order
 
 
 def test_optional_sub_items_are_omitted() -> None:
@@ -530,7 +522,7 @@ def test_pynetdicom_decodes_our_rq() -> None:
     theirs.decode(encode_pdu(FULL_RQ))
     primitive = theirs.to_primitive()
     assert (primitive.called_ae_title, primitive.calling_ae_title) == ("ANY-SCP", "PYNDSCU")
-    by_name = {type(sub).__name__: sub for sub in primitive.user_information}
+    by_name: dict[str, Any] = {type(sub).__name__: sub for sub in primitive.user_information}
     role = by_name["SCP_SCU_RoleSelectionNegotiation"]
     assert (role.sop_class_uid, role.scu_role, role.scp_role) == (CT, False, True)
     identity = by_name["UserIdentityNegotiation"]
@@ -550,208 +542,154 @@ def test_pynetdicom_decodes_our_rq() -> None:
 # =============================================================================
 # decoder errors: class and the A-ABORT reason that answers them
 # =============================================================================
-ERROR_CASES: list[tuple[str, int, bytes, type[PduError]]] = [
-    ("unknown PDU type", 0x08, b"\0\0\0\0", UnrecognizedPdu),
-    ("PDU type 0", 0x00, b"", UnrecognizedPdu),
-    ("RQ shorter than fixed part", 0x01, assoc_body()[:67], InvalidParameter),
-    ("RQ without any item", 0x01, assoc_body(), InvalidParameter),
-    ("RQ missing application context", 0x01, assoc_body(PC1, UI), InvalidParameter),
-    ("RQ missing presentation context", 0x01, assoc_body(APP, UI), InvalidParameter),
-    ("RQ missing user information", 0x01, assoc_body(APP, PC1), InvalidParameter),
-    (
-        "user info without max length",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, item(0x52, b"1.2"))),
-        InvalidParameter,
-    ),
-    ("empty application context", 0x01, assoc_body(item(0x10, b""), PC1, UI), InvalidParameter),
-    ("non-ASCII AE title", 0x01, assoc_body(APP, PC1, UI, called=b"SC\xc3\xbc"), InvalidParameter),
-    ("non-ASCII UID", 0x01, assoc_body(item(0x10, b"1.2\xff"), PC1, UI), InvalidParameter),
-    ("item length overflows PDU", 0x01, assoc_body(APP, PC1, UI)[:-1], InvalidParameter),
-    ("truncated item header", 0x01, assoc_body(APP, PC1, UI, b"\x10\x00"), InvalidParameter),
-    (
-        "even presentation context id",
-        0x01,
-        assoc_body(APP, pc_rq(2, item(0x30, b"1.2"), item(0x40, b"1.2")), UI),
-        InvalidParameter,
-    ),
-    (
-        "zero presentation context id",
-        0x01,
-        assoc_body(APP, pc_rq(0, item(0x30, b"1.2"), item(0x40, b"1.2")), UI),
-        InvalidParameter,
-    ),
-    ("repeated presentation context id", 0x01, assoc_body(APP, PC1, PC1, UI), InvalidParameter),
-    (
-        "context without abstract syntax",
-        0x01,
-        assoc_body(APP, pc_rq(1, item(0x40, b"1.2")), UI),
-        InvalidParameter,
-    ),
-    (
-        "context without transfer syntax",
-        0x01,
-        assoc_body(APP, pc_rq(1, item(0x30, b"1.2")), UI),
-        InvalidParameter,
-    ),
-    (
-        "context with two abstract syntaxes",
-        0x01,
-        assoc_body(APP, pc_rq(1, item(0x30, b"1"), item(0x30, b"2"), item(0x40, b"1.2")), UI),
-        UnexpectedParameter,
-    ),
-    (
-        "context item shorter than 4",
-        0x01,
-        assoc_body(APP, item(0x20, b"\x01\x00"), UI),
-        InvalidParameter,
-    ),
-    (
-        "unknown sub-item in context",
-        0x01,
-        assoc_body(APP, pc_rq(1, item(0x30, b"1"), item(0x40, b"1.2"), item(0x41, b"")), UI),
-        UnrecognizedParameter,
-    ),
-    ("unknown item in RQ", 0x01, assoc_body(APP, PC1, UI, item(0x99, b"x")), UnrecognizedParameter),
-    ("AC context item in RQ", 0x01, assoc_body(APP, PC1, PC1_AC, UI), UnexpectedParameter),
-    ("second user information", 0x01, assoc_body(APP, PC1, UI, UI), UnexpectedParameter),
-    ("second application context", 0x01, assoc_body(APP, APP, PC1, UI), UnexpectedParameter),
-    (
-        "repeated max length sub-item",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, MAXLEN + MAXLEN)),
-        UnexpectedParameter,
-    ),
-    (
-        "max length sub-item of 3 bytes",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, item(0x51, b"\0\0\0"))),
-        InvalidParameter,
-    ),
-    (
-        "async window of 2 bytes",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, MAXLEN + item(0x53, b"\0\1"))),
-        InvalidParameter,
-    ),
-    (
-        "role item without flags",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, MAXLEN + item(0x54, sized(b"1.2") + b"\x01"))),
-        InvalidParameter,
-    ),
-    (
-        "role UID length overflows",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, MAXLEN + item(0x54, b"\x00\x09" + b"1.2\x01\x01"))),
-        InvalidParameter,
-    ),
-    (
-        "ext negotiation without UID length",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, MAXLEN + item(0x56, b"\x00"))),
-        InvalidParameter,
-    ),
-    (
-        "common ext with trailing bytes",
-        0x01,
-        assoc_body(
-            APP, PC1, item(0x50, MAXLEN + item(0x57, sized(b"1") + sized(b"2") + sized(b"") + b"!"))
-        ),
-        InvalidParameter,
-    ),
-    (
-        "common ext related list broken",
-        0x01,
-        assoc_body(
-            APP,
-            PC1,
-            item(0x50, MAXLEN + item(0x57, sized(b"1") + sized(b"2") + sized(b"\x00\x05ab"))),
-        ),
-        InvalidParameter,
-    ),
-    (
-        "identity RQ without secondary length",
-        0x01,
-        assoc_body(APP, PC1, item(0x50, MAXLEN + item(0x58, b"\x01\x00" + sized(b"bob")))),
-        InvalidParameter,
-    ),
-    (
-        "identity AC with trailing bytes",
-        0x02,
-        assoc_body(APP, PC1_AC, item(0x50, MAXLEN + item(0x59, sized(b"t") + b"x"))),
-        InvalidParameter,
-    ),
-    ("AC missing presentation context", 0x02, assoc_body(APP, UI), InvalidParameter),
-    ("RQ context item in AC", 0x02, assoc_body(APP, PC1, UI), UnexpectedParameter),
-    (
-        "unknown item in AC",
-        0x02,
-        assoc_body(APP, PC1_AC, UI, item(0x22, b"")),
-        UnrecognizedParameter,
-    ),
-    (
-        "accepted AC context without transfer syntax",
-        0x02,
-        assoc_body(APP, item(0x21, b"\x01\x00\x00\x00"), UI),
-        InvalidParameter,
-    ),
-    (
-        "AC context with two transfer syntaxes",
-        0x02,
-        assoc_body(APP, item(0x21, b"\x01\x00\x00\x00" + item(0x40, b"1") + item(0x40, b"2")), UI),
-        UnexpectedParameter,
-    ),
-    (
-        "even AC context id",
-        0x02,
-        assoc_body(APP, item(0x21, b"\x04\x00\x00\x00" + item(0x40, b"1")), UI),
-        InvalidParameter,
-    ),
-    ("RJ of 3 bytes", 0x03, b"\0\1\1", InvalidParameter),
-    ("RJ of 5 bytes", 0x03, b"\0\1\1\1\0", InvalidParameter),
-    ("release RQ of 0 bytes", 0x05, b"", InvalidParameter),
-    ("release RP of 6 bytes", 0x06, bytes(6), InvalidParameter),
-    ("abort of 2 bytes", 0x07, b"\0\0", InvalidParameter),
-    ("P-DATA without PDV", 0x04, b"", InvalidParameter),
-    ("PDV item length 1", 0x04, bytes.fromhex("00000001 01"), InvalidParameter),
-    ("PDV item length 0", 0x04, bytes.fromhex("00000000 0000"), InvalidParameter),
-    ("PDV item overflows PDU", 0x04, bytes.fromhex("00000009 01 02 6162"), InvalidParameter),
-    ("truncated PDV header", 0x04, bytes.fromhex("00000004 01 02 6162 0000"), InvalidParameter),
-    ("PDV with even context id", 0x04, bytes.fromhex("00000004 02 02 6162"), InvalidParameter),
-    ("PDV with context id 0", 0x04, bytes.fromhex("00000004 00 02 6162"), InvalidParameter),
-]
+def rq(*items: bytes, called: bytes = b"SCP") -> tuple[int, bytes]:
+    return 0x01, assoc_body(*items, called=called)
 
 
-@pytest.mark.parametrize(
-    ("pdu_type", "body", "error"), [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES]
-)
-def test_decoder_errors(pdu_type: int, body: bytes, error: type[PduError]) -> None:
+def ac(*items: bytes) -> tuple[int, bytes]:
+    return 0x02, assoc_body(*items)
+
+
+def with_subs(*subs: bytes) -> tuple[int, bytes]:
+    """An RQ whose user information holds the maximum length, then ``subs``."""
+    return rq(APP, PC1, item(0x50, MAXLEN + b"".join(subs)))
+
+
+def framed(pdu: tuple[int, bytes]) -> bytes:
+    pdu_type, body = pdu
+    return struct.pack(">BBI", pdu_type, 0, len(body)) + body
+
+
+def ctx(context_id: int, head: bytes = b"\x00\x00\x00") -> bytes:
+    return bytes((context_id,)) + head
+
+
+TS = item(0x40, b"1.2")
+AS = item(0x30, b"1.2")
+UID_1_2 = sized(b"1.2")
+ERROR_CASES: dict[str, tuple[tuple[int, bytes], type[PduError]]] = {
+    "unknown PDU type": ((0x08, bytes(4)), UnrecognizedPdu),
+    "PDU type 0": ((0x00, b""), UnrecognizedPdu),
+    "RQ shorter than fixed part": ((0x01, assoc_body()[:67]), InvalidParameter),
+    "RQ without any item": (rq(), InvalidParameter),
+    "RQ missing application context": (rq(PC1, UI), InvalidParameter),
+    "RQ missing presentation context": (rq(APP, UI), InvalidParameter),
+    "RQ missing user information": (rq(APP, PC1), InvalidParameter),
+    "user info without max length": (rq(APP, PC1, item(0x50, item(0x52, b"1"))), InvalidParameter),
+    "empty application context": (rq(item(0x10, b""), PC1, UI), InvalidParameter),
+    "non-ASCII AE title": (rq(APP, PC1, UI, called=b"SC\xc3\xbc"), InvalidParameter),
+    "non-ASCII UID": (rq(item(0x10, b"1.2\xff"), PC1, UI), InvalidParameter),
+    "item length overflows PDU": ((0x01, assoc_body(APP, PC1, UI)[:-1]), InvalidParameter),
+    "truncated item header": (rq(APP, PC1, UI, b"\x10\x00"), InvalidParameter),
+    "even presentation context id": (rq(APP, pc_rq(2, AS, TS), UI), InvalidParameter),
+    "zero presentation context id": (rq(APP, pc_rq(0, AS, TS), UI), InvalidParameter),
+    "repeated presentation context id": (rq(APP, PC1, PC1, UI), InvalidParameter),
+    "context without abstract syntax": (rq(APP, pc_rq(1, TS), UI), InvalidParameter),
+    "context without transfer syntax": (rq(APP, pc_rq(1, AS), UI), InvalidParameter),
+    "context with empty transfer syntax": (
+        rq(APP, pc_rq(1, AS, item(0x40, b"")), UI),
+        InvalidParameter,
+    ),
+    "context with two abstract syntaxes": (rq(APP, pc_rq(1, AS, AS, TS), UI), UnexpectedParameter),
+    "context item shorter than 4": (rq(APP, item(0x20, b"\x01\x00"), UI), InvalidParameter),
+    "unknown sub-item in context": (
+        rq(APP, pc_rq(1, AS, TS, item(0x41, b"")), UI),
+        UnrecognizedParameter,
+    ),
+    "unknown item in RQ": (rq(APP, PC1, UI, item(0x99, b"x")), UnrecognizedParameter),
+    "AC context item in RQ": (rq(APP, PC1, PC1_AC, UI), UnexpectedParameter),
+    "user-info sub-item at PDU level": (rq(APP, PC1, UI, MAXLEN), UnexpectedParameter),
+    "second user information": (rq(APP, PC1, UI, UI), UnexpectedParameter),
+    "second application context": (rq(APP, APP, PC1, UI), UnexpectedParameter),
+    "repeated max length sub-item": (with_subs(MAXLEN), UnexpectedParameter),
+    "repeated implementation class UID": (
+        with_subs(item(0x52, b"1"), item(0x52, b"2")),
+        UnexpectedParameter,
+    ),
+    "max length sub-item of 3 bytes": (
+        rq(APP, PC1, item(0x50, item(0x51, bytes(3)))),
+        InvalidParameter,
+    ),
+    "async window of 2 bytes": (with_subs(item(0x53, b"\0\1")), InvalidParameter),
+    "role item without flags": (with_subs(item(0x54, UID_1_2 + b"\x01")), InvalidParameter),
+    "role item with extra byte": (
+        with_subs(item(0x54, UID_1_2 + b"\x01\x00\x00")),
+        InvalidParameter,
+    ),
+    "role UID length overflows": (
+        with_subs(item(0x54, b"\x00\x09" + b"1.2\x01\x01")),
+        InvalidParameter,
+    ),
+    "ext negotiation without UID length": (with_subs(item(0x56, b"\x00")), InvalidParameter),
+    "common ext with trailing bytes": (
+        with_subs(item(0x57, sized(b"1") + sized(b"2") + sized(b"") + b"!")),
+        InvalidParameter,
+    ),
+    "common ext related list broken": (
+        with_subs(item(0x57, sized(b"1") + sized(b"2") + sized(b"\x00\x05ab"))),
+        InvalidParameter,
+    ),
+    "identity RQ of 1 byte": (with_subs(item(0x58, b"\x01")), InvalidParameter),
+    "identity RQ without secondary length": (
+        with_subs(item(0x58, b"\x01\x00" + sized(b"bob"))),
+        InvalidParameter,
+    ),
+    "identity AC with trailing bytes": (
+        ac(APP, PC1_AC, item(0x50, MAXLEN + item(0x59, sized(b"t") + b"x"))),
+        InvalidParameter,
+    ),
+    "AC missing presentation context": (ac(APP, UI), InvalidParameter),
+    "AC missing user information": (ac(APP, PC1_AC), InvalidParameter),
+    "RQ context item in AC": (ac(APP, PC1, UI), UnexpectedParameter),
+    "unknown item in AC": (ac(APP, PC1_AC, UI, item(0x22, b"")), UnrecognizedParameter),
+    "accepted AC context without TS": (ac(APP, item(0x21, ctx(1)), UI), InvalidParameter),
+    "AC context with two TS": (ac(APP, item(0x21, ctx(1) + TS + TS), UI), UnexpectedParameter),
+    "AC context with abstract syntax": (
+        ac(APP, item(0x21, ctx(1) + AS + TS), UI),
+        UnexpectedParameter,
+    ),
+    "even AC context id": (ac(APP, item(0x21, ctx(4) + TS), UI), InvalidParameter),
+    "RJ of 3 bytes": ((0x03, b"\0\1\1"), InvalidParameter),
+    "RJ of 5 bytes": ((0x03, b"\0\1\1\1\0"), InvalidParameter),
+    "release RQ of 0 bytes": ((0x05, b""), InvalidParameter),
+    "release RP of 6 bytes": ((0x06, bytes(6)), InvalidParameter),
+    "abort of 2 bytes": ((0x07, b"\0\0"), InvalidParameter),
+    "P-DATA without PDV": ((0x04, b""), InvalidParameter),
+    "PDV item length 1": ((0x04, bytes.fromhex("00000001 01")), InvalidParameter),
+    "PDV item length 0": ((0x04, bytes.fromhex("00000000 0000")), InvalidParameter),
+    "PDV item overflows PDU": ((0x04, bytes.fromhex("00000009 01 02 6162")), InvalidParameter),
+    "truncated PDV header": ((0x04, bytes.fromhex("00000004 01 02 6162 0000")), InvalidParameter),
+    "PDV with even context id": ((0x04, bytes.fromhex("00000004 02 02 6162")), InvalidParameter),
+    "PDV with context id 0": ((0x04, bytes.fromhex("00000004 00 02 6162")), InvalidParameter),
+}
+ABORT_REASON_OF: dict[type[PduError], int] = {
+    UnrecognizedPdu: 1,
+    UnrecognizedParameter: 4,
+    UnexpectedParameter: 5,
+    InvalidParameter: 6,
+    PduTooLarge: 6,
+}
+
+
+@pytest.mark.parametrize(("pdu", "error"), list(ERROR_CASES.values()), ids=list(ERROR_CASES))
+def test_decoder_errors(pdu: tuple[int, bytes], error: type[PduError]) -> None:
     with pytest.raises(PduError) as caught:
-        decode_pdu(pdu_type, body)
+        decode_pdu(*pdu)
     assert type(caught.value) is error
+    assert caught.value.abort_reason == ABORT_REASON_OF[error]
 
 
-@pytest.mark.parametrize(
-    ("error", "reason"),
-    [
-        (UnrecognizedPdu, AbortReason.UNRECOGNIZED_PDU),
-        (UnrecognizedParameter, AbortReason.UNRECOGNIZED_PDU_PARAMETER),
-        (UnexpectedParameter, AbortReason.UNEXPECTED_PDU_PARAMETER),
-        (InvalidParameter, AbortReason.INVALID_PDU_PARAMETER),
-        (PduTooLarge, AbortReason.INVALID_PDU_PARAMETER),
-    ],
-)
-def test_each_error_names_its_abort_reason(error: type[PduError], reason: AbortReason) -> None:
+@pytest.mark.parametrize(("pdu", "error"), list(ERROR_CASES.values()), ids=list(ERROR_CASES))
+def test_framer_raises_the_same_errors(pdu: tuple[int, bytes], error: type[PduError]) -> None:
+    framer = PduFramer()
+    framer.feed(framed(pdu))
+    with pytest.raises(error):
+        framer.next_pdu()
+
+
+@pytest.mark.parametrize(("error", "reason"), ABORT_REASON_OF.items())
+def test_each_error_names_its_abort_reason(error: type[PduError], reason: int) -> None:
     assert error("x").abort_reason == reason
-
-
-def test_decoding_the_same_errors_through_the_framer() -> None:
-    for _, pdu_type, body, error in ERROR_CASES:
-        framer = PduFramer()
-        framer.feed(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
-        with pytest.raises(error):
-            framer.next_pdu()
 
 
 def test_unknown_user_info_sub_items_are_skipped() -> None:
@@ -983,11 +921,19 @@ def test_framer_compacts_consumed_bytes() -> None:
     assert framer.buffered == 0
 
 
-def test_framer_keeps_working_after_a_bad_complete_pdu() -> None:
-    bad = bytes.fromhex("04 00 0000000a 00000006 02 03 08000000")  # even context id
+@pytest.mark.parametrize(
+    "bad",
+    [
+        bytes.fromhex("04 00 0000000a 00000006 02 03 08000000"),  # even PDV context id
+        framed(rq(APP, PC1, UI, called=b"\xff")),
+        framed(with_subs(item(0x57, b"\x00"))),
+    ],
+    ids=["pdata", "ae-title", "sub-item"],
+)
+def test_framer_keeps_working_after_a_bad_complete_pdu(bad: bytes) -> None:
     framer = PduFramer()
     framer.feed(bad + encode_pdu(ReleaseRQ())[:3])
-    with pytest.raises(InvalidParameter):
+    with pytest.raises(PduError):
         framer.next_pdu()
     framer.feed(encode_pdu(ReleaseRQ())[3:])  # the buffer is not locked by a lingering view
     assert framer.next_pdu() == ReleaseRQ()

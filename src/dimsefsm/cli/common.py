@@ -57,6 +57,8 @@ def setup_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname).1s: %(name)s: %(message)s"
     )
+    # transitions logs every callback at INFO; only -d wants that much.
+    logging.getLogger("transitions").setLevel(logging.DEBUG if args.debug else logging.WARNING)
 
 
 def stop_on_sigterm() -> None:

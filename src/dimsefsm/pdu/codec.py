@@ -720,8 +720,9 @@ class PduFramer:
             error = _detached(exc)
         except _MALFORMED as exc:
             error = InvalidParameter(f"malformed {_name(pdu_type)}: {exc}")
-        # The except blocks above dropped every slice of ``view``, so the buffer can grow again.
-        view.release()
+        finally:
+            # No slice of ``view`` outlives this block, so the buffer can grow again.
+            view.release()
         self._consume(stop)
         if error is not None:
             raise error

@@ -244,6 +244,9 @@ class EchoScp:
             sop_class_uid=self.request.command.get("AffectedSOPClassUID") or None,
             error_comment=comment[:64] if comment else None,
         )
+        LOG.info(
+            "C-ECHO (Message ID %s) answered 0x%04X", command["MessageIDBeingRespondedTo"], status
+        )
         self.send(Message(self.request.context_id, command))
 
 
