@@ -6,10 +6,10 @@ with a ``WORKLOAD`` object; add them to this tuple.
 
 from __future__ import annotations
 
-from benchmarks import echo
+from benchmarks import echo, storage
 from benchmarks.core import Workload
 
-WORKLOADS: tuple[Workload, ...] = (echo.WORKLOAD,)
+WORKLOADS: tuple[Workload, ...] = (echo.WORKLOAD, storage.WORKLOAD)
 
 
 def by_name() -> dict[str, Workload]:

@@ -20,6 +20,7 @@ from dimsefsm.association import Association
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.model import RoleSelection
 from dimsefsm.services.dispatch import RequestDispatcher
+from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
 from dimsefsm.transport.server import AssociationServer
 
@@ -42,6 +43,8 @@ class AE:
         self.maximum_associations: int = 10
         self.require_called_aet: bool = False
         self.require_calling_aet: list[str] = []
+        self.prefer_requestor_order = False
+        self.storage = StorageConfig()
         self._servers: list[AssociationServer] = []
 
     # -- contexts ---------------------------------------------------------------------
@@ -90,8 +93,10 @@ class AE:
                 RoleSelection(uid, scu, scp) for uid, (scu, scp) in self.scu_role_proposals.items()
             ),
         )
-        dispatcher = RequestDispatcher(dict(evt_handlers or ()))
-        engine = AssociationEngine(requestor=True, proposal=proposal, on_request=dispatcher)
+        dispatcher = RequestDispatcher(dict(evt_handlers or ()), storage=self.storage)
+        engine = AssociationEngine(
+            requestor=True, proposal=proposal, on_request=dispatcher, sink_for=dispatcher.sink_for
+        )
         assoc = Association(
             engine,
             acse_timeout=self.acse_timeout,
@@ -114,6 +119,7 @@ class AE:
             max_associations=self.maximum_associations,
             max_pdu=self.maximum_pdu_size,
             scp_role_for=frozenset(self.accept_scp_role),
+            prefer_requestor_order=self.prefer_requestor_order,
         )
 
     def start_server(
@@ -128,12 +134,16 @@ class AE:
         policy = self.policy()
         handlers = dict(evt_handlers or ())
 
+        storage = self.storage
+
         def make_engine(active: Callable[[], int]) -> AssociationEngine:
+            dispatcher = RequestDispatcher(handlers, storage=storage)
             return AssociationEngine(
                 requestor=False,
                 policy=policy,
                 active_associations=active,
-                on_request=RequestDispatcher(handlers),
+                on_request=dispatcher,
+                sink_for=dispatcher.sink_for,
             )
 
         server = AssociationServer(

@@ -9,19 +9,39 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
 
 from dimsefsm.assoc.negotiation import Negotiated
-from dimsefsm.dimse.commands import echo_rq
+from dimsefsm.datasets import convert_dataset_bytes, encode_dataset
+from dimsefsm.dimse.commands import Priority, echo_rq, encode_command, store_rq
+from dimsefsm.dimse.fragment import iter_dataset_pdus
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
+from dimsefsm.part10 import Part10Info, iter_file_chunks, read_dataset_bytes, read_part10_info
+from dimsefsm.services.storage import StoreScu
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.driver import SocketDriver, TransportTimeout, tune
 
 LOG = logging.getLogger("dimsefsm.association")
+
+# Data sets up to this size are read whole and sent as one message; larger
+# ones stream from disk in batches of about SEND_BATCH bytes of PDUs.
+STREAM_THRESHOLD = 4 << 20
+SEND_BATCH = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreSource:
+    context_id: int
+    sop_class_uid: str
+    sop_instance_uid: str
+    data: bytes | None
+    info: Part10Info | None
 
 
 class Association:
@@ -131,6 +151,97 @@ class Association:
         engine.send_message(Message(ctx.context_id, echo_rq(message_id)))
         self._wait(op)
         return op.result()
+
+    def send_c_store(
+        self,
+        dataset: Dataset | str | Path,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+    ) -> Dataset:
+        """Send one instance; returns the response status Dataset (empty if none came).
+
+        A path is sent without decoding when a context with the file's own
+        transfer syntax was accepted; a large file is streamed from disk.
+        Otherwise an uncompressed instance is converted to an accepted
+        uncompressed syntax.
+        """
+        negotiated = self._require_established()
+        source = self._store_source(negotiated, dataset)
+        engine = self.engine
+        message_id = msg_id if msg_id is not None else engine.next_message_id()
+        command = store_rq(
+            message_id,
+            source.sop_class_uid,
+            source.sop_instance_uid,
+            priority=priority,
+            move_originator_ae=originator_aet,
+            move_originator_message_id=originator_id,
+        )
+        op = StoreScu(message_id)
+        engine.start_operation(message_id, op)
+        op.sent()
+        if source.data is not None:
+            engine.send_message(Message(source.context_id, command, source.data))
+        else:
+            assert source.info is not None
+            self._stream(source.context_id, command, source.info)
+        self._wait(op)
+        return op.result()
+
+    def _store_source(self, negotiated: Negotiated, dataset: Dataset | str | Path) -> _StoreSource:
+        if isinstance(dataset, Dataset):
+            sop_class, sop_instance = dataset.SOPClassUID, dataset.SOPInstanceUID
+            wanted = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+            ctx = (
+                negotiated.find_context(sop_class, wanted) if wanted else None
+            ) or negotiated.find_context(sop_class)
+            if ctx is None:
+                raise ValueError(f"no accepted presentation context for SOP class {sop_class}")
+            data = encode_dataset(dataset, ctx.transfer_syntax)
+            return _StoreSource(ctx.context_id, sop_class, sop_instance, data, None)
+        info = read_part10_info(Path(dataset))
+        ctx = negotiated.find_context(info.sop_class_uid, info.transfer_syntax)
+        if ctx is not None:
+            if info.file_size - info.dataset_offset <= STREAM_THRESHOLD:
+                data = read_dataset_bytes(info)
+                return _StoreSource(
+                    ctx.context_id, info.sop_class_uid, info.sop_instance_uid, data, None
+                )
+            return _StoreSource(
+                ctx.context_id, info.sop_class_uid, info.sop_instance_uid, None, info
+            )
+        ctx = negotiated.find_context(info.sop_class_uid)
+        if ctx is None:
+            raise ValueError(f"no accepted presentation context for SOP class {info.sop_class_uid}")
+        data = convert_dataset_bytes(
+            read_dataset_bytes(info), info.transfer_syntax, ctx.transfer_syntax
+        )
+        return _StoreSource(ctx.context_id, info.sop_class_uid, info.sop_instance_uid, data, None)
+
+    def _stream(self, context_id: int, command: dict[str, Any], info: Part10Info) -> None:
+        """Send a large data set from disk: memory bounded by one chunk and one batch."""
+        assert self.engine.negotiated is not None and self.driver is not None
+        batch: list[bytes] = []
+        size = 0
+        pdus = iter_dataset_pdus(
+            context_id,
+            iter_file_chunks(info.path, info.dataset_offset),
+            self.engine.negotiated.peer_max_pdu,
+            command=encode_command(command),
+        )
+        for pdu in pdus:
+            batch.append(pdu)
+            size += len(pdu)
+            if size >= SEND_BATCH:
+                self.engine.send_encoded(b"".join(batch))
+                self.driver.flush()
+                batch, size = [], 0
+                if not self.is_established:
+                    return
+        if batch:
+            self.engine.send_encoded(b"".join(batch))
 
     def _wait(self, op: Any) -> None:
         driver = self.driver

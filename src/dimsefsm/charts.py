@@ -10,6 +10,7 @@ from dimsefsm.fsm.chart import Chart, registered_charts
 CHART_MODULES = (
     "dimsefsm.ul.chart",
     "dimsefsm.services.verification",
+    "dimsefsm.services.storage",
 )
 
 

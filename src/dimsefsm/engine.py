@@ -27,7 +27,7 @@ from dimsefsm.dimse.commands import decode_command, encode_command
 from dimsefsm.dimse.errors import DimseError
 from dimsefsm.dimse.fragment import encode_message
 from dimsefsm.dimse.message import Message
-from dimsefsm.dimse.reassemble import Reassembler
+from dimsefsm.dimse.reassemble import DatasetSink, Reassembler
 from dimsefsm.pdu.codec import PduFramer
 from dimsefsm.pdu.errors import PduError
 from dimsefsm.pdu.model import AbortReason, AbortSource, AssociateAC, AssociateRJ, AssociateRQ
@@ -54,6 +54,7 @@ class ScuOperation(Protocol):
 
 
 RequestHandler = Callable[["AssociationEngine", Message], None]
+SinkFactory = Callable[["AssociationEngine", int, dict[str, Any]], DatasetSink | None]
 
 
 class AssociationEngine:
@@ -67,6 +68,7 @@ class AssociationEngine:
         policy: AcceptorPolicy | None = None,
         active_associations: Callable[[], int] = lambda: 0,
         on_request: RequestHandler | None = None,
+        sink_for: SinkFactory | None = None,
     ) -> None:
         if requestor and proposal is None:
             raise ValueError("a requestor needs a proposal")
@@ -80,7 +82,8 @@ class AssociationEngine:
         self.ul = UpperLayer(requestor=requestor)
         local_max = proposal.max_pdu if proposal else policy.max_pdu  # type: ignore[union-attr]
         self.framer = PduFramer(max_body=max(local_max, _FRAMER_FLOOR) + 1024)
-        self.reassembler = Reassembler()
+        self.sink_for = sink_for
+        self.reassembler = Reassembler(self._on_command if sink_for is not None else None)
         self.outbox: list[fx.Effect] = []
         self.rq: AssociateRQ | None = None
         self.negotiated: Negotiated | None = None
@@ -220,7 +223,13 @@ class AssociationEngine:
             self.abort_source, self.abort_reason = source, reason
         self._fail_operations()
 
+    def _on_command(self, context_id: int, command: dict[str, Any]) -> DatasetSink | None:
+        assert self.sink_for is not None
+        return self.sink_for(self, context_id, command)
+
     def _fail_operations(self) -> None:
+        if self.outcome not in ("pending", "established"):
+            self.reassembler.reset()  # an open sink drops its partial data
         operations, self.operations = self.operations, {}
         for op in operations.values():
             if not op.done:

@@ -54,3 +54,54 @@ def service_of(uid: str) -> str | None:
 
 
 register(VERIFICATION, "Verification SOP Class", "verification")
+
+
+# PS3.4 Annex GG: storage of objects that are not about a patient; they have
+# their own status table (no Warning codes).
+NON_PATIENT_STORAGE: frozenset[str] = frozenset(
+    {
+        "1.2.840.10008.5.1.4.38.1",  # Hanging Protocol Storage
+        "1.2.840.10008.5.1.4.39.1",  # Color Palette Storage
+        "1.2.840.10008.5.1.4.43.1",  # Generic Implant Template Storage
+        "1.2.840.10008.5.1.4.44.1",  # Implant Assembly Template Storage
+        "1.2.840.10008.5.1.4.45.1",  # Implant Template Group Storage
+        "1.2.840.10008.5.1.4.1.1.200.1",  # CT Defined Procedure Protocol Storage
+        "1.2.840.10008.5.1.4.1.1.200.3",  # Protocol Approval Storage
+        "1.2.840.10008.5.1.4.1.1.200.7",  # XA Defined Procedure Protocol Storage
+        "1.2.840.10008.5.1.4.1.1.201.1",  # Inventory Storage
+    }
+)
+
+
+def _register_storage_classes() -> tuple[str, ...]:
+    """Every Storage SOP class pydicom's UID registry knows, retired ones included."""
+    from pydicom._uid_dict import UID_dictionary
+
+    uids = []
+    for uid, (name, kind, *_rest) in UID_dictionary.items():
+        if kind == "SOP Class" and name.endswith("Storage"):
+            service = "non-patient-storage" if uid in NON_PATIENT_STORAGE else "storage"
+            register(uid, name, service)
+            uids.append(uid)
+    return tuple(uids)
+
+
+STORAGE_SOP_CLASSES: tuple[str, ...] = _register_storage_classes()
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+SECONDARY_CAPTURE_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def is_storage(uid: str) -> bool:
+    return service_of(uid) in ("storage", "non-patient-storage")
+
+
+def _all_transfer_syntaxes() -> tuple[str, ...]:
+    """Uncompressed first (our preference), then every encapsulated syntax as pass-through."""
+    from pydicom.uid import AllTransferSyntaxes
+
+    rest = [str(ts) for ts in AllTransferSyntaxes if str(ts) not in UNCOMPRESSED_TRANSFER_SYNTAXES]
+    return UNCOMPRESSED_TRANSFER_SYNTAXES + tuple(rest)
+
+
+ALL_TRANSFER_SYNTAXES: tuple[str, ...] = _all_transfer_syntaxes()

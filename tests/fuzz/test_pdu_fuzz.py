@@ -193,6 +193,13 @@ def test_random_bodies_decode_or_refuse(pdu_type: int, body: bytes) -> None:
 
 
 @FUZZ
+@given(st.binary(max_size=600), st.lists(st.integers(0, 600), max_size=6))
+def test_random_streams_into_the_framer(data: bytes, cuts: list[int]) -> None:
+    for outcome in frame_all(data, cuts):
+        assert isinstance(outcome, PduError) or outcome.pdu_type in range(1, 8)
+
+
+@FUZZ
 @given(st.integers(1, 7), st.binary(min_size=68, max_size=68), st.binary(max_size=300))
 def test_random_items_after_a_plausible_fixed_part(
     pdu_type: int, fixed: bytes, items: bytes
@@ -200,44 +207,103 @@ def test_random_items_after_a_plausible_fixed_part(
     decode_or_refuse(pdu_type, fixed + items)
 
 
+def _item(item_type: int, value: bytes) -> bytes:
+    return struct.pack(">BBH", item_type, 0, len(value)) + value
+
+
+# Structured noise: real item types with random values, so decoding gets past the item walk.
+sized_uid = st.builds(
+    lambda v, tail: struct.pack(">H", len(v)) + v + tail, uid.map(str.encode), small_bytes
+)
+sub_item = st.builds(
+    _item,
+    st.sampled_from([*range(0x51, 0x5B), 0x30, 0x40, 0x10, 0xFF]),
+    st.binary(max_size=8) | sized_uid,
+)
+context_sub = (
+    st.sampled_from([_item(0x30, b"1.2"), _item(0x40, b"1.2"), _item(0x40, b"")]) | sub_item
+)
+context_item = st.builds(
+    lambda item_type, context_id, result, subs: _item(
+        item_type, bytes((context_id, 0, result, 0)) + b"".join(subs)
+    ),
+    st.sampled_from([0x20, 0x21]),
+    st.sampled_from([1, 3, 2, 0]),
+    st.sampled_from([0, 3]),
+    st.lists(context_sub, max_size=4),
+)
+user_info_item = st.lists(sub_item, max_size=5).map(
+    lambda subs: _item(0x50, _item(0x51, bytes(4)) + b"".join(subs))
+)
+application_context_item = st.just(_item(0x10, b"1.2.840.10008.3.1.1.1"))
+
+
 @FUZZ
-@given(st.binary(max_size=600), st.lists(st.integers(0, 600), max_size=6))
-def test_random_streams_into_the_framer(data: bytes, cuts: list[int]) -> None:
-    for outcome in frame_all(data, cuts):
-        assert isinstance(outcome, PduError) or outcome.pdu_type in range(1, 8)
+@given(
+    st.sampled_from([1, 2]),
+    user_info_item,
+    st.lists(application_context_item | context_item | sub_item, max_size=2),
+    st.data(),
+)
+def test_item_soup_decodes_or_refuses(
+    pdu_type: int, user_information: bytes, extras: list[bytes], data: st.DataObject
+) -> None:
+    """Mandatory items present, then noise: sub-item rules and extra items get exercised."""
+    context = _item(0x20, b"\x01\0\0\0" + _item(0x30, b"1.2") + _item(0x40, b"1.2"))
+    if pdu_type == 2:
+        context = _item(0x21, b"\x01\0\0\0" + _item(0x40, b"1.2"))
+    items = data.draw(st.permutations([_item(0x10, b"1.2"), context, user_information, *extras]))
+    fixed = struct.pack(">HH", 1, 0) + b"A".ljust(16) + b"B".ljust(16) + bytes(32)
+    decode_or_refuse(pdu_type, fixed + b"".join(items))
+
+
+def _item_boundaries(encoded: bytes) -> list[int]:
+    """Offsets where a top-level item may start (RQ/AC), else just the body's ends."""
+    if encoded[0] not in (1, 2):
+        return [6, len(encoded)]
+    offsets = [74]
+    while offsets[-1] < len(encoded):
+        offsets.append(offsets[-1] + 4 + struct.unpack_from(">H", encoded, offsets[-1] + 2)[0])
+    return offsets
 
 
 def _mutate(data: st.DataObject, encoded: bytes) -> bytes:
     buf = bytearray(encoded)
+    body = st.integers(6, len(buf) - 1)  # the header has its own mutation ("huge")
     kind = data.draw(st.sampled_from(["flip", "truncate", "u16", "u32", "insert", "item", "huge"]))
     if kind == "flip":
         for _ in range(data.draw(st.integers(1, 4))):
-            buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(u8)
+            buf[data.draw(body)] = data.draw(u8)
     elif kind == "truncate":
         del buf[data.draw(st.integers(0, len(buf) - 1)) :]
     elif kind in {"u16", "u32"}:
         fmt, limit = (">H", 0xFFFF) if kind == "u16" else (">I", 0xFFFF_FFFF)
-        at = data.draw(st.integers(0, max(0, len(buf) - struct.calcsize(fmt))))
+        at = data.draw(body)
         value = data.draw(st.integers(0, limit) | st.sampled_from([0, 1, 2, 3, 4, limit]))
         buf[at : at + struct.calcsize(fmt)] = struct.pack(fmt, value)[: len(buf) - at]
     elif kind == "insert":
         at = data.draw(st.integers(6, len(buf)))
         buf[at:at] = data.draw(st.binary(min_size=1, max_size=12))
     elif kind == "item":
-        # A whole item of any type, with consistent length, at a random offset.
+        # A whole item of any type with a consistent length, between two top-level items.
         payload = data.draw(st.binary(max_size=20))
-        at = data.draw(st.integers(6, len(buf)))
+        at = data.draw(st.sampled_from(_item_boundaries(encoded)))
         buf[at:at] = struct.pack(">BBH", data.draw(u8), 0, len(payload)) + payload
     else:  # huge length claim
         struct.pack_into(">I", buf, 2, data.draw(st.integers(FRAMER_CAP + 1, 0xFFFF_FFFF)))
         return bytes(buf)
-    if len(buf) >= 6 and data.draw(st.booleans()):  # keep the header consistent with the size
+    # Mostly keep the header consistent with the size, so the body parser is what gets tested.
+    if len(buf) >= 6 and data.draw(st.sampled_from([True, True, True, False])):
+        struct.pack_into(">I", buf, 2, len(buf) - 6)
+    return bytes(buf)
+    # Mostly keep the header consistent with the size, so the body parser is what gets tested.
+    if len(buf) >= 6 and data.draw(st.sampled_from([True, True, True, False])):
         struct.pack_into(">I", buf, 2, len(buf) - 6)
     return bytes(buf)
 
 
-@settings(FUZZ, max_examples=1500)
-@given(any_pdu, st.data())
+@settings(FUZZ, max_examples=3000)
+@given(associate_rq() | associate_ac() | any_pdu, st.data())
 def test_mutated_pdus_decode_or_refuse(pdu: Pdu, data: st.DataObject) -> None:
     mutated = _mutate(data, encode_pdu(pdu))
     if len(mutated) >= 6:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dimsefsm import __version__
-from dimsefsm.cli import echo
+from dimsefsm.cli import echo, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     echo.add_echoscu(sub)
     echo.add_echoscp(sub)
+    store.add_storescu(sub)
+    store.add_storescp(sub)
     return parser
 
 

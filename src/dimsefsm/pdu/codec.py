@@ -640,10 +640,8 @@ def _required_uid(buf: Buffer, start: int, stop: int, what: str) -> str:
 
 
 def _name(pdu_type: int) -> str:
-    try:
-        return PduType(pdu_type).name
-    except ValueError:
-        return f"PDU type 0x{pdu_type:02X}"
+    """Only called for the seven known types."""
+    return PduType(pdu_type).name
 
 
 _DECODERS: Final[dict[int, Callable[[Buffer, int, int], Pdu]]] = {
@@ -758,8 +756,9 @@ class PduFramer:
 def _detached(error: PduError) -> PduError:
     """``error`` without traceback or chained causes.
 
-    Their frames hold slices of the framer's buffer; while any is alive the
-    bytearray cannot be resized, and the next :meth:`PduFramer.feed` would fail.
+    The decoder frames a traceback keeps alive may hold slices of the framer's
+    buffer; while one lives the bytearray cannot be resized and the next
+    :meth:`PduFramer.feed` would raise ``BufferError``.
     """
     error.__traceback__ = None
     error.__cause__ = None

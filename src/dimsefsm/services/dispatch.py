@@ -2,7 +2,8 @@
 
 A request whose command the association did not agree on is answered with
 0x0211 (unrecognized operation), never dropped silently and never an
-exception out of the engine.
+exception out of the engine.  A request without a Message ID cannot be
+answered at all: that is a protocol error and ends in an A-ABORT.
 """
 
 from __future__ import annotations
@@ -16,42 +17,79 @@ from dimsefsm import status as st
 from dimsefsm.dimse.commands import NO_DATASET, CommandField
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
+from dimsefsm.pdu.model import AbortReason, AbortSource
+from dimsefsm.services.storage import FileSink, StorageConfig, StoreScp
 from dimsefsm.services.verification import EchoScp
 from dimsefsm.sop_class import service_of
 
 LOG = logging.getLogger("dimsefsm.dispatch")
 
-Handlers = Mapping[evt.EventType, Callable[[evt.Event], Any]]
+Handlers = Mapping[evt.EventType, Callable[[Any], Any]]
 
 
 class RequestDispatcher:
     """Bound to one association: knows its handlers and the API object users see."""
 
-    def __init__(self, handlers: Handlers, assoc: Any = None) -> None:
+    def __init__(
+        self, handlers: Handlers, assoc: Any = None, storage: StorageConfig | None = None
+    ) -> None:
         self.handlers = handlers
         self.assoc = assoc
+        self.storage = storage or StorageConfig()
+
+    def sink_for(
+        self, engine: AssociationEngine, context_id: int, command: dict[str, Any]
+    ) -> FileSink | None:
+        """In file mode a C-STORE data set goes to disk as it arrives."""
+        if self.storage.mode != "file" or command.get("CommandField") != CommandField.C_STORE_RQ:
+            return None
+        assert engine.negotiated is not None and self.storage.directory is not None
+        context = engine.negotiated.contexts.get(context_id)
+        if context is None or not context.as_scp:
+            return None
+        return FileSink(
+            self.storage.directory,
+            command,
+            context.transfer_syntax,
+            engine.negotiated.peer_ae,
+            self.storage.validate,
+        )
 
     def __call__(self, engine: AssociationEngine, message: Message) -> None:
         field = message.command.get("CommandField")
         assert engine.negotiated is not None
-        context = engine.negotiated.contexts.get(message.context_id)
-        if (
-            field == CommandField.C_ECHO_RQ
-            and context is not None
-            and context.as_scp
-            and service_of(context.abstract_syntax) == "verification"
-        ):
-            event = evt.Event(self.assoc, evt.EVT_C_ECHO, message, context)
-            EchoScp(message, self.handlers.get(evt.EVT_C_ECHO), event, engine.send_message).run()
-            return
         if field == CommandField.C_CANCEL_RQ:
             LOG.info(
                 "C-CANCEL for Message ID %r names no running operation; ignored",
                 message.command.get("MessageIDBeingRespondedTo"),
             )
             return
+        if not isinstance(message.command.get("MessageID"), int):
+            LOG.warning("request 0x%04X without a Message ID; aborting", field or 0)
+            if isinstance(message.sink_result, FileSink):
+                message.sink_result.abort()
+            engine.abort(AbortSource.SERVICE_PROVIDER, AbortReason.INVALID_PDU_PARAMETER)
+            return
+        context = engine.negotiated.contexts.get(message.context_id)
+        service = service_of(context.abstract_syntax) if context is not None else None
+        if field == CommandField.C_STORE_RQ:
+            StoreScp(
+                message,
+                context,
+                self.handlers.get(evt.EVT_C_STORE),
+                self.storage,
+                self.assoc,
+                engine.send_message,
+            ).run()
+            return
+        if field == CommandField.C_ECHO_RQ and service == "verification" and context.as_scp:  # type: ignore[union-attr]
+            event = evt.Event(self.assoc, evt.EVT_C_ECHO, message, context)
+            EchoScp(message, self.handlers.get(evt.EVT_C_ECHO), event, engine.send_message).run()
+            return
         LOG.warning("unsupported request 0x%04X on context %d", field or 0, message.context_id)
-        if isinstance(field, int) and "MessageID" in message.command:
+        if isinstance(message.sink_result, FileSink):
+            message.sink_result.abort()
+        if isinstance(field, int):
             engine.send_message(
                 Message(
                     message.context_id,

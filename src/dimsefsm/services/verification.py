@@ -19,6 +19,7 @@ from dimsefsm import status as st
 from dimsefsm.dimse.commands import echo_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
+from dimsefsm.services.single_response import SingleResponseScu, make_scu_chart
 from dimsefsm.sop_class import VERIFICATION
 
 LOG = logging.getLogger("dimsefsm.verification")
@@ -111,59 +112,7 @@ SCP_CHART = Chart(
 )
 
 
-SCU_CHART = Chart(
-    name="c-echo-scu",
-    states=("Idle", "Awaiting", "Succeeded", "Failed", "Aborted", "TimedOut"),
-    initial="Idle",
-    final=("Succeeded", "Failed", "Aborted", "TimedOut"),
-    doc="C-ECHO SCU: what the caller sees for every status category.",
-    transitions=(
-        transition("send", "send", "Idle", "Awaiting", when="The C-ECHO-RQ was sent."),
-        transition(
-            "success",
-            "success",
-            "Awaiting",
-            "Succeeded",
-            status=st.SUCCESS,
-            when="The peer answered Success (0x0000).",
-        ),
-        transition(
-            "warning",
-            "warning",
-            "Awaiting",
-            "Succeeded",
-            when="The peer answered a Warning-class status; the caller sees it.",
-        ),
-        transition(
-            "failure",
-            "failure",
-            "Awaiting",
-            "Failed",
-            when="The peer answered a Failure-class status (e.g. 0x0122, 0x0210-0x0212).",
-        ),
-        transition(
-            "unknown_status",
-            "unknown_status",
-            "Awaiting",
-            "Failed",
-            when="The peer answered a status no table defines; reported, treated as failure.",
-        ),
-        transition(
-            "aborted",
-            "aborted",
-            "Awaiting",
-            "Aborted",
-            when="The association was aborted or the connection lost before the response.",
-        ),
-        transition(
-            "timed_out",
-            "timed_out",
-            "Awaiting",
-            "TimedOut",
-            when="No response arrived within the DIMSE timeout; the association is aborted.",
-        ),
-    ),
-)
+SCU_CHART = make_scu_chart("c-echo-scu", "C-ECHO", "e.g. 0x0122, 0x0210-0x0212")
 
 Handler = Callable[[Any], Any]
 SendResponse = Callable[[Message], None]
@@ -250,50 +199,7 @@ class EchoScp:
         self.send(Message(self.request.context_id, command))
 
 
-class EchoScu:
+class EchoScu(SingleResponseScu):
     """One C-ECHO-RQ we sent, waiting for its response."""
 
-    state: str
-
-    def __init__(self, message_id: int) -> None:
-        self.message_id = message_id
-        self.response: Message | None = None
-        SCU_CHART.attach(self)
-
-    @property
-    def done(self) -> bool:
-        return self.state in SCU_CHART.final
-
-    def sent(self) -> None:
-        SCU_CHART.fire(self, "send")
-
-    def on_response(self, message: Message) -> None:
-        self.response = message
-        code = message.command.get("Status", -1)
-        category = st.category(code)
-        if code == st.SUCCESS:
-            trigger = "success"
-        elif category is st.Category.WARNING:
-            trigger = "warning"
-        elif category is st.Category.FAILURE:
-            trigger = "failure"
-        else:
-            LOG.warning("C-ECHO response with unknown status 0x%04X", code)
-            trigger = "unknown_status"
-        SCU_CHART.fire(self, trigger)
-
-    def on_abort(self) -> None:
-        SCU_CHART.fire(self, "aborted")
-
-    def on_timeout(self) -> None:
-        SCU_CHART.fire(self, "timed_out")
-
-    def result(self) -> Dataset:
-        """pynetdicom's convention: the status Dataset, empty if no response came."""
-        ds = Dataset()
-        if self.response is not None:
-            cmd = self.response.command
-            ds.Status = cmd.get("Status")
-            if cmd.get("ErrorComment"):
-                ds.ErrorComment = cmd["ErrorComment"]
-        return ds
+    chart = SCU_CHART

@@ -1,0 +1,181 @@
+"""``dimsefsm storescu`` and ``dimsefsm storescp``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from dimsefsm.ae import AE
+from dimsefsm.cli.common import (
+    EXIT_ABORTED,
+    EXIT_FAILED_STATUS,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    add_logging,
+    add_timeouts,
+    setup_logging,
+)
+from dimsefsm.cli.echo import serve
+from dimsefsm.cli.progress import Progress
+from dimsefsm.part10 import Part10Error, Part10Info, read_part10_info
+from dimsefsm.services.storage import StorageConfig
+from dimsefsm.sop_class import (
+    ALL_TRANSFER_SYNTAXES,
+    STORAGE_SOP_CLASSES,
+    UNCOMPRESSED_TRANSFER_SYNTAXES,
+    VERIFICATION,
+)
+from dimsefsm.status import Category, category
+
+LOG = logging.getLogger("dimsefsm.storescu")
+
+
+def add_storescu(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("storescu", help="send instances (Storage SCU)")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("-aet", "--aetitle", default="STORESCU", help="our AE title")
+    p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
+    p.add_argument("-r", "--recurse", action="store_true", help="recurse into directories")
+    add_timeouts(p)
+    add_logging(p)
+    p.set_defaults(run=run_storescu)
+
+
+def iter_files(paths: Iterable[str], recurse: bool) -> Iterator[Path]:
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = path.rglob("*") if recurse else path.iterdir()
+            yield from sorted(p for p in found if p.is_file())
+        else:
+            yield path
+
+
+def propose(infos: Iterable[Part10Info]) -> list[tuple[str, tuple[str, ...]]]:
+    """One context per SOP class and encoding: the file's own syntax first.
+
+    Uncompressed files also offer the other uncompressed syntaxes so the
+    peer can pick one we can convert to; compressed files are sent as they
+    are or not at all.
+    """
+    wanted: dict[tuple[str, tuple[str, ...]], None] = {}
+    for info in infos:
+        ts = info.transfer_syntax
+        if ts in UNCOMPRESSED_TRANSFER_SYNTAXES:
+            syntaxes = (ts, *(u for u in UNCOMPRESSED_TRANSFER_SYNTAXES[:2] if u != ts))
+        else:
+            syntaxes = (ts,)
+        wanted.setdefault((info.sop_class_uid, syntaxes), None)
+    return list(wanted)
+
+
+def run_storescu(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    infos: list[Part10Info] = []
+    for path in iter_files(args.paths, args.recurse):
+        try:
+            infos.append(read_part10_info(path))
+        except (Part10Error, OSError) as exc:
+            print(f"storescu: skipping {path}: {exc}", file=sys.stderr)
+    if not infos:
+        print("storescu: no DICOM files to send", file=sys.stderr)
+        return EXIT_USAGE
+    contexts = propose(infos)
+    if len(contexts) > 128:
+        print(
+            f"storescu: {len(contexts)} presentation contexts needed, at most 128 fit in "
+            "one association",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    ae = AE(args.aetitle)
+    for sop_class, syntaxes in contexts:
+        ae.add_requested_context(sop_class, syntaxes)
+    ae.connection_timeout = args.timeout
+    ae.acse_timeout = args.acse_timeout
+    ae.dimse_timeout = args.dimse_timeout
+    if args.max_pdu:
+        ae.maximum_pdu_size = args.max_pdu
+    assoc = ae.associate(args.host, args.port, ae_title=args.call)
+    if not assoc.is_established:
+        print(f"storescu: {assoc.describe_failure()}", file=sys.stderr)
+        return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
+    counts = {Category.SUCCESS: 0, Category.WARNING: 0, Category.FAILURE: 0}
+    progress = Progress(len(infos), "storescu")
+    for done, info in enumerate(infos, 1):
+        try:
+            status = assoc.send_c_store(info.path)
+        except ValueError as exc:
+            print(f"storescu: {info.path}: {exc}", file=sys.stderr)
+            counts[Category.FAILURE] += 1
+            continue
+        if "Status" not in status:
+            print(
+                f"storescu: {info.path}: no response: {assoc.describe_failure()}", file=sys.stderr
+            )
+            counts[Category.FAILURE] += len(infos) - done + 1
+            break
+        cat = category(status.Status)
+        if cat not in (Category.SUCCESS, Category.WARNING):
+            cat = Category.FAILURE
+            print(
+                f"storescu: {info.path}: failed with status 0x{status.Status:04X}"
+                + (f" ({status.ErrorComment})" if "ErrorComment" in status else ""),
+                file=sys.stderr,
+            )
+        counts[cat] += 1
+        LOG.info("%s: 0x%04X", info.path, status.Status)
+        progress.update(done)
+    progress.finish()
+    if assoc.is_established:
+        assoc.release()
+    print(
+        f"storescu: {len(infos)} instance(s): {counts[Category.SUCCESS]} stored, "
+        f"{counts[Category.WARNING]} with warnings, {counts[Category.FAILURE]} failed",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED_STATUS if counts[Category.FAILURE] else EXIT_OK
+
+
+def add_storescp(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("storescp", help="receive instances (Storage SCP)")
+    p.add_argument("port", type=int)
+    p.add_argument("-od", "--output-directory", default=".", help="where files are written")
+    p.add_argument("-aet", "--aetitle", default="STORESCP", help="our AE title")
+    p.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    p.add_argument(
+        "--promiscuous",
+        action="store_true",
+        help="accept any called AE title (default: must match -aet)",
+    )
+    p.add_argument("--max-associations", type=int, default=32)
+    add_timeouts(p)
+    add_logging(p)
+    p.set_defaults(run=run_storescp)
+
+
+def run_storescp(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    logging.getLogger("dimsefsm.storage").setLevel(logging.INFO)
+    out = Path(args.output_directory)
+    out.mkdir(parents=True, exist_ok=True)
+    ae = AE(args.aetitle)
+    ae.add_supported_context(VERIFICATION)
+    for uid in STORAGE_SOP_CLASSES:
+        ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
+    ae.prefer_requestor_order = True
+    ae.storage = StorageConfig(mode="file", directory=out)
+    ae.require_called_aet = not args.promiscuous
+    ae.maximum_associations = args.max_associations
+    ae.acse_timeout = args.acse_timeout
+    ae.dimse_timeout = args.dimse_timeout
+    if args.max_pdu:
+        ae.maximum_pdu_size = args.max_pdu
+    serve(ae, (args.bind, args.port), "storescp")
+    return EXIT_OK

@@ -1,0 +1,407 @@
+"""Storage (C-STORE): the SCP chart, the SCU chart, and the data set sinks.
+
+The SCP decides in two steps, as its chart shows: *Decoding* (is the request
+well formed, is the data set decodable?) and *Handling* (what did the
+handler say?).  Three delivery modes trade convenience for memory:
+
+``dataset``  the handler gets a decoded ``pydicom.Dataset`` (pynetdicom's way);
+``raw``      the handler gets the encoded bytes and their transfer syntax;
+``file``     fragments are written to a temporary Part-10 file as they arrive,
+             so a 500 MB instance never sits in memory; the handler gets the
+             path, and the file is renamed into place only when the final
+             status is not a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydicom import Dataset
+from transitions import EventData
+
+from dimsefsm import status as st
+from dimsefsm.assoc.negotiation import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    AcceptedContext,
+)
+from dimsefsm.datasets import (
+    DatasetChecker,
+    DatasetDecodeError,
+    check_dataset_bytes,
+    decode_dataset,
+)
+from dimsefsm.dimse.commands import store_rsp
+from dimsefsm.dimse.message import Message
+from dimsefsm.fsm import Chart, transition
+from dimsefsm.part10 import Part10Writer
+from dimsefsm.services.single_response import SingleResponseScu, make_scu_chart
+from dimsefsm.sop_class import service_of
+
+LOG = logging.getLogger("dimsefsm.storage")
+
+Mode = Literal["dataset", "raw", "file"]
+
+
+@dataclass(slots=True)
+class StorageConfig:
+    """How received instances reach the handler (see the module docstring)."""
+
+    mode: Mode = "dataset"
+    directory: Path | None = None
+    validate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode == "file" and self.directory is None:
+            raise ValueError("file mode needs a directory")
+
+
+SCP_CHART = Chart(
+    name="c-store-scp",
+    states=("Decoding", "Handling", "Final"),
+    initial="Decoding",
+    final=("Final",),
+    doc="C-STORE SCP: check the request and the data set, ask the handler, answer once.",
+    transitions=(
+        transition(
+            "mistyped",
+            "mistyped",
+            "Decoding",
+            "Final",
+            status=st.MISTYPED_ARGUMENT,
+            action="respond",
+            when="The request lacks Affected SOP Class/Instance UID or Priority.",
+        ),
+        transition(
+            "not_supported",
+            "not_supported",
+            "Decoding",
+            "Final",
+            status=st.SOP_CLASS_NOT_SUPPORTED,
+            action="respond",
+            when="The SOP class is not the context's, or we may not act as its SCP here.",
+        ),
+        transition(
+            "undecodable",
+            "undecodable",
+            "Decoding",
+            "Final",
+            status=st.STORE_DECODE_FAILED,
+            action="respond",
+            when="The data set is not well formed in the context's transfer syntax; "
+            "nothing is kept.",
+        ),
+        transition(
+            "decoded",
+            "decoded",
+            "Decoding",
+            "Handling",
+            when="The data set decodes (or its structure checks out in raw and file modes).",
+        ),
+        transition(
+            "success",
+            "success",
+            "Handling",
+            "Final",
+            status=st.SUCCESS,
+            action="respond",
+            when="No handler is bound, or the handler returned Success.",
+        ),
+        transition(
+            "warning",
+            "warning",
+            "Handling",
+            "Final",
+            action="respond",
+            when="The handler returned a Warning (B000, B006, B007); sent as is.",
+        ),
+        transition(
+            "failure",
+            "failure",
+            "Handling",
+            "Final",
+            action="respond",
+            when="The handler returned a Failure (A7xx, A9xx, Cxxx, 0117, 0122, 0124); sent as is.",
+        ),
+        transition(
+            "unknown_status",
+            "unknown_status",
+            "Handling",
+            "Final",
+            action="respond",
+            when="The handler returned a status no table defines; logged and sent as is.",
+        ),
+        transition(
+            "no_status_element",
+            "no_status_element",
+            "Handling",
+            "Final",
+            status=st.STATUS_DATASET_WITHOUT_STATUS,
+            action="respond",
+            when="The handler returned a Dataset without a Status element.",
+        ),
+        transition(
+            "invalid_status",
+            "invalid_status",
+            "Handling",
+            "Final",
+            status=st.INVALID_STATUS_OBJECT,
+            action="respond",
+            when="The handler returned something that is neither an int nor a Dataset.",
+        ),
+        transition(
+            "handler_raised",
+            "handler_raised",
+            "Handling",
+            "Final",
+            status=st.STORE_HANDLER_FAILED,
+            action="respond",
+            when="The handler raised an exception; its text goes in ErrorComment.",
+        ),
+    ),
+)
+
+SCU_CHART = make_scu_chart("c-store-scu", "C-STORE", "A7xx, A9xx, Cxxx, 0117, 0122, 0124 ...")
+
+
+# -- receiving to a file --------------------------------------------------------------
+class FileSink:
+    """Reassembler sink writing a C-STORE data set to a temporary Part-10 file.
+
+    Each fragment is written and structure-checked as it arrives, so even a
+    500 MB instance is never held in memory.  ``close()`` only ends the
+    transfer; the SCP decides afterwards whether the file is committed
+    (renamed into place) or discarded.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        command: dict[str, Any],
+        transfer_syntax: str,
+        source_ae: str | None,
+        validate: bool = True,
+    ) -> None:
+        self.writer = Part10Writer(
+            directory,
+            str(command.get("AffectedSOPClassUID") or "1.2.840.10008.5.1.4.1.1.7"),
+            str(command.get("AffectedSOPInstanceUID") or "unknown"),
+            transfer_syntax,
+            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+            source_ae=source_ae,
+        )
+        self.checker: DatasetChecker | None = DatasetChecker(transfer_syntax) if validate else None
+        self.error: DatasetDecodeError | None = None
+        self.path: Path | None = None
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        if self.checker is not None:
+            try:
+                self.checker.feed(data)
+            except DatasetDecodeError as exc:
+                self.error, self.checker = exc, None
+
+    def close(self) -> FileSink:
+        return self
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+    def check(self) -> None:
+        """Raise ``DatasetDecodeError`` if the data set was not well formed."""
+        if self.error is not None:
+            raise self.error
+        if self.checker is not None:
+            self.checker.finish()
+
+    def commit(self) -> Path:
+        self.path = self.writer.close()
+        return self.path
+
+
+# -- the SCP operation ------------------------------------------------------------------
+class StoreEvent:
+    """What an EVT_C_STORE handler sees; the data set is decoded only if asked for."""
+
+    def __init__(
+        self,
+        assoc: Any,
+        request: Message,
+        context: AcceptedContext,
+        raw: bytes | None,
+        path: Path | None,
+        dataset: Dataset | None,
+    ) -> None:
+        from dimsefsm import evt
+
+        self.assoc = assoc
+        self.event = evt.EVT_C_STORE
+        self.request = request
+        self.context = context
+        self.transfer_syntax = context.transfer_syntax
+        self.raw = raw
+        self.path = path
+        self._dataset = dataset
+
+    @property
+    def message_id(self) -> int:
+        return int(self.request.command.get("MessageID", 0))
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            if self.raw is None:
+                raise AttributeError("in file mode the instance is at event.path")
+            self._dataset = decode_dataset(self.raw, self.transfer_syntax)
+        return self._dataset
+
+    @property
+    def move_originator(self) -> tuple[str | None, int | None]:
+        cmd = self.request.command
+        return cmd.get("MoveOriginatorApplicationEntityTitle"), cmd.get("MoveOriginatorMessageID")
+
+
+Handler = Callable[[StoreEvent], Any]
+
+
+class StoreScp:
+    """One C-STORE-RQ being answered."""
+
+    state: str
+
+    def __init__(
+        self,
+        request: Message,
+        context: AcceptedContext | None,
+        handler: Handler | None,
+        config: StorageConfig,
+        assoc: Any,
+        send: Callable[[Message], None],
+    ) -> None:
+        self.request = request
+        self.context = context
+        self.handler = handler
+        self.config = config
+        self.assoc = assoc
+        self.send = send
+        self.handler_status: int | None = None
+        self.comment: str | None = None
+        self.sent_status: int | None = None
+        self.sink: FileSink | None = (
+            request.sink_result if isinstance(request.sink_result, FileSink) else None
+        )
+        SCP_CHART.attach(self)
+
+    def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            if self.sink is not None and self.sink.path is None:
+                self.sink.abort()
+
+    def _run(self) -> int:
+        cmd = self.request.command
+        ctx = self.context
+        if not (cmd.get("AffectedSOPClassUID") and cmd.get("AffectedSOPInstanceUID")) or (
+            cmd.get("Priority") is None
+        ):
+            return self._fire("mistyped")
+        if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
+            return self._fire("not_supported")
+        dataset: Dataset | None = None
+        raw = self.request.dataset
+        try:
+            if self.sink is not None:
+                self.sink.check()
+            elif raw is None:
+                raise DatasetDecodeError("no data set")
+            elif self.config.mode == "dataset":
+                dataset = decode_dataset(raw, ctx.transfer_syntax)
+            elif self.config.validate:
+                check_dataset_bytes(raw, ctx.transfer_syntax)
+        except (DatasetDecodeError, OSError) as exc:
+            LOG.warning(
+                "C-STORE %s: data set cannot be decoded: %s", cmd["AffectedSOPInstanceUID"], exc
+            )
+            self.comment = str(exc)
+            return self._fire("undecodable")
+        SCP_CHART.fire(self, "decoded")
+        path = self.sink.writer.temp_path if self.sink is not None else None
+        event = StoreEvent(self.assoc, self.request, ctx, raw, path, dataset)
+        if self.handler is None:
+            trigger = "success"
+        else:
+            try:
+                trigger = self._classify(self.handler(event))
+            except Exception as exc:
+                LOG.exception("C-STORE handler raised")
+                self.comment = f"handler raised {type(exc).__name__}: {exc}"
+                trigger = "handler_raised"
+        return self._fire(trigger)
+
+    def _classify(self, result: object) -> str:
+        if isinstance(result, Dataset):
+            if "Status" not in result:
+                return "no_status_element"
+            self.comment = result.get("ErrorComment")
+            result = result.Status
+        if isinstance(result, bool) or not isinstance(result, int):
+            return "invalid_status"
+        self.handler_status = result
+        if result == st.SUCCESS:
+            return "success"
+        category = st.category(result)
+        table = (
+            st.NON_PATIENT_STORAGE_STATUSES
+            if service_of(self.request.command["AffectedSOPClassUID"]) == "non-patient-storage"
+            else st.STORAGE_STATUSES
+        )
+        if result in table and category is st.Category.WARNING:
+            return "warning"
+        if result in table and category is st.Category.FAILURE:
+            return "failure"
+        LOG.warning("C-STORE handler returned unknown status 0x%04X; sent as is", result)
+        return "unknown_status"
+
+    def _fire(self, trigger: str) -> int:
+        SCP_CHART.fire(self, trigger)
+        assert self.sent_status is not None
+        return self.sent_status
+
+    def respond(self, event: EventData) -> None:
+        code = SCP_CHART.status_of(event.event.name)
+        status = self.handler_status if code is None else code
+        assert status is not None
+        self.sent_status = status
+        cmd = self.request.command
+        sop_instance = cmd.get("AffectedSOPInstanceUID")
+        if self.sink is not None and st.category(status) is not st.Category.FAILURE:
+            path = self.sink.commit()
+            LOG.info("stored %s (0x%04X) -> %s", sop_instance, status, path)
+        else:
+            LOG.info("C-STORE %s answered 0x%04X", sop_instance, status)
+        comment = self.comment if status != st.SUCCESS else None
+        self.send(
+            Message(
+                self.request.context_id,
+                store_rsp(
+                    cmd.get("MessageID", 0),
+                    status,
+                    sop_class_uid=cmd.get("AffectedSOPClassUID") or None,
+                    sop_instance_uid=sop_instance or None,
+                    error_comment=comment[:64] if comment else None,
+                ),
+            )
+        )
+
+
+class StoreScu(SingleResponseScu):
+    """One C-STORE-RQ we sent, waiting for its response."""
+
+    chart = SCU_CHART

@@ -1,0 +1,1 @@
+"""Builders for DICOM test instances: small, large, huge (streamed), encapsulated, studies."""

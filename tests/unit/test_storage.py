@@ -1,0 +1,255 @@
+"""C-STORE between two in-memory engines: every transition of c-store-scp and c-store-scu."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import Dataset
+
+from dimsefsm import evt
+from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
+from dimsefsm.datasets import encode_dataset
+from dimsefsm.dimse.commands import store_rq
+from dimsefsm.dimse.message import Message
+from dimsefsm.engine import AssociationEngine
+from dimsefsm.fsm import RECORDER
+from dimsefsm.services.dispatch import RequestDispatcher
+from dimsefsm.services.storage import SCP_CHART, SCU_CHART, StorageConfig, StoreScu
+from dimsefsm.sop_class import (
+    CT_IMAGE_STORAGE,
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    MR_IMAGE_STORAGE,
+)
+from tests.pair import EnginePair
+
+HANGING_PROTOCOL_STORAGE = "1.2.840.10008.5.1.4.38.1"
+
+
+def instance(uid: str = "1.2.3.4.5", pixels: int = 512) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = uid
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "P1"
+    ds.Rows = 16
+    ds.Columns = pixels // 32
+    ds.BitsAllocated = 16
+    ds.PixelData = bytes(range(256)) * (pixels // 256)
+    return ds
+
+
+def make_pair(
+    handler: Callable[[Any], Any] | None = None,
+    config: StorageConfig | None = None,
+    ts: str = EXPLICIT_VR_LITTLE_ENDIAN,
+    max_pdu: int = 16384,
+) -> EnginePair:
+    proposal = RequestorProposal(
+        "SCU",
+        "SCP",
+        propose_contexts(
+            [(CT_IMAGE_STORAGE, [ts]), (MR_IMAGE_STORAGE, [ts]), (HANGING_PROTOCOL_STORAGE, [ts])]
+        ),
+    )
+    policy = AcceptorPolicy(
+        "SCP",
+        {CT_IMAGE_STORAGE: (ts,), MR_IMAGE_STORAGE: (ts,), HANGING_PROTOCOL_STORAGE: (ts,)},
+        max_pdu=max_pdu,
+    )
+    dispatcher = RequestDispatcher({evt.EVT_C_STORE: handler} if handler else {}, storage=config)
+    pair = EnginePair(
+        AssociationEngine(requestor=True, proposal=proposal),
+        AssociationEngine(
+            requestor=False, policy=policy, on_request=dispatcher, sink_for=dispatcher.sink_for
+        ),
+    )
+    pair.connect()
+    return pair
+
+
+def send(
+    pair: EnginePair,
+    data: bytes,
+    *,
+    context_id: int = 1,
+    run: bool = True,
+    sop_class: str = CT_IMAGE_STORAGE,
+    **overrides: Any,
+) -> StoreScu:
+    engine = pair.requestor
+    message_id = engine.next_message_id()
+    op = StoreScu(message_id)
+    engine.start_operation(message_id, op)
+    op.sent()
+    command = store_rq(message_id, sop_class, "1.2.3.4.5")
+    for key, value in overrides.items():
+        if value is None:
+            command.pop(key, None)
+        else:
+            command[key] = value
+    engine.send_message(Message(context_id, command, data))
+    if run:
+        pair.run()
+    return op
+
+
+def fired(chart: str, name: str) -> int:
+    return RECORDER.count(chart, name)
+
+
+ENCODED = encode_dataset(instance(), EXPLICIT_VR_LITTLE_ENDIAN)
+
+
+def test_dataset_mode_hands_a_decoded_dataset() -> None:
+    seen: list[Any] = []
+
+    def handler(event: Any) -> int:
+        seen.append((event.dataset.PatientName, event.transfer_syntax, event.message_id))
+        return 0
+
+    op = send(make_pair(handler), ENCODED)
+    assert op.state == "Succeeded" and op.result().Status == 0
+    assert seen == [("Doe^Jane", EXPLICIT_VR_LITTLE_ENDIAN, op.message_id)]
+
+
+@pytest.mark.parametrize("ts", [IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN])
+def test_raw_mode_hands_bytes_in_the_negotiated_syntax(ts: str) -> None:
+    seen: list[Any] = []
+    data = encode_dataset(instance(), ts)
+    send(
+        make_pair(
+            lambda e: seen.append((e.raw, e.transfer_syntax)) or 0, StorageConfig(mode="raw"), ts=ts
+        ),
+        data,
+    )
+    assert seen == [(data, ts)]
+
+
+def test_file_mode_writes_a_part10_file_atomically(tmp_path: Path) -> None:
+    from pydicom import dcmread
+
+    paths: list[Path] = []
+    pair = make_pair(
+        lambda e: paths.append(e.path) or 0,
+        StorageConfig(mode="file", directory=tmp_path),
+        max_pdu=2048,
+    )
+    big = encode_dataset(instance(pixels=64 * 1024), EXPLICIT_VR_LITTLE_ENDIAN)
+    op = send(pair, big)
+    assert op.result().Status == 0
+    files = list(tmp_path.iterdir())
+    assert [f.name for f in files] == ["1.2.3.4.5.dcm"]
+    stored = dcmread(files[0])
+    assert stored.PixelData == instance(pixels=64 * 1024).PixelData
+    assert stored.file_meta.TransferSyntaxUID == EXPLICIT_VR_LITTLE_ENDIAN
+    assert paths[0] != files[0]  # the handler saw the file before it was renamed into place
+
+
+@pytest.mark.parametrize("mode", ["dataset", "raw", "file"])
+def test_undecodable_dataset_is_c210_and_nothing_is_kept(mode: str, tmp_path: Path) -> None:
+    before = fired("c-store-scp", "undecodable")
+    config = StorageConfig(mode=mode, directory=tmp_path)  # type: ignore[arg-type]
+    called: list[Any] = []
+    op = send(make_pair(lambda e: called.append(e) or 0, config), b"\x08\x00\x16\x00UI\xff\x7f" * 8)
+    assert op.result().Status == 0xC210 and op.state == "Failed"
+    assert called == [] and list(tmp_path.iterdir()) == []
+    assert fired("c-store-scp", "undecodable") == before + 1
+
+
+@pytest.mark.parametrize(
+    ("returned", "transition", "status", "scu_transition"),
+    [
+        (0xB000, "warning", 0xB000, "warning"),
+        (0xB006, "warning", 0xB006, "warning"),
+        (0xB007, "warning", 0xB007, "warning"),
+        (0xA700, "failure", 0xA700, "failure"),
+        (0xA9FF, "failure", 0xA9FF, "failure"),
+        (0xC123, "failure", 0xC123, "failure"),
+        (0x0117, "failure", 0x0117, "failure"),
+        (0x0122, "failure", 0x0122, "failure"),
+        (0x0124, "failure", 0x0124, "failure"),
+        (0xD000, "unknown_status", 0xD000, "unknown_status"),
+        (Dataset(), "no_status_element", 0xC001, "failure"),
+        (None, "invalid_status", 0xC002, "failure"),
+    ],
+)
+def test_handler_statuses(
+    returned: Any, transition: str, status: int, scu_transition: str, tmp_path: Path
+) -> None:
+    before = fired("c-store-scp", transition), fired("c-store-scu", scu_transition)
+    pair = make_pair(lambda e: returned, StorageConfig(mode="file", directory=tmp_path))
+    op = send(pair, ENCODED)
+    assert op.result().Status == status
+    assert fired("c-store-scp", transition) == before[0] + 1
+    assert fired("c-store-scu", scu_transition) == before[1] + 1
+    kept = [f.name for f in tmp_path.iterdir()]
+    assert kept == (
+        []
+        if transition in ("failure", "no_status_element", "invalid_status")
+        else ["1.2.3.4.5.dcm"]
+    )
+
+
+def test_handler_status_dataset_passes_comment() -> None:
+    ds = Dataset()
+    ds.Status = 0xA700
+    ds.ErrorComment = "disk full"
+    op = send(make_pair(lambda e: ds), ENCODED)
+    assert op.result().Status == 0xA700 and op.result().ErrorComment == "disk full"
+
+
+def test_handler_exception_is_c211() -> None:
+    def handler(event: Any) -> int:
+        raise OSError("no space")
+
+    op = send(make_pair(handler), ENCODED)
+    assert op.result().Status == 0xC211 and "no space" in op.result().ErrorComment
+
+
+def test_non_patient_object_storage_has_no_warnings() -> None:
+    """Annex GG: B000 is not a Non-Patient Object Storage status: unknown, sent as is."""
+    before = fired("c-store-scp", "unknown_status")
+    op = send(
+        make_pair(lambda e: 0xB000), ENCODED, context_id=5, sop_class=HANGING_PROTOCOL_STORAGE
+    )
+    assert op.result().Status == 0xB000 and fired("c-store-scp", "unknown_status") == before + 1
+
+
+def test_missing_sop_instance_uid_is_mistyped() -> None:
+    op = send(make_pair(), ENCODED, AffectedSOPInstanceUID=None)
+    assert op.result().Status == 0x0212
+
+
+def test_sop_class_other_than_the_context_is_refused() -> None:
+    op = send(make_pair(), ENCODED, context_id=3)  # CT instance on the MR context
+    assert op.result().Status == 0x0122
+
+
+def test_abort_mid_fragmented_dataset_leaves_no_file(tmp_path: Path) -> None:
+    pair = make_pair(config=StorageConfig(mode="file", directory=tmp_path), max_pdu=1024)
+    big = encode_dataset(instance(pixels=32 * 1024), EXPLICIT_VR_LITTLE_ENDIAN)
+    op = send(pair, big, run=False)
+    sent = b"".join(e.data for e in pair.requestor.take_effects())  # type: ignore[attr-defined]
+    pair.acceptor.data_received(sent[:5000])  # a few PDUs arrive, then the peer vanishes
+    assert [f.name.endswith(".part") for f in tmp_path.iterdir()] == [True]
+    pair.close_transport()
+    assert list(tmp_path.iterdir()) == []
+    assert op.state == "Aborted"
+
+
+def test_scu_timeout_state() -> None:
+    op = StoreScu(3)
+    op.sent()
+    op.on_timeout()
+    assert op.state == "TimedOut" and op.result() == Dataset()
+
+
+def test_both_charts_fully_covered() -> None:
+    for chart in (SCP_CHART, SCU_CHART):
+        missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)
+        assert missing == set(), f"{chart.name} missing {sorted(missing)}"
