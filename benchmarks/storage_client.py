@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import socket
 import sys
@@ -27,6 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 CALLING_AE = "BENCH"
+# No response takes this long here; a lost one (pynetdicom's reactor thread can take
+# a fast response off its queue as an "unexpected service message") fails sooner.
+DIMSE_TIMEOUT = 10.0
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
@@ -55,6 +59,7 @@ class DimsefsmClient:
         if not hasattr(Association, "send_c_store"):
             raise NotImplementedError("Association.send_c_store does not exist yet")
         self.ae = AE(CALLING_AE)
+        self.ae.dimse_timeout = DIMSE_TIMEOUT
         self.ae.add_requested_context(CT_IMAGE_STORAGE, [EXPLICIT_VR_LITTLE_ENDIAN])
 
     def connect(self, host: str, port: int, called: str) -> StoreAssociation:
@@ -73,6 +78,7 @@ class PynetdicomClient:
         self.nodelay = nodelay
         self.read = dcmread
         self.ae = AE(ae_title=CALLING_AE)
+        self.ae.dimse_timeout = DIMSE_TIMEOUT
         self.ae.add_requested_context(CT_IMAGE_STORAGE, EXPLICIT_VR_LITTLE_ENDIAN)
 
     def connect(self, host: str, port: int, called: str) -> StoreAssociation:
@@ -125,6 +131,18 @@ def run(client: Client, host: str, port: int, called: str, files: list[Path]) ->
     }
 
 
+class RecentWarnings(logging.Handler):
+    """Keeps the libraries' last warnings so that a failure can say what they saw."""
+
+    def __init__(self, keep: int = 3) -> None:
+        super().__init__(logging.WARNING)
+        self.keep = keep
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages = [*self.messages[-(self.keep - 1) :], record.getMessage()]
+
+
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -155,10 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an unfinished library must not end the benchmark
         emit({"ok": False, "unavailable": True, "error": describe(exc)})
         return 0
+    warnings = RecentWarnings()
+    logging.getLogger().addHandler(warnings)
     try:
         result = run(client, args.host, args.port, args.called, files)
     except Exception as exc:
-        emit({"ok": False, "error": describe(exc)})
+        error = describe(exc)
+        if warnings.messages:
+            error += f" (logged: {'; '.join(warnings.messages)})"
+        emit({"ok": False, "error": error})
         return 1
     emit(result)
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydicom import Dataset
 
-from dimsefsm.assoc.negotiation import Negotiated
+from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
 from dimsefsm.datasets import convert_dataset_bytes, encode_dataset
 from dimsefsm.dimse.commands import Priority, echo_rq, encode_command, store_rq
 from dimsefsm.dimse.fragment import iter_dataset_pdus
@@ -24,7 +24,7 @@ from dimsefsm.engine import AssociationEngine
 from dimsefsm.part10 import Part10Info, iter_file_chunks, read_dataset_bytes, read_part10_info
 from dimsefsm.services.storage import StoreScu
 from dimsefsm.services.verification import EchoScu
-from dimsefsm.sop_class import VERIFICATION
+from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, VERIFICATION
 from dimsefsm.transport.driver import SocketDriver, TransportTimeout, tune
 
 LOG = logging.getLogger("dimsefsm.association")
@@ -42,6 +42,41 @@ class _StoreSource:
     sop_instance_uid: str
     data: bytes | None
     info: Part10Info | None
+
+
+def _uncompressed_context(negotiated: Negotiated, sop_class: str) -> AcceptedContext:
+    """The context to convert to: native encodings only, our preference first."""
+    for syntax in UNCOMPRESSED_TRANSFER_SYNTAXES:
+        ctx = negotiated.find_context(sop_class, syntax)
+        if ctx is not None:
+            return ctx
+    raise ValueError(
+        f"no accepted presentation context for SOP class {sop_class} "
+        "in its own or an uncompressed transfer syntax"
+    )
+
+
+_REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognized",
+    (1, 7): "called AE title not recognized",
+    (2, 1): "no reason given",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
+
+
+def reject_meaning(result: int, source: int, reason: int) -> str:
+    """PS3.8 Table 9-21 in words, for people reading a log or a terminal."""
+    kind = {1: "permanent", 2: "transient"}.get(result, f"result {result}")
+    who = {
+        1: "service user",
+        2: "service provider (ACSE)",
+        3: "service provider (presentation)",
+    }.get(source, f"source {source}")
+    return f"{kind}, {who}: {_REJECT_REASONS.get((source, reason), f'reason {reason}')}"
 
 
 class Association:
@@ -196,25 +231,21 @@ class Association:
             wanted = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
             ctx = (
                 negotiated.find_context(sop_class, wanted) if wanted else None
-            ) or negotiated.find_context(sop_class)
-            if ctx is None:
-                raise ValueError(f"no accepted presentation context for SOP class {sop_class}")
+            ) or _uncompressed_context(negotiated, sop_class)
             data = encode_dataset(dataset, ctx.transfer_syntax)
             return _StoreSource(ctx.context_id, sop_class, sop_instance, data, None)
         info = read_part10_info(Path(dataset))
-        ctx = negotiated.find_context(info.sop_class_uid, info.transfer_syntax)
-        if ctx is not None:
+        same = negotiated.find_context(info.sop_class_uid, info.transfer_syntax)
+        if same is not None:
             if info.file_size - info.dataset_offset <= STREAM_THRESHOLD:
                 data = read_dataset_bytes(info)
                 return _StoreSource(
-                    ctx.context_id, info.sop_class_uid, info.sop_instance_uid, data, None
+                    same.context_id, info.sop_class_uid, info.sop_instance_uid, data, None
                 )
             return _StoreSource(
-                ctx.context_id, info.sop_class_uid, info.sop_instance_uid, None, info
+                same.context_id, info.sop_class_uid, info.sop_instance_uid, None, info
             )
-        ctx = negotiated.find_context(info.sop_class_uid)
-        if ctx is None:
-            raise ValueError(f"no accepted presentation context for SOP class {info.sop_class_uid}")
+        ctx = _uncompressed_context(negotiated, info.sop_class_uid)
         data = convert_dataset_bytes(
             read_dataset_bytes(info), info.transfer_syntax, ctx.transfer_syntax
         )

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -175,6 +175,10 @@ class ServerProcess:
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 
+    def open_sockets(self) -> set[int]:
+        """Inodes of every socket the server holds: listener, connections, wake-up pipes."""
+        return socket_inodes_of(self.pid)
+
     def output(self) -> str:
         """Everything the server printed so far (stdout and stderr interleaved)."""
         with self._changed:
@@ -319,6 +323,23 @@ class PynetdicomEchoServer(LineReadyServer):
             port,
             ready_timeout=ready_timeout,
         )
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = DEFAULT_READY_TIMEOUT
+) -> None:
+    """Return once ``condition()`` holds; ``AssertionError`` naming ``what`` after ``timeout``.
+
+    For states only the kernel or the file system can report (a socket closed,
+    a file created by another process): it re-checks every few milliseconds,
+    so it costs no more than the state takes to arrive.
+    """
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        pause.wait(_POLL_INTERVAL)
 
 
 def listening_socket_inodes(port: int) -> set[int]:

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pydicom import Dataset
+
 from dimsefsm.ae import AE
 from dimsefsm.cli.common import (
     EXIT_ABORTED,
@@ -25,6 +27,7 @@ from dimsefsm.part10 import Part10Error, Part10Info, read_part10_info
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
+    DEFAULT_TRANSFER_SYNTAXES,
     STORAGE_SOP_CLASSES,
     UNCOMPRESSED_TRANSFER_SYNTAXES,
     VERIFICATION,
@@ -58,21 +61,26 @@ def iter_files(paths: Iterable[str], recurse: bool) -> Iterator[Path]:
 
 
 def propose(infos: Iterable[Part10Info]) -> list[tuple[str, tuple[str, ...]]]:
-    """One context per SOP class and encoding: the file's own syntax first.
+    """Contexts that let each file travel in its own transfer syntax when the peer can.
 
-    Uncompressed files also offer the other uncompressed syntaxes so the
-    peer can pick one we can convert to; compressed files are sent as they
-    are or not at all.
+    An acceptor picks one syntax per context by *its own* preference (dcmtk
+    does, ignoring our order), so a context offering several syntaxes would
+    make an implicit or big endian file travel converted.  Hence one context
+    per SOP class and file syntax offering only that syntax, so that what is
+    stored is what was read.  SOP classes with uncompressed files also get a
+    fallback context offering the common uncompressed syntaxes, proposed first
+    (lowest ID) so that a file whose own syntax is refused converts to an
+    uncompressed syntax rather than finding a compressed context.  Compressed
+    files are sent as they are or not at all.
     """
-    wanted: dict[tuple[str, tuple[str, ...]], None] = {}
+    fallback: dict[tuple[str, tuple[str, ...]], None] = {}
+    own: dict[tuple[str, tuple[str, ...]], None] = {}
     for info in infos:
         ts = info.transfer_syntax
         if ts in UNCOMPRESSED_TRANSFER_SYNTAXES:
-            syntaxes = (ts, *(u for u in UNCOMPRESSED_TRANSFER_SYNTAXES[:2] if u != ts))
-        else:
-            syntaxes = (ts,)
-        wanted.setdefault((info.sop_class_uid, syntaxes), None)
-    return list(wanted)
+            fallback.setdefault((info.sop_class_uid, DEFAULT_TRANSFER_SYNTAXES), None)
+        own.setdefault((info.sop_class_uid, (ts,)), None)
+    return [*fallback, *own]
 
 
 def run_storescu(args: argparse.Namespace) -> int:
@@ -107,6 +115,17 @@ def run_storescu(args: argparse.Namespace) -> int:
         print(f"storescu: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
     counts = {Category.SUCCESS: 0, Category.WARNING: 0, Category.FAILURE: 0}
+    if assoc.negotiated is None or not assoc.negotiated.contexts:
+        # Said once here rather than as one "no accepted context" line per file.
+        print(
+            f"storescu: {args.call} accepted none of the {len(contexts)} proposed "
+            "presentation contexts; nothing sent",
+            file=sys.stderr,
+        )
+        assoc.release()
+        counts[Category.FAILURE] = len(infos)
+        _print_summary(len(infos), counts)
+        return EXIT_FAILED_STATUS
     progress = Progress(len(infos), "storescu")
     for done, info in enumerate(infos, 1):
         try:
@@ -126,7 +145,7 @@ def run_storescu(args: argparse.Namespace) -> int:
             cat = Category.FAILURE
             print(
                 f"storescu: {info.path}: failed with status 0x{status.Status:04X}"
-                + (f" ({status.ErrorComment})" if "ErrorComment" in status else ""),
+                + (f" ({_error_comment(status)})" if "ErrorComment" in status else ""),
                 file=sys.stderr,
             )
         counts[cat] += 1
@@ -135,12 +154,22 @@ def run_storescu(args: argparse.Namespace) -> int:
     progress.finish()
     if assoc.is_established:
         assoc.release()
+    _print_summary(len(infos), counts)
+    return EXIT_FAILED_STATUS if counts[Category.FAILURE] else EXIT_OK
+
+
+def _error_comment(status: Dataset) -> str:
+    """The peer's ErrorComment as one line, even if a backslash made pydicom split it."""
+    value = status.ErrorComment
+    return value if isinstance(value, str) else "\\".join(str(part) for part in value)
+
+
+def _print_summary(total: int, counts: dict[Category, int]) -> None:
     print(
-        f"storescu: {len(infos)} instance(s): {counts[Category.SUCCESS]} stored, "
+        f"storescu: {total} instance(s): {counts[Category.SUCCESS]} stored, "
         f"{counts[Category.WARNING]} with warnings, {counts[Category.FAILURE]} failed",
         file=sys.stderr,
     )
-    return EXIT_FAILED_STATUS if counts[Category.FAILURE] else EXIT_OK
 
 
 def add_storescp(sub: argparse._SubParsersAction) -> None:

@@ -186,7 +186,8 @@ def _text_encoder(elem: int, vr: str) -> Encoder:
         if not isinstance(value, str):
             raise CommandEncodeError(f"{vr} value must be str, not {type(value).__name__}")
         if lenient:
-            raw = value[:limit].encode("ascii", "replace")
+            # Free text must stay one value: a backslash would split it (VM > 1).
+            raw = value[:limit].replace("\\", "/").encode("ascii", "replace")
         else:
             raw = value.encode("ascii")
             if len(raw) > limit:

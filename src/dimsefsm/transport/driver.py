@@ -128,8 +128,10 @@ class SocketDriver:
             LOG.info("receive failed (%s): connection lost", exc)
             data = b""
         if not data:
-            self.close()
+            # Let the engine clean up (drop partial files) before the socket goes:
+            # once the peer sees the close, our state is already consistent.
             self.engine.transport_closed()
+            self.close()
         else:
             self.engine.data_received(data)
         self.flush()
