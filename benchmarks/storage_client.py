@@ -30,7 +30,7 @@ from typing import Any, Protocol
 CALLING_AE = "BENCH"
 # No response takes this long here; a lost one (pynetdicom's reactor thread can take
 # a fast response off its queue as an "unexpected service message") fails sooner.
-DIMSE_TIMEOUT = 10.0
+DIMSE_TIMEOUT = 5.0
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 

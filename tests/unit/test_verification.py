@@ -80,7 +80,7 @@ def test_echo_without_handler_succeeds() -> None:
         (0x0000, "success", 0x0000, "Succeeded", "success"),
         (Dataset(), "no_status_element", 0xC001, "Failed", "failure"),
         ("yes", "invalid_status", 0xC002, "Failed", "failure"),
-        (0x0122, "handler_status", 0x0122, "Failed", "failure"),
+        (0x0122, "failure", 0x0122, "Failed", "failure"),
         (0xB000, "unknown_status", 0xB000, "Warned", "warning"),
         (0xD123, "unknown_status", 0xD123, "Failed", "unknown_status"),
     ],

@@ -7,6 +7,10 @@ import logging
 import signal
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dimsefsm.ae import AE
 
 # Exit codes: one per kind of failure so scripts can tell them apart.
 EXIT_OK = 0
@@ -50,6 +54,28 @@ def add_timeouts(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-pdu", "--max-pdu", type=int, default=None, metavar="N", help="maximum PDU size we receive"
     )
+
+
+def apply_network_args(ae: AE, args: argparse.Namespace) -> None:
+    """Timeouts and PDU size from the shared flags; server flags when present."""
+    ae.connection_timeout = args.timeout
+    ae.acse_timeout = args.acse_timeout
+    ae.dimse_timeout = args.dimse_timeout
+    if args.max_pdu:
+        ae.maximum_pdu_size = args.max_pdu
+    if hasattr(args, "promiscuous"):
+        ae.require_called_aet = not args.promiscuous
+        ae.maximum_associations = args.max_associations
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    parser.add_argument(
+        "--promiscuous",
+        action="store_true",
+        help="accept any called AE title (default: must match -aet)",
+    )
+    parser.add_argument("--max-associations", type=int, default=32)
 
 
 def setup_logging(args: argparse.Namespace) -> None:

@@ -13,7 +13,9 @@ from dimsefsm.cli.common import (
     EXIT_REJECTED,
     EXIT_TIMEOUT,
     add_logging,
+    add_server_args,
     add_timeouts,
+    apply_network_args,
     setup_logging,
     stop_on_sigterm,
 )
@@ -36,11 +38,7 @@ def run_echoscu(args: argparse.Namespace) -> int:
     setup_logging(args)
     ae = AE(args.aetitle)
     ae.add_requested_context(VERIFICATION)
-    ae.connection_timeout = args.timeout
-    ae.acse_timeout = args.acse_timeout
-    ae.dimse_timeout = args.dimse_timeout
-    if args.max_pdu:
-        ae.maximum_pdu_size = args.max_pdu
+    apply_network_args(ae, args)
     assoc = ae.associate(args.host, args.port, ae_title=args.call)
     if not assoc.is_established:
         print(f"echoscu: {assoc.describe_failure()}", file=sys.stderr)
@@ -70,13 +68,7 @@ def add_echoscp(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("echoscp", help="answer C-ECHO (Verification SCP)")
     p.add_argument("port", type=int)
     p.add_argument("-aet", "--aetitle", default="ECHOSCP", help="our AE title")
-    p.add_argument("--bind", default="0.0.0.0", help="address to listen on")
-    p.add_argument(
-        "--promiscuous",
-        action="store_true",
-        help="accept any called AE title (default: must match -aet)",
-    )
-    p.add_argument("--max-associations", type=int, default=32)
+    add_server_args(p)
     add_timeouts(p)
     add_logging(p)
     p.set_defaults(run=run_echoscp)
@@ -86,12 +78,7 @@ def run_echoscp(args: argparse.Namespace) -> int:
     setup_logging(args)
     ae = AE(args.aetitle)
     ae.add_supported_context(VERIFICATION)
-    ae.require_called_aet = not args.promiscuous
-    ae.maximum_associations = args.max_associations
-    ae.acse_timeout = args.acse_timeout
-    ae.dimse_timeout = args.dimse_timeout
-    if args.max_pdu:
-        ae.maximum_pdu_size = args.max_pdu
+    apply_network_args(ae, args)
     serve(ae, (args.bind, args.port), "echoscp")
     return EXIT_OK
 

@@ -18,7 +18,9 @@ from dimsefsm.cli.common import (
     EXIT_REJECTED,
     EXIT_USAGE,
     add_logging,
+    add_server_args,
     add_timeouts,
+    apply_network_args,
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
@@ -105,11 +107,7 @@ def run_storescu(args: argparse.Namespace) -> int:
     ae = AE(args.aetitle)
     for sop_class, syntaxes in contexts:
         ae.add_requested_context(sop_class, syntaxes)
-    ae.connection_timeout = args.timeout
-    ae.acse_timeout = args.acse_timeout
-    ae.dimse_timeout = args.dimse_timeout
-    if args.max_pdu:
-        ae.maximum_pdu_size = args.max_pdu
+    apply_network_args(ae, args)
     assoc = ae.associate(args.host, args.port, ae_title=args.call)
     if not assoc.is_established:
         print(f"storescu: {assoc.describe_failure()}", file=sys.stderr)
@@ -177,13 +175,7 @@ def add_storescp(sub: argparse._SubParsersAction) -> None:
     p.add_argument("port", type=int)
     p.add_argument("-od", "--output-directory", default=".", help="where files are written")
     p.add_argument("-aet", "--aetitle", default="STORESCP", help="our AE title")
-    p.add_argument("--bind", default="0.0.0.0", help="address to listen on")
-    p.add_argument(
-        "--promiscuous",
-        action="store_true",
-        help="accept any called AE title (default: must match -aet)",
-    )
-    p.add_argument("--max-associations", type=int, default=32)
+    add_server_args(p)
     add_timeouts(p)
     add_logging(p)
     p.set_defaults(run=run_storescp)
@@ -200,11 +192,6 @@ def run_storescp(args: argparse.Namespace) -> int:
         ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
     ae.prefer_requestor_order = True
     ae.storage = StorageConfig(mode="file", directory=out)
-    ae.require_called_aet = not args.promiscuous
-    ae.maximum_associations = args.max_associations
-    ae.acse_timeout = args.acse_timeout
-    ae.dimse_timeout = args.dimse_timeout
-    if args.max_pdu:
-        ae.maximum_pdu_size = args.max_pdu
+    apply_network_args(ae, args)
     serve(ae, (args.bind, args.port), "storescp")
     return EXIT_OK

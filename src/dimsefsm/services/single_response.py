@@ -1,4 +1,4 @@
-"""SCU charts for operations answered by exactly one response (C-ECHO, C-STORE).
+"""Operations answered by exactly one response (C-ECHO, C-STORE): shared chart parts.
 
 Both services decide the same thing for the caller: which status category
 arrived, or that none did (abort, timeout).  One factory declares the shape;
@@ -8,12 +8,15 @@ each service gets its own named chart, diagram and coverage.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pydicom import Dataset
+from transitions import EventData
 
 from dimsefsm import status as st
 from dimsefsm.dimse.message import Message
-from dimsefsm.fsm import Chart, transition
+from dimsefsm.fsm import Chart, Transition, transition
 
 LOG = logging.getLogger("dimsefsm.scu")
 
@@ -124,3 +127,124 @@ class SingleResponseScu:
                 if cmd.get(keyword) is not None:
                     setattr(ds, keyword, cmd[keyword])
         return ds
+
+
+# -- the SCP side: how a handler's answer becomes the one response -----------------
+def handler_outcomes(
+    known: dict[str, str], raised_status: int, raised_when: str
+) -> tuple[Transition, ...]:
+    """Handling -> Final transitions shared by single-response SCP charts.
+
+    ``known`` maps the status categories the service's table defines
+    ("warning", "failure") to the sentence saying which codes those are.
+    """
+    return (
+        transition(
+            "success",
+            "success",
+            "Handling",
+            "Final",
+            status=st.SUCCESS,
+            action="respond",
+            when="No handler is bound, or the handler returned Success.",
+        ),
+        *(
+            transition(name, name, "Handling", "Final", action="respond", when=when)
+            for name, when in known.items()
+        ),
+        transition(
+            "unknown_status",
+            "unknown_status",
+            "Handling",
+            "Final",
+            action="respond",
+            when="The handler returned a status no table defines; logged and sent as is.",
+        ),
+        transition(
+            "no_status_element",
+            "no_status_element",
+            "Handling",
+            "Final",
+            status=st.STATUS_DATASET_WITHOUT_STATUS,
+            action="respond",
+            when="The handler returned a Dataset without a Status element.",
+        ),
+        transition(
+            "invalid_status",
+            "invalid_status",
+            "Handling",
+            "Final",
+            status=st.INVALID_STATUS_OBJECT,
+            action="respond",
+            when="The handler returned something that is neither an int nor a Dataset.",
+        ),
+        transition(
+            "handler_raised",
+            "handler_raised",
+            "Handling",
+            "Final",
+            status=raised_status,
+            action="respond",
+            when=raised_when,
+        ),
+    )
+
+
+class SingleResponseScp:
+    """Runs a handler and turns what it returned into the trigger of the chart."""
+
+    chart: Chart
+    state: str
+    handler_status: int | None
+    comment: str | None
+    sent_status: int | None
+
+    def status_table(self) -> Mapping[int, object]:
+        raise NotImplementedError
+
+    def call_handler(self, handler: Callable[[Any], Any], event: Any) -> str:
+        """The trigger for whatever the handler did: returned something, or raised."""
+        try:
+            result = handler(event)
+        except Exception as exc:
+            LOG.exception("%s handler raised", self.chart.name)
+            self.comment = f"handler raised {type(exc).__name__}: {exc}"
+            return "handler_raised"
+        return self.classify(result)
+
+    def classify(self, result: object) -> str:
+        if isinstance(result, Dataset):
+            if "Status" not in result:
+                return "no_status_element"
+            self.comment = result.get("ErrorComment")
+            result = result.Status
+        if isinstance(result, bool) or not isinstance(result, int):
+            return "invalid_status"
+        self.handler_status = result
+        if result == st.SUCCESS:
+            return "success"
+        category = st.category(result)
+        if result in self.status_table():
+            name = category.name.lower()
+            if any(t.trigger == name for t in self.chart.transitions):
+                return name
+        LOG.warning(
+            "%s handler returned unknown status 0x%04X; sent as is", self.chart.name, result
+        )
+        return "unknown_status"
+
+    def fire(self, trigger: str) -> int:
+        self.chart.fire(self, trigger)
+        assert self.sent_status is not None
+        return self.sent_status
+
+    def status_for(self, event: EventData) -> int:
+        """The status a transition sends: its declared code, else what the handler said."""
+        code = self.chart.status_of(event.event.name)
+        status = self.handler_status if code is None else code
+        assert status is not None
+        self.sent_status = status
+        return status
+
+    def error_comment(self, status: int) -> str | None:
+        return self.comment[:64] if self.comment and status != st.SUCCESS else None

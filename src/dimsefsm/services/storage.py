@@ -15,7 +15,7 @@ handler say?).  Three delivery modes trade convenience for memory:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +39,12 @@ from dimsefsm.dimse.commands import store_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
 from dimsefsm.part10 import Part10Writer
-from dimsefsm.services.single_response import SingleResponseScu, make_scu_chart
+from dimsefsm.services.single_response import (
+    SingleResponseScp,
+    SingleResponseScu,
+    handler_outcomes,
+    make_scu_chart,
+)
 from dimsefsm.sop_class import service_of
 
 LOG = logging.getLogger("dimsefsm.storage")
@@ -102,65 +107,14 @@ SCP_CHART = Chart(
             "Handling",
             when="The data set decodes (or its structure checks out in raw and file modes).",
         ),
-        transition(
-            "success",
-            "success",
-            "Handling",
-            "Final",
-            status=st.SUCCESS,
-            action="respond",
-            when="No handler is bound, or the handler returned Success.",
-        ),
-        transition(
-            "warning",
-            "warning",
-            "Handling",
-            "Final",
-            action="respond",
-            when="The handler returned a Warning (B000, B006, B007); sent as is.",
-        ),
-        transition(
-            "failure",
-            "failure",
-            "Handling",
-            "Final",
-            action="respond",
-            when="The handler returned a Failure (A7xx, A9xx, Cxxx, 0117, 0122, 0124); sent as is.",
-        ),
-        transition(
-            "unknown_status",
-            "unknown_status",
-            "Handling",
-            "Final",
-            action="respond",
-            when="The handler returned a status no table defines; logged and sent as is.",
-        ),
-        transition(
-            "no_status_element",
-            "no_status_element",
-            "Handling",
-            "Final",
-            status=st.STATUS_DATASET_WITHOUT_STATUS,
-            action="respond",
-            when="The handler returned a Dataset without a Status element.",
-        ),
-        transition(
-            "invalid_status",
-            "invalid_status",
-            "Handling",
-            "Final",
-            status=st.INVALID_STATUS_OBJECT,
-            action="respond",
-            when="The handler returned something that is neither an int nor a Dataset.",
-        ),
-        transition(
-            "handler_raised",
-            "handler_raised",
-            "Handling",
-            "Final",
-            status=st.STORE_HANDLER_FAILED,
-            action="respond",
-            when="The handler raised an exception; its text goes in ErrorComment.",
+        *handler_outcomes(
+            {
+                "warning": "The handler returned a Warning (B000, B006, B007); sent as is.",
+                "failure": "The handler returned a Failure (A7xx, A9xx, Cxxx, 0117, 0122, "
+                "0124); sent as is.",
+            },
+            st.STORE_HANDLER_FAILED,
+            "The handler raised an exception; its text goes in ErrorComment.",
         ),
     ),
 )
@@ -270,10 +224,10 @@ class StoreEvent:
 Handler = Callable[[StoreEvent], Any]
 
 
-class StoreScp:
+class StoreScp(SingleResponseScp):
     """One C-STORE-RQ being answered."""
 
-    state: str
+    chart = SCP_CHART
 
     def __init__(
         self,
@@ -311,9 +265,9 @@ class StoreScp:
         if not (cmd.get("AffectedSOPClassUID") and cmd.get("AffectedSOPInstanceUID")) or (
             cmd.get("Priority") is None
         ):
-            return self._fire("mistyped")
+            return self.fire("mistyped")
         if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
-            return self._fire("not_supported")
+            return self.fire("not_supported")
         dataset: Dataset | None = None
         raw = self.request.dataset
         try:
@@ -330,55 +284,21 @@ class StoreScp:
                 "C-STORE %s: data set cannot be decoded: %s", cmd["AffectedSOPInstanceUID"], exc
             )
             self.comment = str(exc)
-            return self._fire("undecodable")
+            return self.fire("undecodable")
         SCP_CHART.fire(self, "decoded")
         path = self.sink.writer.temp_path if self.sink is not None else None
         event = StoreEvent(self.assoc, self.request, ctx, raw, path, dataset)
         if self.handler is None:
-            trigger = "success"
-        else:
-            try:
-                trigger = self._classify(self.handler(event))
-            except Exception as exc:
-                LOG.exception("C-STORE handler raised")
-                self.comment = f"handler raised {type(exc).__name__}: {exc}"
-                trigger = "handler_raised"
-        return self._fire(trigger)
+            return self.fire("success")
+        return self.fire(self.call_handler(self.handler, event))
 
-    def _classify(self, result: object) -> str:
-        if isinstance(result, Dataset):
-            if "Status" not in result:
-                return "no_status_element"
-            self.comment = result.get("ErrorComment")
-            result = result.Status
-        if isinstance(result, bool) or not isinstance(result, int):
-            return "invalid_status"
-        self.handler_status = result
-        if result == st.SUCCESS:
-            return "success"
-        category = st.category(result)
-        table = (
-            st.NON_PATIENT_STORAGE_STATUSES
-            if service_of(self.request.command["AffectedSOPClassUID"]) == "non-patient-storage"
-            else st.STORAGE_STATUSES
-        )
-        if result in table and category is st.Category.WARNING:
-            return "warning"
-        if result in table and category is st.Category.FAILURE:
-            return "failure"
-        LOG.warning("C-STORE handler returned unknown status 0x%04X; sent as is", result)
-        return "unknown_status"
-
-    def _fire(self, trigger: str) -> int:
-        SCP_CHART.fire(self, trigger)
-        assert self.sent_status is not None
-        return self.sent_status
+    def status_table(self) -> Mapping[int, object]:
+        if service_of(self.request.command["AffectedSOPClassUID"]) == "non-patient-storage":
+            return st.NON_PATIENT_STORAGE_STATUSES
+        return st.STORAGE_STATUSES
 
     def respond(self, event: EventData) -> None:
-        code = SCP_CHART.status_of(event.event.name)
-        status = self.handler_status if code is None else code
-        assert status is not None
-        self.sent_status = status
+        status = self.status_for(event)
         cmd = self.request.command
         sop_instance = cmd.get("AffectedSOPInstanceUID")
         if self.sink is not None and st.category(status) is not st.Category.FAILURE:
@@ -386,7 +306,7 @@ class StoreScp:
             LOG.info("stored %s (0x%04X) -> %s", sop_instance, status, path)
         else:
             LOG.info("C-STORE %s answered 0x%04X", sop_instance, status)
-        comment = self.comment if status != st.SUCCESS else None
+        comment = self.error_comment(status)
         self.send(
             Message(
                 self.request.context_id,
@@ -395,7 +315,7 @@ class StoreScp:
                     status,
                     sop_class_uid=cmd.get("AffectedSOPClassUID") or None,
                     sop_instance_uid=sop_instance or None,
-                    error_comment=comment[:64] if comment else None,
+                    error_comment=comment,
                 ),
             )
         )
