@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,19 @@ from pydicom import Dataset
 
 from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
 from dimsefsm.datasets import convert_dataset_bytes, encode_dataset
-from dimsefsm.dimse.commands import Priority, echo_rq, encode_command, store_rq
+from dimsefsm.dimse.commands import (
+    Priority,
+    cancel_rq,
+    echo_rq,
+    encode_command,
+    find_rq,
+    store_rq,
+)
 from dimsefsm.dimse.fragment import iter_dataset_pdus
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.part10 import Part10Info, iter_file_chunks, read_dataset_bytes, read_part10_info
+from dimsefsm.services.find import FindScu
 from dimsefsm.services.storage import StoreScu
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, VERIFICATION
@@ -96,6 +105,7 @@ class Association:
         self.dimse_timeout = dimse_timeout
         self.artim_timeout = artim_timeout
         self.error: str | None = None
+        self.last_message_id: int | None = None
 
     # -- status -------------------------------------------------------------------
     @property
@@ -274,13 +284,73 @@ class Association:
         if batch:
             self.engine.send_encoded(b"".join(batch))
 
-    def _wait(self, op: Any) -> None:
+    def send_c_find(
+        self,
+        dataset: Dataset,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        """Query; yields ``(status, identifier)`` per response, as pynetdicom does.
+
+        ``query_model`` is the C-FIND SOP class UID.  Call
+        :meth:`send_c_cancel` with the Message ID (``self.last_message_id``)
+        while iterating to stop early; the remaining responses (the final
+        0xFE00, or Success if the peer finished first) still arrive.
+        """
+        negotiated = self._require_established()
+        ctx = negotiated.find_context(query_model)
+        if ctx is None:
+            raise ValueError(f"no accepted presentation context for {query_model}")
+        engine = self.engine
+        message_id = msg_id if msg_id is not None else engine.next_message_id()
+        self.last_message_id = message_id
+        op = FindScu(message_id, ctx)
+        engine.start_operation(message_id, op)
+        op.sent()
+        engine.send_message(
+            Message(
+                ctx.context_id,
+                find_rq(message_id, query_model, priority=priority),
+                encode_dataset(dataset, ctx.transfer_syntax),
+            )
+        )
+        return self._results(op)
+
+    def _results(self, op: FindScu) -> Iterator[tuple[Dataset, Dataset | None]]:
+        while True:
+            if not op.results and not op.done:
+                self._wait(op, until_result=True)
+            while op.results:
+                yield op.results.popleft()
+            if op.done:
+                return
+
+    def send_c_cancel(self, msg_id: int, context_id: int | None = None) -> None:
+        """C-CANCEL the operation with this Message ID (FIND, GET or MOVE)."""
+        op = self.engine.operations.get(msg_id)
+        assert self.engine.negotiated is not None and self.driver is not None
+        if context_id is None:
+            context_id = getattr(getattr(op, "context", None), "context_id", None)
+        if context_id is None:
+            raise ValueError(f"no running operation with Message ID {msg_id}")
+        if (
+            op is not None
+            and hasattr(op, "cancel_sent")
+            and getattr(op, "state", None) == "Matching"
+        ):
+            op.cancel_sent()
+        self.engine.send_message(Message(context_id, cancel_rq(msg_id)))
+        self.driver.flush()
+
+    def _wait(self, op: Any, until_result: bool = False) -> None:
         driver = self.driver
         assert driver is not None
         driver.flush()
-        while not op.done:
+        while not op.done and not (until_result and op.results):
             try:
                 driver.pump(self.dimse_timeout)
+                driver.serve_operations()
             except TransportTimeout:
                 LOG.error(
                     "no response within the DIMSE timeout (%s s); aborting", self.dimse_timeout

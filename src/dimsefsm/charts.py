@@ -11,6 +11,7 @@ CHART_MODULES = (
     "dimsefsm.ul.chart",
     "dimsefsm.services.verification",
     "dimsefsm.services.storage",
+    "dimsefsm.services.find",
 )
 
 

@@ -53,6 +53,23 @@ class ScuOperation(Protocol):
     def on_abort(self) -> None: ...
 
 
+class ScpOperation(Protocol):
+    """A request we answer with several responses, one :meth:`step` at a time.
+
+    The transport steps it between reads, so a C-CANCEL that arrives while
+    matches are being sent is seen before the next response goes out.
+    """
+
+    @property
+    def done(self) -> bool: ...
+
+    def step(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 RequestHandler = Callable[["AssociationEngine", Message], None]
 SinkFactory = Callable[["AssociationEngine", int, dict[str, Any]], DatasetSink | None]
 
@@ -92,6 +109,7 @@ class AssociationEngine:
         self.abort_reason: int | None = None
         self.outcome = "pending"  # established, rejected, released, aborted
         self.operations: dict[int, ScuOperation] = {}
+        self.scp_operations: dict[int, ScpOperation] = {}
         self._message_id = 0
 
     # -- state ------------------------------------------------------------------
@@ -168,6 +186,26 @@ class AssociationEngine:
     def start_operation(self, message_id: int, operation: ScuOperation) -> None:
         self.operations[message_id] = operation
 
+    def start_scp_operation(self, message_id: int, operation: ScpOperation) -> None:
+        self.scp_operations[message_id] = operation
+
+    def cancel_scp_operation(self, message_id: int) -> bool:
+        """C-CANCEL: True when it named a running operation."""
+        op = self.scp_operations.get(message_id)
+        if op is None:
+            return False
+        op.cancel()
+        return True
+
+    def step_scp_operation(self) -> None:
+        """Advance the oldest running SCP operation by one response."""
+        for message_id, op in self.scp_operations.items():
+            if not op.done:
+                op.step()
+            if op.done:
+                del self.scp_operations[message_id]
+            return
+
     def release(self) -> None:
         self._handle(ev.ReleaseRequested())
 
@@ -230,6 +268,9 @@ class AssociationEngine:
     def _fail_operations(self) -> None:
         if self.outcome not in ("pending", "established"):
             self.reassembler.reset()  # an open sink drops its partial data
+            scp_operations, self.scp_operations = self.scp_operations, {}
+            for scp_op in scp_operations.values():
+                scp_op.close()  # the handler's generator runs its finally
         operations, self.operations = self.operations, {}
         for op in operations.values():
             if not op.done:

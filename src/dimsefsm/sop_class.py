@@ -105,3 +105,7 @@ def _all_transfer_syntaxes() -> tuple[str, ...]:
 
 
 ALL_TRANSFER_SYNTAXES: tuple[str, ...] = _all_transfer_syntaxes()
+
+from dimsefsm.qr.registry import register_all as _register_qr_classes  # noqa: E402
+
+_register_qr_classes()

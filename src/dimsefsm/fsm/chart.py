@@ -18,6 +18,9 @@ from transitions import EventData, Machine, MachineError
 
 from dimsefsm.fsm.coverage import RECORDER, Edge
 
+SAME = "="
+"""A destination meaning "stay in the source state" (transitions' reflexive dest)."""
+
 
 class ChartError(Exception):
     """A chart was declared or driven in a way its table does not allow (a bug)."""
@@ -134,7 +137,7 @@ class Chart:
             if t.name in names:
                 raise ChartError(f"{self.name}: transition {t.name!r} declared twice")
             names.add(t.name)
-            unknown = (set(t.source) | {t.dest}) - states
+            unknown = (set(t.source) | ({t.dest} - {SAME})) - states
             if unknown:
                 raise ChartError(f"{self.name}: {t.name} uses undeclared states {sorted(unknown)}")
             if not t.when.strip():
@@ -218,6 +221,10 @@ class Chart:
         for t in self.transitions:
             for s in t.source:
                 yield t, s
+
+    @staticmethod
+    def destination(t: Transition, source: str) -> str:
+        return source if t.dest == SAME else t.dest
 
     def declared_edges(self) -> tuple[Edge, ...]:
         return tuple((t.name, s) for t, s in self.edges())

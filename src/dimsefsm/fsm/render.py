@@ -57,7 +57,7 @@ def to_dot(chart: Chart) -> str:
         colour = _edge_colour(t.status)
         width = ", penwidth=2" if colour == "red3" else ""
         lines.append(
-            f"  {_quote(source)} -> {_quote(t.dest)} "
+            f"  {_quote(source)} -> {_quote(chart.destination(t, source))} "
             f'[label="{_edge_label(t)}", color={colour}, fontcolor={colour}{width}];'
         )
     lines.append("}")

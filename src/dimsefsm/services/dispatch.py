@@ -18,6 +18,7 @@ from dimsefsm.dimse.commands import NO_DATASET, CommandField
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.model import AbortReason, AbortSource
+from dimsefsm.services.find import FindScp, check_find_identifier
 from dimsefsm.services.storage import FileSink, StorageConfig, StoreScp
 from dimsefsm.services.verification import EchoScp
 from dimsefsm.sop_class import service_of
@@ -59,10 +60,9 @@ class RequestDispatcher:
         field = message.command.get("CommandField")
         assert engine.negotiated is not None
         if field == CommandField.C_CANCEL_RQ:
-            LOG.info(
-                "C-CANCEL for Message ID %r names no running operation; ignored",
-                message.command.get("MessageIDBeingRespondedTo"),
-            )
+            target = message.command.get("MessageIDBeingRespondedTo")
+            if not (isinstance(target, int) and engine.cancel_scp_operation(target)):
+                LOG.info("C-CANCEL for Message ID %r names no running operation; ignored", target)
             return
         if not isinstance(message.command.get("MessageID"), int):
             LOG.warning("request 0x%04X without a Message ID; aborting", field or 0)
@@ -81,6 +81,19 @@ class RequestDispatcher:
                 self.assoc,
                 engine.send_message,
             ).run()
+            return
+        if field == CommandField.C_FIND_RQ:
+            op = FindScp(
+                message,
+                context,
+                self.handlers.get(evt.EVT_C_FIND),
+                self.assoc,
+                engine.send_message,
+                check_find_identifier,
+            )
+            op.start()
+            if not op.done:
+                engine.start_scp_operation(message.command["MessageID"], op)
             return
         if field == CommandField.C_ECHO_RQ and service == "verification" and context.as_scp:  # type: ignore[union-attr]
             event = evt.Event(self.assoc, evt.EVT_C_ECHO, message, context)

@@ -125,7 +125,8 @@ class SingleResponseScu:
             ds.Status = cmd.get("Status")
             for keyword in ("ErrorComment", "OffendingElement", "ErrorID"):
                 if cmd.get(keyword) is not None:
-                    setattr(ds, keyword, cmd[keyword])
+                    value = cmd[keyword]
+                    setattr(ds, keyword, list(value) if isinstance(value, tuple) else value)
         return ds
 
 

@@ -136,6 +136,20 @@ class SocketDriver:
             self.engine.data_received(data)
         self.flush()
 
+    def serve_operations(self) -> None:
+        """Send the responses of running SCP operations, reading between them.
+
+        Anything the peer sent meanwhile (a C-CANCEL, an abort) is processed
+        before the next response, without blocking.
+        """
+        engine = self.engine
+        while engine.scp_operations and self.sock is not None and engine.ul.state != "Sta1":
+            if self.has_pending_input():
+                self.pump(0)
+                continue
+            engine.step_scp_operation()
+            self.flush()
+
     def has_pending_input(self) -> bool:
         """True when bytes (or a close) are waiting, without blocking."""
         if self.sock is None:

@@ -1,0 +1,577 @@
+"""C-FIND: the SCP and SCU charts.
+
+The SCP drives the handler's generator one response per :meth:`FindScp.step`;
+the transport calls ``step`` between reads, so a C-CANCEL arriving while
+matches are being sent moves the chart to *Cancelled* before the next
+pending response, whether or not the handler looks at ``event.is_cancelled``.
+Handlers keep pynetdicom's protocol: a generator of ``(status, identifier)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydicom import Dataset
+from transitions import EventData
+
+from dimsefsm import status as st
+from dimsefsm.assoc.negotiation import AcceptedContext
+from dimsefsm.datasets import DatasetDecodeError, decode_dataset, encode_dataset
+from dimsefsm.dimse.commands import find_rsp
+from dimsefsm.dimse.message import Message
+from dimsefsm.fsm import Chart, transition
+
+LOG = logging.getLogger("dimsefsm.find")
+
+_HANDLER_ENDS = "Matching"
+
+SCP_CHART = Chart(
+    name="c-find-scp",
+    states=("Decoding", "Matching", "Cancelled", "Final"),
+    initial="Decoding",
+    final=("Cancelled", "Final"),
+    doc="C-FIND SCP: decode and check the identifier, then one response per handler yield.",
+    transitions=(
+        transition(
+            "mistyped",
+            "mistyped",
+            "Decoding",
+            "Final",
+            status=st.MISTYPED_ARGUMENT,
+            action="respond",
+            when="The request lacks its Affected SOP Class UID or Priority.",
+        ),
+        transition(
+            "not_supported",
+            "not_supported",
+            "Decoding",
+            "Final",
+            status=st.SOP_CLASS_NOT_SUPPORTED,
+            action="respond",
+            when="The SOP class is not the context's, or no find handler is bound.",
+        ),
+        transition(
+            "undecodable",
+            "undecodable",
+            "Decoding",
+            "Final",
+            status=st.FIND_DECODE_FAILED,
+            action="respond",
+            when="The identifier cannot be decoded in the context's syntax.",
+        ),
+        transition(
+            "identifier_rejected",
+            "identifier_rejected",
+            "Decoding",
+            "Final",
+            status=st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+            action="respond",
+            when="The Query/Retrieve Level is missing or not in the model, or a key above "
+            "the level is not a unique key; ErrorComment says which.",
+        ),
+        transition(
+            "decoded",
+            "decoded",
+            "Decoding",
+            "Matching",
+            when="The identifier decodes and fits the information model; the handler is called.",
+        ),
+        transition(
+            "pending",
+            "pending",
+            "Matching",
+            "Matching",
+            status=st.PENDING,
+            action="respond",
+            when="The handler yielded Pending (0xFF00) with an identifier.",
+        ),
+        transition(
+            "pending_warning",
+            "pending_warning",
+            "Matching",
+            "Matching",
+            status=st.PENDING_WARNING,
+            action="respond",
+            when="The handler yielded Pending (0xFF01: optional keys not supported) "
+            "with an identifier.",
+        ),
+        transition(
+            "cancelled",
+            "cancelled",
+            "Matching",
+            "Cancelled",
+            status=st.CANCEL,
+            action="respond",
+            when="A C-CANCEL-FIND arrived between two responses; the handler is closed.",
+        ),
+        transition(
+            "handler_cancel",
+            "handler_cancel",
+            "Matching",
+            "Cancelled",
+            status=st.CANCEL,
+            action="respond",
+            when="The handler yielded Cancel (0xFE00).",
+        ),
+        transition(
+            "exhausted",
+            "exhausted",
+            "Matching",
+            "Final",
+            status=st.SUCCESS,
+            action="respond",
+            when="The handler has no more matches: the final Success.",
+        ),
+        transition(
+            "handler_success",
+            "handler_success",
+            "Matching",
+            "Final",
+            status=st.SUCCESS,
+            action="respond",
+            when="The handler yielded Success itself; matching ends.",
+        ),
+        transition(
+            "handler_failure",
+            "handler_failure",
+            "Matching",
+            "Final",
+            action="respond",
+            when="The handler yielded a Failure (A700, A900, 0122, Cxxx); sent as is.",
+        ),
+        transition(
+            "unknown_status",
+            "unknown_status",
+            "Matching",
+            "Final",
+            action="respond",
+            when="The handler yielded a status no table defines; logged, sent as is, final.",
+        ),
+        transition(
+            "no_status_element",
+            "no_status_element",
+            "Matching",
+            "Final",
+            status=st.STATUS_DATASET_WITHOUT_STATUS,
+            action="respond",
+            when="The handler yielded a status Dataset without a Status element.",
+        ),
+        transition(
+            "invalid_status",
+            "invalid_status",
+            "Matching",
+            "Final",
+            status=st.INVALID_STATUS_OBJECT,
+            action="respond",
+            when="The handler yielded something that is not a (status, identifier) pair "
+            "with an int or Dataset status.",
+        ),
+        transition(
+            "unencodable",
+            "unencodable",
+            "Matching",
+            "Final",
+            status=st.FIND_ENCODE_FAILED,
+            action="respond",
+            when="A pending identifier is missing or cannot be encoded in the context's syntax.",
+        ),
+        transition(
+            "handler_raised",
+            "handler_raised",
+            "Matching",
+            "Final",
+            status=st.FIND_HANDLER_FAILED,
+            action="respond",
+            when="The handler raised, on the call or between two yields.",
+        ),
+    ),
+)
+
+_SCU_FROM = ("Matching", "Cancelling")
+SCU_CHART = Chart(
+    name="c-find-scu",
+    states=(
+        "Idle",
+        "Matching",
+        "Cancelling",
+        "Succeeded",
+        "Warned",
+        "Cancelled",
+        "Failed",
+        "Aborted",
+        "TimedOut",
+    ),
+    initial="Idle",
+    final=("Succeeded", "Warned", "Cancelled", "Failed", "Aborted", "TimedOut"),
+    doc="C-FIND SCU: PS3.2 Table N.7-48, one row per status class.",
+    transitions=(
+        transition("send", "send", "Idle", "Matching", when="The C-FIND-RQ was sent."),
+        transition(
+            "cancel",
+            "cancel",
+            "Matching",
+            "Cancelling",
+            when="The caller asked to stop; a C-CANCEL-FIND was sent.",
+        ),
+        transition(
+            "pending",
+            "pending",
+            _SCU_FROM,
+            "=",
+            status=st.PENDING,
+            when="A match arrived (0xFF00); it is handed to the caller, matching continues.",
+        ),
+        transition(
+            "pending_warning",
+            "pending_warning",
+            _SCU_FROM,
+            "=",
+            status=st.PENDING_WARNING,
+            when="A match arrived with unsupported optional keys (0xFF01); matching continues.",
+        ),
+        transition(
+            "success",
+            "success",
+            _SCU_FROM,
+            "Succeeded",
+            status=st.SUCCESS,
+            when="Matching is complete (0x0000).",
+        ),
+        transition(
+            "warning",
+            "warning",
+            _SCU_FROM,
+            "Warned",
+            when="A final Warning (e.g. 0xB001 response limit reached).",
+        ),
+        transition(
+            "cancelled",
+            "cancelled",
+            _SCU_FROM,
+            "Cancelled",
+            status=st.CANCEL,
+            when="Matching was terminated due to cancel (0xFE00).",
+        ),
+        transition(
+            "failure",
+            "failure",
+            _SCU_FROM,
+            "Failed",
+            when="A Failure: 0xA700 out of resources, 0xA900 identifier does not match, "
+            "0x0122, 0xCxxx unable to process.",
+        ),
+        transition(
+            "unknown_status",
+            "unknown_status",
+            _SCU_FROM,
+            "Failed",
+            when="Any other status code: reported to the caller, treated as a failure.",
+        ),
+        transition(
+            "aborted",
+            "aborted",
+            _SCU_FROM,
+            "Aborted",
+            when="The association was aborted or the connection lost mid-query.",
+        ),
+        transition(
+            "timed_out",
+            "timed_out",
+            _SCU_FROM,
+            "TimedOut",
+            when="No response within the DIMSE timeout; the association is aborted.",
+        ),
+    ),
+)
+
+
+class FindEvent:
+    """What a find handler sees (pynetdicom's names)."""
+
+    def __init__(
+        self,
+        assoc: Any,
+        request: Message,
+        context: AcceptedContext,
+        identifier: Dataset,
+        op: FindScp,
+    ) -> None:
+        from dimsefsm import evt
+
+        self.assoc = assoc
+        self.event = evt.EVT_C_FIND
+        self.request = request
+        self.context = context
+        self.identifier = identifier
+        self._op = op
+
+    @property
+    def message_id(self) -> int:
+        return int(self.request.command.get("MessageID", 0))
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once a C-CANCEL for this operation has been received."""
+        return self._op.cancel_requested
+
+
+IdentifierCheck = Callable[[str, Dataset], tuple[int, str, tuple[int, ...]] | None]
+
+
+def check_find_identifier(
+    sop_class_uid: str, identifier: Dataset
+) -> tuple[int, str, tuple[int, ...]] | None:
+    """The information model's rules for a C-FIND identifier (PS3.4 C.4.1.2)."""
+    from dimsefsm.qr.models import check_identifier
+    from dimsefsm.qr.registry import lookup
+
+    sop = lookup(sop_class_uid)
+    if sop is None:
+        return None
+    problem = check_identifier(sop.model, identifier, "find")
+    if problem is None:
+        return None
+    return problem.status, problem.comment, tuple(problem.offending)
+
+
+class FindScp:
+    """One C-FIND-RQ being answered, one response per step."""
+
+    state: str
+
+    def __init__(
+        self,
+        request: Message,
+        context: AcceptedContext | None,
+        handler: Callable[[FindEvent], Any] | None,
+        assoc: Any,
+        send: Callable[[Message], None],
+        check: IdentifierCheck | None = None,
+    ) -> None:
+        self.request = request
+        self.context = context
+        self.handler = handler
+        self.assoc = assoc
+        self.send = send
+        self.check = check
+        self.cancel_requested = False
+        self.matches = 0
+        self.generator: Iterator[Any] | None = None
+        self.identifier: Dataset | None = None
+        self.reply_status: int | None = None
+        self.reply_identifier: bytes | None = None
+        self.comment: str | None = None
+        self.offending: tuple[int, ...] | None = None
+        SCP_CHART.attach(self)
+
+    @property
+    def done(self) -> bool:
+        return self.state in SCP_CHART.final
+
+    # -- Decoding -----------------------------------------------------------------------
+    def start(self) -> None:
+        cmd = self.request.command
+        ctx = self.context
+        if not cmd.get("AffectedSOPClassUID") or cmd.get("Priority") is None:
+            return self._fire("mistyped")
+        if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
+            return self._fire("not_supported")
+        if self.handler is None:
+            self.comment = "no C-FIND handler is bound"
+            return self._fire("not_supported")
+        try:
+            if self.request.dataset is None:
+                raise DatasetDecodeError("the request has no identifier")
+            self.identifier = decode_dataset(self.request.dataset, ctx.transfer_syntax)
+        except DatasetDecodeError as exc:
+            LOG.warning("C-FIND identifier cannot be decoded: %s", exc)
+            self.comment = str(exc)
+            return self._fire("undecodable")
+        if self.check is not None:
+            problem = self.check(ctx.abstract_syntax, self.identifier)
+            if problem is not None:
+                _, self.comment, self.offending = problem
+                LOG.info("C-FIND identifier rejected: %s", self.comment)
+                return self._fire("identifier_rejected")
+        SCP_CHART.fire(self, "decoded")
+        event = FindEvent(self.assoc, self.request, ctx, self.identifier, self)
+        try:
+            self.generator = iter(self.handler(event))
+        except Exception as exc:
+            self._raised(exc)
+
+    # -- Matching ------------------------------------------------------------------------
+    def step(self) -> None:
+        """Send exactly one response: the next match, or the final status."""
+        if self.cancel_requested:
+            self._fire("cancelled")
+            self.close()
+            return
+        assert self.generator is not None
+        try:
+            item = next(self.generator)
+        except StopIteration:
+            self._fire("exhausted")
+            return
+        except Exception as exc:
+            self._raised(exc)
+            return
+        self._fire(self._classify(item))
+        if self.done:
+            self.close()
+
+    def cancel(self) -> None:
+        LOG.info("C-CANCEL-FIND received after %d matches", self.matches)
+        self.cancel_requested = True
+
+    def close(self) -> None:
+        generator, self.generator = self.generator, None
+        if generator is not None and hasattr(generator, "close"):
+            generator.close()
+
+    def _raised(self, exc: Exception) -> None:
+        LOG.exception("C-FIND handler raised")
+        self.comment = f"handler raised {type(exc).__name__}: {exc}"
+        self._fire("handler_raised")
+        self.close()
+
+    def _classify(self, item: object) -> str:
+        if not isinstance(item, tuple) or len(item) != 2:
+            self.comment = "the handler must yield (status, identifier) pairs"
+            return "invalid_status"
+        status, identifier = item
+        if isinstance(status, Dataset):
+            if "Status" not in status:
+                return "no_status_element"
+            self.comment = status.get("ErrorComment")
+            status = status.Status
+        if isinstance(status, bool) or not isinstance(status, int):
+            return "invalid_status"
+        self.reply_status = status
+        if status in (st.PENDING, st.PENDING_WARNING):
+            return self._pending(status, identifier)
+        if status == st.SUCCESS:
+            return "handler_success"
+        if status == st.CANCEL:
+            return "handler_cancel"
+        if status in st.QR_FIND_STATUSES and st.category(status) is st.Category.FAILURE:
+            return "handler_failure"
+        LOG.warning("C-FIND handler yielded unknown status 0x%04X; sent as is", status)
+        return "unknown_status"
+
+    def _pending(self, status: int, identifier: object) -> str:
+        assert self.context is not None and self.identifier is not None
+        if not isinstance(identifier, Dataset):
+            self.comment = "a pending response needs an identifier Dataset"
+            return "unencodable"
+        if "QueryRetrieveLevel" in self.identifier and "QueryRetrieveLevel" not in identifier:
+            identifier = Dataset(identifier)  # echo the level without touching the caller's
+            identifier.QueryRetrieveLevel = self.identifier.QueryRetrieveLevel
+        try:
+            self.reply_identifier = encode_dataset(identifier, self.context.transfer_syntax)
+        except Exception as exc:
+            LOG.warning("C-FIND identifier cannot be encoded: %s", exc)
+            self.comment = f"identifier cannot be encoded: {exc}"
+            return "unencodable"
+        self.matches += 1
+        return "pending" if status == st.PENDING else "pending_warning"
+
+    def _fire(self, trigger: str) -> None:
+        SCP_CHART.fire(self, trigger)
+
+    def respond(self, event: EventData) -> None:
+        code = SCP_CHART.status_of(event.event.name)
+        status = self.reply_status if code is None else code
+        assert status is not None
+        identifier = self.reply_identifier if st.is_pending(status) else None
+        self.reply_identifier = None
+        comment = self.comment if not st.is_pending(status) and status else None
+        cmd = self.request.command
+        self.send(
+            Message(
+                self.request.context_id,
+                find_rsp(
+                    cmd.get("MessageID", 0),
+                    status,
+                    sop_class_uid=cmd.get("AffectedSOPClassUID") or None,
+                    has_identifier=identifier is not None,
+                    offending_element=self.offending if status != st.SUCCESS else None,
+                    error_comment=comment[:64] if comment else None,
+                ),
+                identifier,
+            )
+        )
+        if not st.is_pending(status):
+            LOG.info(
+                "C-FIND (Message ID %s) ended 0x%04X after %d matches",
+                cmd.get("MessageID"),
+                status,
+                self.matches,
+            )
+
+
+class FindScu:
+    """One C-FIND-RQ we sent: collects (status, identifier) pairs for the caller."""
+
+    state: str
+
+    def __init__(self, message_id: int, context: AcceptedContext) -> None:
+        self.message_id = message_id
+        self.context = context
+        self.results: deque[tuple[Dataset, Dataset | None]] = deque()
+        SCU_CHART.attach(self)
+
+    @property
+    def done(self) -> bool:
+        return self.state in SCU_CHART.final
+
+    def sent(self) -> None:
+        SCU_CHART.fire(self, "send")
+
+    def cancel_sent(self) -> None:
+        SCU_CHART.fire(self, "cancel")
+
+    def on_response(self, message: Message) -> None:
+        cmd = message.command
+        code = cmd.get("Status")
+        status = Dataset()
+        status.Status = code
+        for keyword in ("ErrorComment", "OffendingElement"):
+            if cmd.get(keyword) is not None:
+                value = cmd[keyword]
+                setattr(status, keyword, list(value) if isinstance(value, tuple) else value)
+        identifier = None
+        if message.dataset is not None:
+            try:
+                identifier = decode_dataset(message.dataset, self.context.transfer_syntax)
+            except DatasetDecodeError as exc:
+                LOG.warning("C-FIND response identifier cannot be decoded: %s", exc)
+        self.results.append((status, identifier))
+        SCU_CHART.fire(self, self._trigger(code))
+
+    @staticmethod
+    def _trigger(code: object) -> str:
+        if code == st.PENDING:
+            return "pending"
+        if code == st.PENDING_WARNING:
+            return "pending_warning"
+        if code == st.SUCCESS:
+            return "success"
+        if code == st.CANCEL:
+            return "cancelled"
+        category = st.category(code) if isinstance(code, int) else st.Category.UNKNOWN
+        if category is st.Category.FAILURE:
+            return "failure"
+        if category is st.Category.WARNING:
+            return "warning"
+        LOG.warning("C-FIND response with unknown status %r", code)
+        return "unknown_status"
+
+    def on_abort(self) -> None:
+        SCU_CHART.fire(self, "aborted")
+
+    def on_timeout(self) -> None:
+        SCU_CHART.fire(self, "timed_out")
