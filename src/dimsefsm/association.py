@@ -106,6 +106,7 @@ class Association:
         self.artim_timeout = artim_timeout
         self.error: str | None = None
         self.last_message_id: int | None = None
+        self.timed_out = False
 
     # -- status -------------------------------------------------------------------
     @property
@@ -173,6 +174,7 @@ class Association:
             try:
                 self.driver.pump(self.acse_timeout)
             except TransportTimeout:
+                self.timed_out = True
                 self.error = f"no association response within {self.acse_timeout} s"
                 LOG.error(self.error)
                 self.abort()
@@ -352,9 +354,9 @@ class Association:
                 driver.pump(self.dimse_timeout)
                 driver.serve_operations()
             except TransportTimeout:
-                LOG.error(
-                    "no response within the DIMSE timeout (%s s); aborting", self.dimse_timeout
-                )
+                self.timed_out = True
+                self.error = f"no response within the DIMSE timeout ({self.dimse_timeout} s)"
+                LOG.error("%s; aborting", self.error)
                 self.engine.operations.pop(op.message_id, None)
                 op.on_timeout()
                 self.abort()

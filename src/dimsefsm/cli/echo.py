@@ -44,16 +44,12 @@ def run_echoscu(args: argparse.Namespace) -> int:
         print(f"echoscu: {assoc.describe_failure()}", file=sys.stderr)
         if assoc.is_rejected:
             return EXIT_REJECTED
-        return EXIT_TIMEOUT if assoc.error and "within" in assoc.error else EXIT_ABORTED
+        return EXIT_TIMEOUT if assoc.timed_out else EXIT_ABORTED
     for _ in range(args.repeat):
         status = assoc.send_c_echo()
         if "Status" not in status:
             print(f"echoscu: no C-ECHO response: {assoc.describe_failure()}", file=sys.stderr)
-            return (
-                EXIT_TIMEOUT
-                if not assoc.is_aborted or assoc.engine.abort_source == 0
-                else EXIT_ABORTED
-            )
+            return EXIT_TIMEOUT if assoc.timed_out else EXIT_ABORTED
         if status.Status != 0:
             print(f"echoscu: C-ECHO failed with status 0x{status.Status:04X}", file=sys.stderr)
             assoc.release()

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dimsefsm import __version__
-from dimsefsm.cli import echo, store
+from dimsefsm.cli import echo, find, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_echoscp(sub)
     store.add_storescu(sub)
     store.add_storescp(sub)
+    find.add_findscu(sub)
     return parser
 
 
