@@ -7,6 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 11112
 AET    ?= DIMSEFSM
+STORE  ?= dicom-store
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dcmtk graphviz
 
@@ -35,7 +36,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/dimsefsm echoscp $(PORT) -aet $(AET) -v
+	$(VENV)/bin/dimsefsm qrscp $(PORT) -aet $(AET) -od $(STORE) -v
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

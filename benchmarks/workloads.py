@@ -1,15 +1,15 @@
 """Every workload ``make bench`` knows, in the order they run.
 
-Later workloads (store, find, get, move) are modules like ``benchmarks.echo``
+Later workloads (get, move) are modules like ``benchmarks.echo``
 with a ``WORKLOAD`` object; add them to this tuple.
 """
 
 from __future__ import annotations
 
-from benchmarks import echo, storage
+from benchmarks import echo, find, storage
 from benchmarks.core import Workload
 
-WORKLOADS: tuple[Workload, ...] = (echo.WORKLOAD, storage.WORKLOAD)
+WORKLOADS: tuple[Workload, ...] = (echo.WORKLOAD, storage.WORKLOAD, find.WORKLOAD)
 
 
 def by_name() -> dict[str, Workload]:

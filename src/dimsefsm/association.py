@@ -332,6 +332,9 @@ class Association:
         """C-CANCEL the operation with this Message ID (FIND, GET or MOVE)."""
         op = self.engine.operations.get(msg_id)
         assert self.engine.negotiated is not None and self.driver is not None
+        if op is None and context_id is None:
+            LOG.info("C-CANCEL not sent: Message ID %d has already finished", msg_id)
+            return
         if context_id is None:
             context_id = getattr(getattr(op, "context", None), "context_id", None)
         if context_id is None:

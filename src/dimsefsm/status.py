@@ -335,6 +335,7 @@ QR_FIND_STATUSES: Final = _table(
     Service.QR_FIND,
     _QUERY_GENERAL,
     {
+        CANCEL: (_C, "Matching terminated due to cancel"),
         OUT_OF_RESOURCES: (_F, "Refused: out of resources"),
         INVALID_PRIOR_RECORD_KEY: (_F, "Refused: invalid Prior Record Key"),
         IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS: (_F, "Error: identifier does not match SOP Class"),

@@ -344,6 +344,8 @@ def test_syntax_errors_name_the_spec(spec: str, message: str) -> None:
 UNKNOWN_KEYS: dict[str, str] = {
     "NoSuchKeyword=1": "unknown keyword 'NoSuchKeyword'",
     "patientname=x": r"did you mean PatientName\?",
+    "STUDYDATE": r"did you mean StudyDate\?",
+    "PatientsName=x": r"did you mean PatientName\?",
     "(0009,1001)=1": r"private tag \(0009,1001\) has no dictionary VR",
     "(0011,0001)=1": r"private tag \(0011,0001\)",
     "(0003,0010)=1": r"private tag \(0003,0010\)",
@@ -360,6 +362,12 @@ def test_unknown_keys_are_key_errors_naming_the_spec(spec: str, message: str) ->
     assert isinstance(caught.value, QueryKeyError)
     assert repr(spec) in str(caught.value)
     assert not str(caught.value).startswith("'"), "KeyError must not quote the sentence"
+
+
+def test_no_hint_for_a_keyword_like_nothing_known() -> None:
+    with pytest.raises(UnknownKeyError) as caught:
+        parse_key("Nope=1")
+    assert str(caught.value) == "unknown keyword 'Nope' in key 'Nope=1'"
 
 
 def test_build_identifier_raises_for_bad_spec() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dimsefsm.ae import AE
+from dimsefsm.ae import AE, HandlerList
 from dimsefsm.cli.common import (
     EXIT_ABORTED,
     EXIT_FAILED_STATUS,
@@ -79,10 +79,10 @@ def run_echoscp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def serve(ae: AE, address: tuple[str, int], name: str) -> None:
+def serve(ae: AE, address: tuple[str, int], name: str, handlers: HandlerList | None = None) -> None:
     """Run a server in the foreground until Ctrl-C or SIGTERM, then shut down cleanly."""
     stop_on_sigterm()
-    server = ae.start_server(address, block=False)
+    server = ae.start_server(address, block=False, evt_handlers=handlers)
     host, port = server.address
     print(f"{name}: {ae.ae_title} listening on {host}:{port}", file=sys.stderr, flush=True)
     try:

@@ -296,9 +296,16 @@ def _tag_for_keyword(keyword: str, spec: str) -> int:
         tag = tag_for_keyword(keyword.removeprefix(_RETIRED_PREFIX))
     if tag is not None:
         return tag
-    close = difflib.get_close_matches(keyword, keyword_dict, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    hint = _keyword_hint(keyword)
     raise UnknownKeyError(f"unknown keyword {keyword!r} in key {spec!r}{hint}")
+
+
+def _keyword_hint(keyword: str) -> str:
+    """Wrong case is the usual slip (dcmtk is case-sensitive too); then a close spelling."""
+    folded = keyword.casefold()
+    same = [known for known in keyword_dict if known.casefold() == folded]
+    close = same or difflib.get_close_matches(keyword, keyword_dict, n=1, cutoff=0.8)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _vr_for(tag: int, spec: str) -> str:

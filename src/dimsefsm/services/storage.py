@@ -59,6 +59,8 @@ class StorageConfig:
     mode: Mode = "dataset"
     directory: Path | None = None
     validate: bool = True
+    on_stored: Callable[[Path], None] | None = None
+    """File mode: called with the final path once a file is committed (e.g. to index it)."""
 
     def __post_init__(self) -> None:
         if self.mode == "file" and self.directory is None:
@@ -304,6 +306,8 @@ class StoreScp(SingleResponseScp):
         if self.sink is not None and st.category(status) is not st.Category.FAILURE:
             path = self.sink.commit()
             LOG.info("stored %s (0x%04X) -> %s", sop_instance, status, path)
+            if self.config.on_stored is not None:
+                self.config.on_stored(path)
         else:
             LOG.info("C-STORE %s answered 0x%04X", sop_instance, status)
         comment = self.error_comment(status)

@@ -1,0 +1,67 @@
+"""The Query/Retrieve SCP application: storage into a directory, C-FIND over its index.
+
+This is what ``dimsefsm qrscp`` (and ``make run``) serves.  The protocol lives
+in the service charts; this module only knows where instances are kept and
+how a query becomes matches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dimsefsm import evt
+from dimsefsm import status as st
+from dimsefsm.ae import AE
+from dimsefsm.qr.index import InstanceIndex
+from dimsefsm.qr.models import response_identifier
+from dimsefsm.qr.registry import PATIENT_ROOT_FIND, PATIENT_STUDY_ONLY_FIND, STUDY_ROOT_FIND, lookup
+from dimsefsm.services.storage import StorageConfig
+from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
+
+LOG = logging.getLogger("dimsefsm.qrscp")
+
+FIND_CLASSES = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_STUDY_ONLY_FIND)
+
+
+class QueryRetrieveSCP:
+    """An AE that stores what it receives and answers queries about it."""
+
+    def __init__(self, ae_title: str, directory: Path) -> None:
+        self.directory = directory
+        self.index = InstanceIndex()
+        self.ae = AE(ae_title)
+        self.ae.add_supported_context(VERIFICATION)
+        for uid in STORAGE_SOP_CLASSES:
+            self.ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
+        for uid in FIND_CLASSES:
+            self.ae.add_supported_context(uid)
+        self.ae.prefer_requestor_order = True
+        self.ae.storage = StorageConfig(mode="file", directory=directory, on_stored=self.on_stored)
+
+    def load(self) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        count = self.index.load(self.directory)
+        LOG.info("indexed %d instance(s) from %s", count, self.directory)
+        return count
+
+    @property
+    def handlers(self) -> list[tuple[evt.EventType, Any]]:
+        return [(evt.EVT_C_FIND, self.on_find)]
+
+    def on_stored(self, path: Path) -> None:
+        self.index.add_file(path)
+
+    def on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
+        sop = lookup(event.context.abstract_syntax)
+        assert sop is not None
+        request = event.identifier
+        for record in self.index.query(request, sop.model):
+            if event.is_cancelled:
+                return
+            yield (
+                st.PENDING,
+                response_identifier(request, record.header, retrieve_ae=self.ae.ae_title),
+            )

@@ -1,0 +1,118 @@
+"""The Q/R SCP application over real sockets: store, index, query, restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom import Dataset
+
+from dimsefsm import AE, evt
+from dimsefsm.qr.registry import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
+from dimsefsm.qr.scp import QueryRetrieveSCP
+from dimsefsm.sop_class import CT_IMAGE_STORAGE
+from dimsefsm.transport.server import AssociationServer
+from tests.data.make import make_study, write_study
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[QueryRetrieveSCP, AssociationServer]]:
+    scp = QueryRetrieveSCP("QRSCP", tmp_path / "store")
+    scp.load()
+    server = scp.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=scp.handlers)
+    yield scp, server
+    server.shutdown()
+
+
+def scu() -> AE:
+    ae = AE("SCU")
+    ae.add_requested_context(CT_IMAGE_STORAGE)
+    ae.add_requested_context(STUDY_ROOT_FIND)
+    ae.add_requested_context(PATIENT_ROOT_FIND)
+    return ae
+
+
+def study_query(level: str, **keys: str) -> Dataset:
+    """Hierarchical: only STUDY-level queries may carry non-unique study keys."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    ds.StudyInstanceUID = ""
+    if level == "STUDY":
+        ds.PatientName = ""
+    for k, v in keys.items():
+        setattr(ds, k, v)
+    return ds
+
+
+def test_store_then_query_each_level(
+    running: tuple[QueryRetrieveSCP, AssociationServer], tmp_path: Path
+) -> None:
+    scp, server = running
+    files = write_study(tmp_path / "in", make_study(6, n_series=2))
+    with scu().associate(*server.address, ae_title="QRSCP") as assoc:
+        assert [assoc.send_c_store(f).Status for f in files] == [0] * 6
+        studies = list(assoc.send_c_find(study_query("STUDY"), STUDY_ROOT_FIND))
+        series = list(
+            assoc.send_c_find(study_query("SERIES", SeriesInstanceUID=""), STUDY_ROOT_FIND)
+        )
+        images = list(assoc.send_c_find(study_query("IMAGE", SOPInstanceUID=""), STUDY_ROOT_FIND))
+    assert len(scp.index) == 6
+    assert [s.Status for s, _ in studies] == [0xFF00, 0x0000]
+    assert [s.Status for s, _ in series] == [0xFF00] * 2 + [0x0000]
+    assert len(images) == 7
+    match = studies[0][1]
+    assert match is not None and match.RetrieveAETitle == "QRSCP"
+    assert match.QueryRetrieveLevel == "STUDY" and "SeriesInstanceUID" not in match
+
+
+def test_index_survives_a_restart_and_matching_filters(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    write_study(store, make_study(3, n_series=1))
+    scp = QueryRetrieveSCP("QRSCP", store)
+    assert scp.load() == 3
+    server = scp.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=scp.handlers)
+    try:
+        with scu().associate(*server.address, ae_title="QRSCP") as assoc:
+            query = study_query("STUDY", PatientName="Nobody*")
+            assert [s.Status for s, _ in assoc.send_c_find(query, STUDY_ROOT_FIND)] == [0]
+            bad = study_query("FRAME")
+            result = list(assoc.send_c_find(bad, STUDY_ROOT_FIND))
+            assert result[0][0].Status == 0xA900 and "FRAME" in result[0][0].ErrorComment
+    finally:
+        server.shutdown()
+
+
+def test_cancel_over_sockets_stops_an_endless_handler() -> None:
+    """Our SCU cancels after two matches; our SCP sees it between two pending responses."""
+    closed: list[int] = []
+
+    def endless(event: object) -> Iterator[tuple[int, Dataset]]:
+        n = 0
+        try:
+            while True:
+                n += 1
+                ds = Dataset()
+                ds.StudyInstanceUID = f"1.2.{n}"
+                yield 0xFF00, ds
+        finally:
+            closed.append(n)
+
+    ae = AE("ENDLESS")
+    ae.add_supported_context(STUDY_ROOT_FIND)
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_FIND, endless)]
+    )
+    try:
+        with scu().associate(*server.address, ae_title="ENDLESS") as assoc:
+            seen = []
+            for status, _ in assoc.send_c_find(study_query("STUDY"), STUDY_ROOT_FIND):
+                seen.append(status.Status)
+                if len(seen) == 2:
+                    assert assoc.last_message_id is not None
+                    assoc.send_c_cancel(assoc.last_message_id)
+    finally:
+        server.shutdown()
+    assert seen[:2] == [0xFF00, 0xFF00] and seen[-1] == 0xFE00
+    assert all(code == 0xFF00 for code in seen[:-1])
+    assert len(closed) == 1
