@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
 
-from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
-from dimsefsm.datasets import convert_dataset_bytes, encode_dataset
+from dimsefsm.assoc.negotiation import Negotiated
+from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import (
     Priority,
     cancel_rq,
@@ -29,11 +28,11 @@ from dimsefsm.dimse.commands import (
 from dimsefsm.dimse.fragment import iter_dataset_pdus
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
-from dimsefsm.part10 import Part10Info, iter_file_chunks, read_dataset_bytes, read_part10_info
+from dimsefsm.part10 import Part10Info, iter_file_chunks
 from dimsefsm.services.find import FindScu
-from dimsefsm.services.storage import StoreScu
+from dimsefsm.services.storage import StoreScu, store_source
 from dimsefsm.services.verification import EchoScu
-from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, VERIFICATION
+from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.driver import SocketDriver, TransportTimeout, tune
 
 LOG = logging.getLogger("dimsefsm.association")
@@ -42,27 +41,6 @@ LOG = logging.getLogger("dimsefsm.association")
 # ones stream from disk in batches of about SEND_BATCH bytes of PDUs.
 STREAM_THRESHOLD = 4 << 20
 SEND_BATCH = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class _StoreSource:
-    context_id: int
-    sop_class_uid: str
-    sop_instance_uid: str
-    data: bytes | None
-    info: Part10Info | None
-
-
-def _uncompressed_context(negotiated: Negotiated, sop_class: str) -> AcceptedContext:
-    """The context to convert to: native encodings only, our preference first."""
-    for syntax in UNCOMPRESSED_TRANSFER_SYNTAXES:
-        ctx = negotiated.find_context(sop_class, syntax)
-        if ctx is not None:
-            return ctx
-    raise ValueError(
-        f"no accepted presentation context for SOP class {sop_class} "
-        "in its own or an uncompressed transfer syntax"
-    )
 
 
 _REJECT_REASONS = {
@@ -215,7 +193,7 @@ class Association:
         uncompressed syntax.
         """
         negotiated = self._require_established()
-        source = self._store_source(negotiated, dataset)
+        source = store_source(negotiated, dataset, STREAM_THRESHOLD)
         engine = self.engine
         message_id = msg_id if msg_id is not None else engine.next_message_id()
         command = store_rq(
@@ -236,32 +214,6 @@ class Association:
             self._stream(source.context_id, command, source.info)
         self._wait(op)
         return op.result()
-
-    def _store_source(self, negotiated: Negotiated, dataset: Dataset | str | Path) -> _StoreSource:
-        if isinstance(dataset, Dataset):
-            sop_class, sop_instance = dataset.SOPClassUID, dataset.SOPInstanceUID
-            wanted = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
-            ctx = (
-                negotiated.find_context(sop_class, wanted) if wanted else None
-            ) or _uncompressed_context(negotiated, sop_class)
-            data = encode_dataset(dataset, ctx.transfer_syntax)
-            return _StoreSource(ctx.context_id, sop_class, sop_instance, data, None)
-        info = read_part10_info(Path(dataset))
-        same = negotiated.find_context(info.sop_class_uid, info.transfer_syntax)
-        if same is not None:
-            if info.file_size - info.dataset_offset <= STREAM_THRESHOLD:
-                data = read_dataset_bytes(info)
-                return _StoreSource(
-                    same.context_id, info.sop_class_uid, info.sop_instance_uid, data, None
-                )
-            return _StoreSource(
-                same.context_id, info.sop_class_uid, info.sop_instance_uid, None, info
-            )
-        ctx = _uncompressed_context(negotiated, info.sop_class_uid)
-        data = convert_dataset_bytes(
-            read_dataset_bytes(info), info.transfer_syntax, ctx.transfer_syntax
-        )
-        return _StoreSource(ctx.context_id, info.sop_class_uid, info.sop_instance_uid, data, None)
 
     def _stream(self, context_id: int, command: dict[str, Any], info: Part10Info) -> None:
         """Send a large data set from disk: memory bounded by one chunk and one batch."""

@@ -10,7 +10,6 @@ Handlers keep pynetdicom's protocol: a generator of ``(status, identifier)``.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from dimsefsm.datasets import DatasetDecodeError, decode_dataset, encode_dataset
 from dimsefsm.dimse.commands import find_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
+from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 
 LOG = logging.getLogger("dimsefsm.find")
 
@@ -190,101 +190,12 @@ SCP_CHART = Chart(
     ),
 )
 
-_SCU_FROM = ("Matching", "Cancelling")
-SCU_CHART = Chart(
-    name="c-find-scu",
-    states=(
-        "Idle",
-        "Matching",
-        "Cancelling",
-        "Succeeded",
-        "Warned",
-        "Cancelled",
-        "Failed",
-        "Aborted",
-        "TimedOut",
-    ),
-    initial="Idle",
-    final=("Succeeded", "Warned", "Cancelled", "Failed", "Aborted", "TimedOut"),
-    doc="C-FIND SCU: PS3.2 Table N.7-48, one row per status class.",
-    transitions=(
-        transition("send", "send", "Idle", "Matching", when="The C-FIND-RQ was sent."),
-        transition(
-            "cancel",
-            "cancel",
-            "Matching",
-            "Cancelling",
-            when="The caller asked to stop; a C-CANCEL-FIND was sent.",
-        ),
-        transition(
-            "pending",
-            "pending",
-            _SCU_FROM,
-            "=",
-            status=st.PENDING,
-            when="A match arrived (0xFF00); it is handed to the caller, matching continues.",
-        ),
-        transition(
-            "pending_warning",
-            "pending_warning",
-            _SCU_FROM,
-            "=",
-            status=st.PENDING_WARNING,
-            when="A match arrived with unsupported optional keys (0xFF01); matching continues.",
-        ),
-        transition(
-            "success",
-            "success",
-            _SCU_FROM,
-            "Succeeded",
-            status=st.SUCCESS,
-            when="Matching is complete (0x0000).",
-        ),
-        transition(
-            "warning",
-            "warning",
-            _SCU_FROM,
-            "Warned",
-            when="A final Warning (e.g. 0xB001 response limit reached).",
-        ),
-        transition(
-            "cancelled",
-            "cancelled",
-            _SCU_FROM,
-            "Cancelled",
-            status=st.CANCEL,
-            when="Matching was terminated due to cancel (0xFE00).",
-        ),
-        transition(
-            "failure",
-            "failure",
-            _SCU_FROM,
-            "Failed",
-            when="A Failure: 0xA700 out of resources, 0xA900 identifier does not match, "
-            "0x0122, 0xCxxx unable to process.",
-        ),
-        transition(
-            "unknown_status",
-            "unknown_status",
-            _SCU_FROM,
-            "Failed",
-            when="Any other status code: reported to the caller, treated as a failure.",
-        ),
-        transition(
-            "aborted",
-            "aborted",
-            _SCU_FROM,
-            "Aborted",
-            when="The association was aborted or the connection lost mid-query.",
-        ),
-        transition(
-            "timed_out",
-            "timed_out",
-            _SCU_FROM,
-            "TimedOut",
-            when="No response within the DIMSE timeout; the association is aborted.",
-        ),
-    ),
+SCU_CHART = make_multi_scu_chart(
+    "c-find-scu",
+    "C-FIND",
+    "Matching",
+    pending_warning=True,
+    failures="0xA700 out of resources, 0xA900 identifier does not match, 0x0122, 0xCxxx",
 )
 
 
@@ -513,65 +424,7 @@ class FindScp:
             )
 
 
-class FindScu:
+class FindScu(MultiResponseScu):
     """One C-FIND-RQ we sent: collects (status, identifier) pairs for the caller."""
 
-    state: str
-
-    def __init__(self, message_id: int, context: AcceptedContext) -> None:
-        self.message_id = message_id
-        self.context = context
-        self.results: deque[tuple[Dataset, Dataset | None]] = deque()
-        SCU_CHART.attach(self)
-
-    @property
-    def done(self) -> bool:
-        return self.state in SCU_CHART.final
-
-    def sent(self) -> None:
-        SCU_CHART.fire(self, "send")
-
-    def cancel_sent(self) -> None:
-        SCU_CHART.fire(self, "cancel")
-
-    def on_response(self, message: Message) -> None:
-        cmd = message.command
-        code = cmd.get("Status")
-        status = Dataset()
-        status.Status = code
-        for keyword in ("ErrorComment", "OffendingElement"):
-            if cmd.get(keyword) is not None:
-                value = cmd[keyword]
-                setattr(status, keyword, list(value) if isinstance(value, tuple) else value)
-        identifier = None
-        if message.dataset is not None:
-            try:
-                identifier = decode_dataset(message.dataset, self.context.transfer_syntax)
-            except DatasetDecodeError as exc:
-                LOG.warning("C-FIND response identifier cannot be decoded: %s", exc)
-        self.results.append((status, identifier))
-        SCU_CHART.fire(self, self._trigger(code))
-
-    @staticmethod
-    def _trigger(code: object) -> str:
-        if code == st.PENDING:
-            return "pending"
-        if code == st.PENDING_WARNING:
-            return "pending_warning"
-        if code == st.SUCCESS:
-            return "success"
-        if code == st.CANCEL:
-            return "cancelled"
-        category = st.category(code) if isinstance(code, int) else st.Category.UNKNOWN
-        if category is st.Category.FAILURE:
-            return "failure"
-        if category is st.Category.WARNING:
-            return "warning"
-        LOG.warning("C-FIND response with unknown status %r", code)
-        return "unknown_status"
-
-    def on_abort(self) -> None:
-        SCU_CHART.fire(self, "aborted")
-
-    def on_timeout(self) -> None:
-        SCU_CHART.fire(self, "timed_out")
+    chart = SCU_CHART

@@ -28,24 +28,27 @@ from dimsefsm.assoc.negotiation import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
     AcceptedContext,
+    Negotiated,
 )
 from dimsefsm.datasets import (
     DatasetChecker,
     DatasetDecodeError,
     check_dataset_bytes,
+    convert_dataset_bytes,
     decode_dataset,
+    encode_dataset,
 )
 from dimsefsm.dimse.commands import store_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
-from dimsefsm.part10 import Part10Writer
+from dimsefsm.part10 import Part10Info, Part10Writer, read_dataset_bytes, read_part10_info
 from dimsefsm.services.single_response import (
     SingleResponseScp,
     SingleResponseScu,
     handler_outcomes,
     make_scu_chart,
 )
-from dimsefsm.sop_class import service_of
+from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, service_of
 
 LOG = logging.getLogger("dimsefsm.storage")
 
@@ -323,6 +326,60 @@ class StoreScp(SingleResponseScp):
                 ),
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSource:
+    context_id: int
+    sop_class_uid: str
+    sop_instance_uid: str
+    data: bytes | None
+    info: Part10Info | None
+
+
+def uncompressed_context(negotiated: Negotiated, sop_class: str) -> AcceptedContext:
+    """The context to convert to: native encodings only, our preference first."""
+    for syntax in UNCOMPRESSED_TRANSFER_SYNTAXES:
+        ctx = negotiated.find_context(sop_class, syntax)
+        if ctx is not None:
+            return ctx
+    raise ValueError(
+        f"no accepted presentation context for SOP class {sop_class} "
+        "in its own or an uncompressed transfer syntax"
+    )
+
+
+def store_source(
+    negotiated: Negotiated, dataset: Dataset | str | Path, stream_above: int | None = None
+) -> StoreSource:
+    """What to send for one instance, and on which context (we must be its SCU there).
+
+    A path goes without decoding when a context with the file's own syntax was
+    accepted; above ``stream_above`` bytes it is left on disk to be streamed.
+    Otherwise an uncompressed instance is converted to an accepted native syntax.
+    """
+    if isinstance(dataset, Dataset):
+        sop_class, sop_instance = dataset.SOPClassUID, dataset.SOPInstanceUID
+        wanted = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+        ctx = (
+            negotiated.find_context(sop_class, wanted) if wanted else None
+        ) or uncompressed_context(negotiated, sop_class)
+        data = encode_dataset(dataset, ctx.transfer_syntax)
+        return StoreSource(ctx.context_id, sop_class, sop_instance, data, None)
+    info = read_part10_info(Path(dataset))
+    same = negotiated.find_context(info.sop_class_uid, info.transfer_syntax)
+    if same is not None:
+        if stream_above is None or info.file_size - info.dataset_offset <= stream_above:
+            data = read_dataset_bytes(info)
+            return StoreSource(
+                same.context_id, info.sop_class_uid, info.sop_instance_uid, data, None
+            )
+        return StoreSource(same.context_id, info.sop_class_uid, info.sop_instance_uid, None, info)
+    ctx = uncompressed_context(negotiated, info.sop_class_uid)
+    data = convert_dataset_bytes(
+        read_dataset_bytes(info), info.transfer_syntax, ctx.transfer_syntax
+    )
+    return StoreSource(ctx.context_id, info.sop_class_uid, info.sop_instance_uid, data, None)
 
 
 class StoreScu(SingleResponseScu):
