@@ -7,9 +7,8 @@ with the same instances through storescu.  The prepared identifiers carry the
 attributes dcmqrscp returns for the query, so all three SCPs send the same
 responses; only dcmqrscp searches a database for them.
 
-findscu prints every response (its default); the dcmtk row is measured so, and
-once more with ``-q`` (printing nothing) for the notes, which shows the SCPs
-without findscu's own formatting cost.
+findscu prints every response (its default) into a file; with two or more
+cores that overlaps the SCP's work, and ``-q`` made no measurable difference.
 
 Runs shorter than a second are repeated and the best kept; one failed run is
 retried and reported in the notes (pynetdicom's reactor thread sometimes takes a
@@ -228,10 +227,9 @@ def python_client(scu: str, port: int, data: QueryData, timeout: float) -> Run:
     return Run.from_record(record)
 
 
-def findscu_command(port: int, spec: QuerySpec, *, quiet: bool = False) -> list[str]:
+def findscu_command(port: int, spec: QuerySpec) -> list[str]:
     return [
         "findscu",
-        *(["-q"] if quiet else []),
         "-S",
         "-k",
         "QueryRetrieveLevel=IMAGE",
@@ -250,13 +248,17 @@ def findscu_command(port: int, spec: QuerySpec, *, quiet: bool = False) -> list[
     ]
 
 
-def findscu(port: int, data: QueryData, timeout: float, *, quiet: bool = False) -> Run:
+def findscu(port: int, data: QueryData, timeout: float) -> Run:
     """dcmtk's findscu, the whole process timed; matches counted from what it printed.
+
+    Without ``-v`` findscu prints neither the final status nor anything for a
+    failed one (it exits 0 either way), so the pending responses it printed are
+    the check; the Python SCUs check the final status of the same SCPs.
 
     Its output goes to a file, not a pipe: a pipe would make findscu wait for
     this process to read 600 KB of response dumps.
     """
-    command = findscu_command(port, data.spec, quiet=quiet)
+    command = findscu_command(port, data.spec)
     with tempfile.TemporaryFile() as output:
         started, cpu = time.perf_counter(), children_cpu()
         try:
@@ -278,10 +280,6 @@ def findscu(port: int, data: QueryData, timeout: float, *, quiet: bool = False) 
     if done.returncode != 0 or errors:
         tail = (errors or lines or ["no output"])[-1]
         return Run(error=f"findscu exit {done.returncode}: {tail}")
-    if quiet:  # nothing printed to count: a zero exit code is all findscu says
-        return Run(data.matches, seconds, cpu)
-    if "Final Find Response (Success)" not in printed:
-        return Run(error=f"findscu: no final Success ({(lines or ['no output'])[-1]})")
     return Run(printed.count("(Pending)"), seconds, cpu)
 
 
@@ -304,10 +302,10 @@ def findscu_startup(data: QueryData) -> float | None:
     return best
 
 
-def run_client(scu: str, port: int, data: QueryData, *, quiet: bool = False) -> Run:
+def run_client(scu: str, port: int, data: QueryData) -> Run:
     timeout = max(60.0, data.matches * SECONDS_PER_MATCH_BUDGET)
     if scu == "dcmtk":
-        return findscu(port, data, timeout, quiet=quiet)
+        return findscu(port, data, timeout)
     return python_client(scu, port, data, timeout)
 
 
@@ -357,7 +355,6 @@ class _Matrix:
     data: QueryData
     root: Path
     unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
-    quiet_rates: dict[str, float | str] = field(default_factory=dict)
 
     def run(self) -> None:
         for scp in IMPLEMENTATIONS:
@@ -366,12 +363,9 @@ class _Matrix:
                 for scu in IMPLEMENTATIONS:
                     server = self._revive(scp, server)
                     self._cell(scu, scp, server)
-                server = self._revive(scp, server)
-                self._quiet_cell(scp, server)
             finally:
                 if server is not None:
                     server.stop()
-        self._note_quiet()
         self._note_startup(findscu_startup(self.data))
 
     # -- one SCP column -------------------------------------------------------------
@@ -423,25 +417,6 @@ class _Matrix:
         else:
             self._record(scu, scp, runs)
 
-    def _quiet_cell(self, scp: str, server: ServerProcess | None) -> None:
-        """findscu -q against this SCP, for the notes only."""
-        if server is None:
-            self.quiet_rates[scp] = self._why("dcmtk", scp)
-            return
-        what = f"dcmtk -q SCU -> {scp} SCP"
-        runs = self._measure(what, lambda: self._attempt("dcmtk", scp, server, quiet=True))
-        if isinstance(runs, str):
-            self.quiet_rates[scp] = runs
-            print(f"  {what:>30}  FAILED: {runs}", flush=True)
-            return
-        best = min(runs, key=lambda run: run.seconds)
-        self.quiet_rates[scp] = best.count / best.seconds
-        print(
-            f"  {what:>30}  {best.count / best.seconds:9,.0f} match/s"
-            f" ({best.count} in {best.seconds:.3f} s, best of {len(runs)})",
-            flush=True,
-        )
-
     def _measure(self, what: str, attempt: Callable[[], Run]) -> list[Run] | str:
         """Good runs (best of a few when short), or why there are none.
 
@@ -468,10 +443,10 @@ class _Matrix:
                 break
         return runs
 
-    def _attempt(self, scu: str, scp: str, server: ServerProcess, *, quiet: bool = False) -> Run:
+    def _attempt(self, scu: str, scp: str, server: ServerProcess) -> Run:
         measurable = scp != "dcmtk"  # dcmqrscp answers in a forked child
         scp_cpu = cpu_seconds(server.pid) if measurable else 0.0
-        run = run_client(scu, server.port, self.data, quiet=quiet)
+        run = run_client(scu, server.port, self.data)
         if measurable and server.alive:
             run.scp_cpu = cpu_seconds(server.pid) - scp_cpu
         if run.unavailable:
@@ -532,26 +507,6 @@ class _Matrix:
             self._add(Figure(key, scu, scp, error=error))
         if not error.startswith((NOT_AVAILABLE, NOT_APPLICABLE)):
             print(f"  {scu + ' SCU -> ' + scp + ' SCP':>30}  FAILED: {error}", flush=True)
-
-    def _note_quiet(self) -> None:
-        reference = self.quiet_rates.get("dcmtk")
-        cells = []
-        for scp in IMPLEMENTATIONS:
-            rate = self.quiet_rates.get(scp)
-            if rate is None:
-                continue
-            if isinstance(rate, str):
-                cells.append(f"{scp} failed ({rate})")
-                continue
-            shown = f"{scp} {rate:,.0f}"
-            if scp != "dcmtk" and isinstance(reference, float):
-                shown += f" ({rate / reference:.2f}x dcmtk)"
-            cells.append(shown)
-        if cells:
-            self.result.notes.append(
-                "findscu -q (responses not printed, so the SCP sets more of the pace; "
-                f"not in the tables) matches/s from each SCP: {', '.join(cells)}"
-            )
 
     def _note_startup(self, startup: float | None) -> None:
         """dcmtk SCU figures include process start-up; show what they are without it."""

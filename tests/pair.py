@@ -58,7 +58,7 @@ class EnginePair:
     def step(self) -> bool:
         """One response of a running SCP operation, as the transport would send it."""
         for engine in (self.acceptor, self.requestor):
-            if engine.scp_operations:
+            if engine.scp_operations and engine.has_ready_scp_operation():
                 engine.step_scp_operation()
                 return True
         return False

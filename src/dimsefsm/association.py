@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from dimsefsm.dimse.commands import (
     echo_rq,
     encode_command,
     find_rq,
+    get_rq,
     store_rq,
 )
 from dimsefsm.dimse.fragment import iter_dataset_pdus
@@ -30,6 +31,8 @@ from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.part10 import Part10Info, iter_file_chunks
 from dimsefsm.services.find import FindScu
+from dimsefsm.services.get import GetScu
+from dimsefsm.services.multi_response import MultiResponseScu
 from dimsefsm.services.storage import StoreScu, store_source
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
@@ -252,26 +255,52 @@ class Association:
         while iterating to stop early; the remaining responses (the final
         0xFE00, or Success if the peer finished first) still arrive.
         """
+        return self._query(dataset, query_model, FindScu, find_rq, msg_id, priority)
+
+    def send_c_get(
+        self,
+        dataset: Dataset,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        """Retrieve over this association; yields ``(status, identifier)`` per response.
+
+        The C-STORE sub-operations arrive meanwhile and go to this AE's storage
+        (``AE.storage`` and its EVT_C_STORE handler) on the contexts where the
+        peer accepted our SCP role (``AE.propose_role``).
+        """
+        return self._query(dataset, query_model, GetScu, get_rq, msg_id, priority)
+
+    def _query(
+        self,
+        dataset: Dataset,
+        sop_class: str,
+        op_class: type[MultiResponseScu],
+        build: Callable[..., dict[str, Any]],
+        msg_id: int | None,
+        priority: int,
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
         negotiated = self._require_established()
-        ctx = negotiated.find_context(query_model)
+        ctx = negotiated.find_context(sop_class)
         if ctx is None:
-            raise ValueError(f"no accepted presentation context for {query_model}")
+            raise ValueError(f"no accepted presentation context for {sop_class}")
         engine = self.engine
         message_id = msg_id if msg_id is not None else engine.next_message_id()
         self.last_message_id = message_id
-        op = FindScu(message_id, ctx)
+        op = op_class(message_id, ctx)
         engine.start_operation(message_id, op)
         op.sent()
         engine.send_message(
             Message(
                 ctx.context_id,
-                find_rq(message_id, query_model, priority=priority),
+                build(message_id, sop_class, priority=priority),
                 encode_dataset(dataset, ctx.transfer_syntax),
             )
         )
         return self._results(op)
 
-    def _results(self, op: FindScu) -> Iterator[tuple[Dataset, Dataset | None]]:
+    def _results(self, op: MultiResponseScu) -> Iterator[tuple[Dataset, Dataset | None]]:
         while True:
             if not op.results and not op.done:
                 self._wait(op, until_result=True)
@@ -307,7 +336,7 @@ class Association:
         while not op.done and not (until_result and op.results):
             try:
                 driver.pump(self.dimse_timeout)
-                driver.serve_operations()
+                driver.serve_operations(self.dimse_timeout)
             except TransportTimeout:
                 self.timed_out = True
                 self.error = f"no response within the DIMSE timeout ({self.dimse_timeout} s)"

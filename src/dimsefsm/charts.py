@@ -12,6 +12,7 @@ CHART_MODULES = (
     "dimsefsm.services.verification",
     "dimsefsm.services.storage",
     "dimsefsm.services.find",
+    "dimsefsm.services.get",
 )
 
 

@@ -197,13 +197,20 @@ class AssociationEngine:
         op.cancel()
         return True
 
+    def has_ready_scp_operation(self) -> bool:
+        return any(getattr(op, "ready", True) for op in self.scp_operations.values())
+
     def step_scp_operation(self) -> None:
-        """Advance the oldest running SCP operation by one response."""
-        for message_id, op in self.scp_operations.items():
-            if not op.done:
-                op.step()
+        """Advance the oldest ready SCP operation by one response (or one sub-operation)."""
+        for message_id, op in list(self.scp_operations.items()):
             if op.done:
                 del self.scp_operations[message_id]
+                continue
+            if not getattr(op, "ready", True):
+                continue
+            op.step()
+            if op.done:
+                self.scp_operations.pop(message_id, None)
             return
 
     def release(self) -> None:

@@ -18,7 +18,8 @@ from dimsefsm.dimse.commands import NO_DATASET, CommandField
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.model import AbortReason, AbortSource
-from dimsefsm.services.find import FindScp, check_find_identifier
+from dimsefsm.services.find import FindScp, check_find_identifier, check_retrieve_identifier
+from dimsefsm.services.get import GetScp
 from dimsefsm.services.storage import FileSink, StorageConfig, StoreScp
 from dimsefsm.services.verification import EchoScp
 from dimsefsm.sop_class import service_of
@@ -94,6 +95,19 @@ class RequestDispatcher:
             op.start()
             if not op.done:
                 engine.start_scp_operation(message.command["MessageID"], op)
+            return
+        if field == CommandField.C_GET_RQ:
+            get = GetScp(
+                message,
+                context,
+                self.handlers.get(evt.EVT_C_GET),
+                self.assoc,
+                engine,
+                check_retrieve_identifier,
+            )
+            get.start()
+            if not get.done:
+                engine.start_scp_operation(message.command["MessageID"], get)
             return
         if field == CommandField.C_ECHO_RQ and service == "verification" and context.as_scp:  # type: ignore[union-attr]
             event = evt.Event(self.assoc, evt.EVT_C_ECHO, message, context)

@@ -236,13 +236,24 @@ def check_find_identifier(
     sop_class_uid: str, identifier: Dataset
 ) -> tuple[int, str, tuple[int, ...]] | None:
     """The information model's rules for a C-FIND identifier (PS3.4 C.4.1.2)."""
+    return _check(sop_class_uid, identifier)
+
+
+def check_retrieve_identifier(
+    sop_class_uid: str, identifier: Dataset
+) -> tuple[int, str, tuple[int, ...]] | None:
+    """The unique keys a C-GET/C-MOVE identifier needs (PS3.4 C.4.2.2.1, C.4.3.2.1)."""
+    return _check(sop_class_uid, identifier)
+
+
+def _check(sop_class_uid: str, identifier: Dataset) -> tuple[int, str, tuple[int, ...]] | None:
     from dimsefsm.qr.models import check_identifier
     from dimsefsm.qr.registry import lookup
 
     sop = lookup(sop_class_uid)
     if sop is None:
         return None
-    problem = check_identifier(sop.model, identifier, "find")
+    problem = check_identifier(sop.model, identifier, sop.service)
     if problem is None:
         return None
     return problem.status, problem.comment, tuple(problem.offending)

@@ -136,7 +136,7 @@ class SocketDriver:
             self.engine.data_received(data)
         self.flush()
 
-    def serve_operations(self) -> None:
+    def serve_operations(self, wait: float | None = None) -> None:
         """Send the responses of running SCP operations, reading between them.
 
         Anything the peer sent meanwhile (a C-CANCEL, an abort) is processed
@@ -146,6 +146,10 @@ class SocketDriver:
         while engine.scp_operations and self.sock is not None and engine.ul.state != "Sta1":
             if self.has_pending_input():
                 self.pump(0)
+                continue
+            if not engine.has_ready_scp_operation():
+                # Every operation waits for a sub-operation's response: block for it.
+                self.pump(wait)
                 continue
             engine.step_scp_operation()
             self.flush()

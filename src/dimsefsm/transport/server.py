@@ -111,7 +111,7 @@ class AssociationServer:
             while engine.ul.state != "Sta1":
                 try:
                     driver.pump(self.network_timeout)
-                    driver.serve_operations()
+                    driver.serve_operations(self.network_timeout)
                 except TransportTimeout:
                     LOG.warning("association with %s:%d idle too long; aborting", *peer)
                     engine.abort()

@@ -1,0 +1,421 @@
+"""C-GET between two in-memory engines: every transition of c-get-scp and c-get-scu.
+
+Each test docstring names the rule it checks (PS3.4 C.4.3, PS3.7 9.1.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pydicom import Dataset
+
+from dimsefsm import evt
+from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
+from dimsefsm.datasets import encode_dataset
+from dimsefsm.dimse.commands import cancel_rq, get_rq
+from dimsefsm.dimse.message import Message
+from dimsefsm.engine import AssociationEngine
+from dimsefsm.fsm import RECORDER
+from dimsefsm.pdu.model import RoleSelection
+from dimsefsm.services.dispatch import RequestDispatcher
+from dimsefsm.services.get import SCP_CHART, SCU_CHART, GetScu, strip_bulk_data
+from dimsefsm.sop_class import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
+from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN as EVRLE
+from tests.pair import EnginePair
+
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
+
+
+def instance(n: int, sop_class: str = CT_IMAGE_STORAGE) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = f"1.2.3.4.{n}"
+    ds.PatientName = "Doe^Jane"
+    ds.StudyInstanceUID = "1.2.3"
+    return ds
+
+
+def identifier(level: str = "STUDY", study: str | None = "1.2.3") -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    if study is not None:
+        ds.StudyInstanceUID = study
+    return ds
+
+
+Handler = Callable[[Any], Iterator[Any]]
+
+
+def make_pair(
+    handler: Handler | None,
+    store_status: Callable[[Any], int] = lambda e: 0,
+) -> tuple[EnginePair, list[str]]:
+    stored: list[str] = []
+
+    def on_store(event: Any) -> int:
+        stored.append(event.dataset.SOPInstanceUID)
+        return store_status(event)
+
+    proposal = RequestorProposal(
+        "SCU",
+        "SCP",
+        propose_contexts(
+            [(STUDY_ROOT_GET, [EVRLE]), (CT_IMAGE_STORAGE, [EVRLE]), (MR_IMAGE_STORAGE, [EVRLE])]
+        ),
+        roles=(RoleSelection(CT_IMAGE_STORAGE, False, True),),
+    )
+    policy = AcceptorPolicy(
+        "SCP",
+        {STUDY_ROOT_GET: (EVRLE,), CT_IMAGE_STORAGE: (EVRLE,), MR_IMAGE_STORAGE: (EVRLE,)},
+        scp_role_for=frozenset({CT_IMAGE_STORAGE}),
+    )
+    scu_dispatch = RequestDispatcher({evt.EVT_C_STORE: on_store})
+    scp_dispatch = RequestDispatcher({evt.EVT_C_GET: handler} if handler else {})
+    pair = EnginePair(
+        AssociationEngine(requestor=True, proposal=proposal, on_request=scu_dispatch),
+        AssociationEngine(requestor=False, policy=policy, on_request=scp_dispatch),
+    )
+    pair.connect()
+    return pair, stored
+
+
+def start(
+    pair: EnginePair, ident: Dataset | bytes | None = None, *, run: bool = True, **overrides: Any
+) -> GetScu:
+    engine = pair.requestor
+    assert engine.negotiated is not None
+    message_id = engine.next_message_id()
+    op = GetScu(message_id, engine.negotiated.contexts[1])
+    engine.start_operation(message_id, op)
+    op.sent()
+    command = get_rq(message_id, STUDY_ROOT_GET)
+    for key, value in overrides.items():
+        if value is None:
+            command.pop(key, None)
+        else:
+            command[key] = value
+    ident = identifier() if ident is None else ident
+    data = ident if isinstance(ident, bytes) else encode_dataset(ident, EVRLE)
+    engine.send_message(Message(1, command, data))
+    if run:
+        pair.run()
+    return op
+
+
+def yields(*items: Any) -> Handler:
+    def handler(event: Any) -> Iterator[Any]:
+        yield from items
+
+    return handler
+
+
+def responses(op: GetScu) -> list[tuple[int, ...]]:
+    """(status, remaining, completed, failed, warning) per response; -1 where absent."""
+    out = []
+    for status, _ in op.results:
+        out.append(
+            (
+                status.Status,
+                *(
+                    int(status.get(k, -1))
+                    for k in (
+                        "NumberOfRemainingSuboperations",
+                        "NumberOfCompletedSuboperations",
+                        "NumberOfFailedSuboperations",
+                        "NumberOfWarningSuboperations",
+                    )
+                ),
+            )
+        )
+    return out
+
+
+def failed_list(op: GetScu) -> list[str]:
+    _, ident = op.results[-1]
+    if ident is None:
+        return []
+    value = ident.FailedSOPInstanceUIDList
+    return [value] if isinstance(value, str) else list(value)
+
+
+def fired(chart: str, name: str) -> int:
+    return RECORDER.count(chart, name)
+
+
+def test_all_succeed_pending_carries_four_counts_final_has_no_remaining() -> None:
+    """PS3.7 9.1.3: Pending shall carry all four counts; Success shall not carry Remaining."""
+    pair, stored = make_pair(yields(3, *((0xFF00, instance(n)) for n in range(3))))
+    op = start(pair)
+    assert responses(op) == [
+        (0xFF00, 2, 1, 0, 0),
+        (0xFF00, 1, 2, 0, 0),
+        (0xFF00, 0, 3, 0, 0),
+        (0x0000, -1, 3, 0, 0),
+    ]
+    assert stored == ["1.2.3.4.0", "1.2.3.4.1", "1.2.3.4.2"]
+    assert op.state == "Succeeded" and failed_list(op) == []
+
+
+def test_all_failed_is_a702_not_b000() -> None:
+    """PS3.4 C.4.3.3.1: all sub-operations failed -> Failure (the seed answered Warning)."""
+    pair, _ = make_pair(
+        yields(2, (0xFF00, instance(1)), (0xFF00, instance(2))), store_status=lambda e: 0xA700
+    )
+    op = start(pair)
+    assert responses(op)[-1] == (0xA702, -1, 0, 2, 0)
+    assert failed_list(op) == ["1.2.3.4.1", "1.2.3.4.2"] and op.state == "Failed"
+
+
+def test_some_failed_is_b000_with_the_failed_list() -> None:
+    """PS3.4 C.4.3.3.1: at least one succeeded and one failed -> Warning 0xB000."""
+    pair, _ = make_pair(
+        yields(2, (0xFF00, instance(1)), (0xFF00, instance(2))),
+        store_status=lambda e: 0xA700 if e.dataset.SOPInstanceUID.endswith("2") else 0,
+    )
+    op = start(pair)
+    assert responses(op)[-1] == (0xB000, -1, 1, 1, 0)
+    assert failed_list(op) == ["1.2.3.4.2"] and op.state == "Warned"
+
+
+def test_warned_sub_operation_counts_as_warning() -> None:
+    """A sub-operation answered with B000 counts in Warning; the final status is B000."""
+    before = fired("c-get-scp", "sub_op_warning")
+    pair, _ = make_pair(yields(1, (0xFF00, instance(1))), store_status=lambda e: 0xB000)
+    op = start(pair)
+    assert responses(op) == [(0xFF00, 0, 0, 0, 1), (0xB000, -1, 0, 0, 1)]
+    assert fired("c-get-scp", "sub_op_warning") == before + 1
+
+
+def test_no_usable_context_is_a_failed_sub_operation_not_a_crash() -> None:
+    """MR was accepted but the SCU did not take the SCP role for it: no C-STORE possible."""
+    pair, stored = make_pair(
+        yields(2, (0xFF00, instance(1, MR_IMAGE_STORAGE)), (0xFF00, instance(2)))
+    )
+    op = start(pair)
+    assert responses(op) == [(0xFF00, 1, 0, 1, 0), (0xFF00, 0, 1, 1, 0), (0xB000, -1, 1, 1, 0)]
+    assert failed_list(op) == ["1.2.3.4.1"] and stored == ["1.2.3.4.2"]
+
+
+def test_pending_yield_without_dataset_counts_as_failed() -> None:
+    pair, _ = make_pair(yields(1, (0xFF00, 42)))
+    op = start(pair)
+    assert responses(op) == [(0xFF00, 0, 0, 1, 0), (0xA702, -1, 0, 1, 0)]
+
+
+def test_more_yields_than_announced_are_ignored() -> None:
+    before = fired("c-get-scp", "extra_ignored")
+    pair, stored = make_pair(yields(1, (0xFF00, instance(1)), (0xFF00, instance(2))))
+    op = start(pair)
+    assert stored == ["1.2.3.4.1"] and responses(op)[-1] == (0x0000, -1, 1, 0, 0)
+    assert fired("c-get-scp", "extra_ignored") == before + 1
+
+
+def test_fewer_yields_than_announced_end_with_the_real_counts() -> None:
+    """A handler announcing 5 and delivering 1 ends with the counts really sent."""
+    pair, _ = make_pair(yields(5, (0xFF00, instance(1))))
+    op = start(pair)
+    assert responses(op) == [(0xFF00, 4, 1, 0, 0), (0x0000, -1, 1, 0, 0)]
+
+
+@pytest.mark.parametrize("first", ["three", -1, None, True])
+def test_bad_count_is_c413(first: Any) -> None:
+    pair, _ = make_pair(yields(first))
+    op = start(pair)
+    assert [r[0] for r in responses(op)] == [0xC413]
+
+
+def test_no_yield_at_all_is_c413() -> None:
+    pair, _ = make_pair(yields())
+    assert [r[0] for r in responses(start(pair))] == [0xC413]
+
+
+def test_handler_raising_on_call_and_mid_iteration_is_c411() -> None:
+    def on_call(event: Any) -> Iterator[Any]:
+        raise RuntimeError("archive offline")
+
+    closed: list[bool] = []
+
+    def mid(event: Any) -> Iterator[Any]:
+        try:
+            yield 2
+            yield 0xFF00, instance(1)
+            raise RuntimeError("disk gone")
+        finally:
+            closed.append(True)
+
+    pair, _ = make_pair(on_call)
+    assert [r[0] for r in responses(start(pair))] == [0xC411]
+    pair, _ = make_pair(mid)
+    op = start(pair)
+    assert responses(op) == [(0xFF00, 1, 1, 0, 0), (0xC411, -1, 1, 0, 0)] and closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("status", "transition", "final", "scu_state"),
+    [
+        (0x0000, "handler_success", 0x0000, "Succeeded"),
+        (0xFE00, "handler_cancel", 0xFE00, "Cancelled"),
+        (0xA900, "handler_failure", 0xA900, "Failed"),
+        (0xA701, "handler_failure", 0xA701, "Failed"),
+        (0xB000, "handler_warning", 0xB000, "Warned"),
+        (0xD000, "unknown_status", 0xD000, "Failed"),
+        (Dataset(), "no_status_element", 0xC001, "Failed"),
+        ("bad", "invalid_status", 0xC002, "Failed"),
+    ],
+)
+def test_handler_final_statuses(status: Any, transition: str, final: int, scu_state: str) -> None:
+    """Undelivered sub-operations are not counted as failed when the handler ends it."""
+    before = fired("c-get-scp", transition)
+    pair, _ = make_pair(yields(3, (0xFF00, instance(1)), (status, None)))
+    op = start(pair)
+    last = responses(op)[-1]
+    assert last[0] == final and last[2:] == (1, 0, 0)
+    assert op.state == scu_state and fired("c-get-scp", transition) == before + 1
+
+
+def test_yield_that_is_not_a_pair_is_c002() -> None:
+    pair, _ = make_pair(yields(1, "not a pair"))
+    assert responses(start(pair))[-1][0] == 0xC002
+
+
+def test_cancel_between_sub_operations() -> None:
+    """C-CANCEL-GET: FE00 with the counts so far and Remaining = not started."""
+    closed: list[bool] = []
+
+    def many(event: Any) -> Iterator[Any]:
+        try:
+            yield 10
+            for n in range(10):
+                yield 0xFF00, instance(n)
+        finally:
+            closed.append(True)
+
+    pair, _ = make_pair(many)
+    op = start(pair, run=False)
+    for _ in range(3):  # count, then two sub-operations with their responses
+        pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+        pair.step()
+        pair._deliver(pair.acceptor, pair.requestor, "ac->rq")
+        pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    op.cancel_sent()
+    pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair.run()
+    assert responses(op)[-1] == (0xFE00, 8, 2, 0, 0)
+    assert op.state == "Cancelled" and closed == [True]
+
+
+def test_peer_abort_while_a_sub_operation_is_out_closes_the_handler() -> None:
+    closed: list[bool] = []
+
+    def handler(event: Any) -> Iterator[Any]:
+        try:
+            yield 2
+            yield 0xFF00, instance(1)
+            yield 0xFF00, instance(2)
+        finally:
+            closed.append(True)
+
+    pair, _ = make_pair(handler)
+    op = start(pair, run=False)
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    pair.step()  # count
+    pair.step()  # the C-STORE goes out; the SCP now waits for its response
+    pair.requestor.abort()
+    pair.run()
+    assert closed == [True] and op.state == "Aborted"
+    assert pair.acceptor.scp_operations == {}
+
+
+def test_decoding_failures() -> None:
+    pair, _ = make_pair(yields(0))
+    assert [r[0] for r in responses(start(pair, b"\x10\x00\x10\x00PN\xff\x00"))] == [0xC410]
+    pair, _ = make_pair(yields(0))
+    assert [r[0] for r in responses(start(pair, Priority=None))] == [0x0212]
+    pair, _ = make_pair(None)
+    assert [r[0] for r in responses(start(pair))] == [0x0122]
+    pair, _ = make_pair(yields(0))
+    rejected = start(pair, identifier(study=None))
+    assert rejected.results[0][0].Status == 0xA900
+    assert "StudyInstanceUID" in rejected.results[0][0].ErrorComment or (
+        "0020,000D" in rejected.results[0][0].ErrorComment
+    )
+
+
+def test_zero_sub_operations_is_success() -> None:
+    pair, _ = make_pair(yields(0))
+    assert responses(start(pair)) == [(0x0000, -1, 0, 0, 0)]
+
+
+@pytest.mark.parametrize(
+    ("status", "trigger", "state"),
+    [
+        (0xFF00, "pending", "Cancelling"),
+        (0x0000, "success", "Succeeded"),
+        (0xFE00, "cancelled", "Cancelled"),
+        (0xA702, "failure", "Failed"),
+        (0xB000, "warning", "Warned"),
+        (0xD000, "unknown_status", "Failed"),
+    ],
+)
+def test_scu_responses_while_cancelling(status: int, trigger: str, state: str) -> None:
+    pair, _ = make_pair(None)
+    assert pair.requestor.negotiated is not None
+    op = GetScu(5, pair.requestor.negotiated.contexts[1])
+    op.sent()
+    op.cancel_sent()
+    before = RECORDER.count("c-get-scu", trigger, "Cancelling")
+    op.on_response(
+        Message(
+            1,
+            {
+                "CommandField": 0x8010,
+                "MessageIDBeingRespondedTo": 5,
+                "Status": status,
+                "CommandDataSetType": 0x0101,
+            },
+        )
+    )
+    assert op.state == state
+    assert RECORDER.count("c-get-scu", trigger, "Cancelling") == before + 1
+
+
+@pytest.mark.parametrize("source", ["Retrieving", "Cancelling"])
+def test_scu_abort_and_timeout(source: str) -> None:
+    pair, _ = make_pair(None)
+    assert pair.requestor.negotiated is not None
+    for end, state in (("on_abort", "Aborted"), ("on_timeout", "TimedOut")):
+        op = GetScu(1, pair.requestor.negotiated.contexts[1])
+        op.sent()
+        if source == "Cancelling":
+            op.cancel_sent()
+        getattr(op, end)()
+        assert op.state == state
+
+
+def test_scu_unknown_status_while_retrieving() -> None:
+    pair, _ = make_pair(yields(1, (0xD123, None)))
+    op = start(pair)
+    assert op.state == "Failed"
+
+
+def test_strip_bulk_data() -> None:
+    """PS3.4 Z: the bulk data elements are removed before sending."""
+    ds = instance(1)
+    ds.BitsAllocated = 16
+    ds.PixelData = b"\x00\x01" * 8
+    ds.add_new(0x60003000, "OW", b"\x00\x00")  # OverlayData
+    ds.add_new(0x00420011, "OB", b"%PDF")  # EncapsulatedDocument
+    wave = Dataset()
+    wave.add_new(0x54001010, "OW", b"\x00\x00")  # WaveformData
+    ds.WaveformSequence = [wave]
+    out = strip_bulk_data(ds)
+    assert "PixelData" not in out and 0x60003000 not in out and 0x00420011 not in out
+    assert "WaveformData" not in out.WaveformSequence[0] and out.PatientName == "Doe^Jane"
+
+
+def test_both_charts_fully_covered() -> None:
+    for chart in (SCP_CHART, SCU_CHART):
+        missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)
+        assert missing == set(), f"{chart.name} missing {sorted(missing)}"
