@@ -109,3 +109,57 @@ ALL_TRANSFER_SYNTAXES: tuple[str, ...] = _all_transfer_syntaxes()
 from dimsefsm.qr.registry import register_all as _register_qr_classes  # noqa: E402
 
 _register_qr_classes()
+
+
+def _common_storage() -> tuple[str, ...]:
+    """Storage classes a retrieving SCU proposes by default (the usual modalities)."""
+    from pydicom._uid_dict import UID_dictionary
+
+    names = (
+        "CT Image Storage",
+        "Enhanced CT Image Storage",
+        "MR Image Storage",
+        "Enhanced MR Image Storage",
+        "Computed Radiography Image Storage",
+        "Digital X-Ray Image Storage - For Presentation",
+        "Digital X-Ray Image Storage - For Processing",
+        "Digital Mammography X-Ray Image Storage - For Presentation",
+        "Digital Mammography X-Ray Image Storage - For Processing",
+        "Ultrasound Image Storage",
+        "Ultrasound Multi-frame Image Storage",
+        "Secondary Capture Image Storage",
+        "Multi-frame Single Bit Secondary Capture Image Storage",
+        "Multi-frame Grayscale Byte Secondary Capture Image Storage",
+        "Multi-frame Grayscale Word Secondary Capture Image Storage",
+        "Multi-frame True Color Secondary Capture Image Storage",
+        "Nuclear Medicine Image Storage",
+        "Positron Emission Tomography Image Storage",
+        "Enhanced PET Image Storage",
+        "X-Ray Angiographic Image Storage",
+        "X-Ray Radiofluoroscopic Image Storage",
+        "RT Image Storage",
+        "RT Dose Storage",
+        "RT Structure Set Storage",
+        "RT Plan Storage",
+        "Basic Text SR Storage",
+        "Enhanced SR Storage",
+        "Comprehensive SR Storage",
+        "Key Object Selection Document Storage",
+        "Encapsulated PDF Storage",
+        "Segmentation Storage",
+        "VL Photographic Image Storage",
+        "Grayscale Softcopy Presentation State Storage",
+        "Raw Data Storage",
+        "Breast Tomosynthesis Image Storage",
+        "Digital Intra-Oral X-Ray Image Storage - For Presentation",
+        "12-lead ECG Waveform Storage",
+        "General ECG Waveform Storage",
+        "Spatial Registration Storage",
+        "Hanging Protocol Storage",
+        "Color Palette Storage",
+    )
+    by_name = {entry[0]: uid for uid, entry in UID_dictionary.items()}
+    return tuple(by_name[name] for name in names)
+
+
+COMMON_STORAGE_SOP_CLASSES: tuple[str, ...] = _common_storage()

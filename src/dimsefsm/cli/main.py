@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dimsefsm import __version__
-from dimsefsm.cli import echo, find, qrscp, store
+from dimsefsm.cli import echo, find, get, qrscp, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_storescu(sub)
     store.add_storescp(sub)
     find.add_findscu(sub)
+    get.add_getscu(sub)
     qrscp.add_qrscp(sub)
     return parser
 

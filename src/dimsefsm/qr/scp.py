@@ -1,4 +1,4 @@
-"""The Query/Retrieve SCP application: storage into a directory, C-FIND over its index.
+"""The Query/Retrieve SCP application: storage into a directory, C-FIND/C-GET over its index.
 
 This is what ``dimsefsm qrscp`` (and ``make run``) serves.  The protocol lives
 in the service charts; this module only knows where instances are kept and
@@ -12,18 +12,37 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydicom import Dataset
+
 from dimsefsm import evt
 from dimsefsm import status as st
 from dimsefsm.ae import AE
 from dimsefsm.qr.index import InstanceIndex
 from dimsefsm.qr.models import response_identifier
-from dimsefsm.qr.registry import PATIENT_ROOT_FIND, PATIENT_STUDY_ONLY_FIND, STUDY_ROOT_FIND, lookup
+from dimsefsm.qr.registry import (
+    COMPOSITE_INSTANCE_NO_BULK_GET,
+    COMPOSITE_INSTANCE_ROOT_GET,
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_GET,
+    PATIENT_STUDY_ONLY_FIND,
+    PATIENT_STUDY_ONLY_GET,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_GET,
+    lookup,
+)
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
 
 LOG = logging.getLogger("dimsefsm.qrscp")
 
 FIND_CLASSES = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_STUDY_ONLY_FIND)
+GET_CLASSES = (
+    PATIENT_ROOT_GET,
+    STUDY_ROOT_GET,
+    PATIENT_STUDY_ONLY_GET,
+    COMPOSITE_INSTANCE_ROOT_GET,
+    COMPOSITE_INSTANCE_NO_BULK_GET,
+)
 
 
 class QueryRetrieveSCP:
@@ -35,8 +54,9 @@ class QueryRetrieveSCP:
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
         for uid in STORAGE_SOP_CLASSES:
-            self.ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
-        for uid in FIND_CLASSES:
+            # scp_role: a C-GET requestor may act as the Storage SCP for its sub-operations.
+            self.ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES, scp_role=True)
+        for uid in FIND_CLASSES + GET_CLASSES:
             self.ae.add_supported_context(uid)
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, on_stored=self.on_stored)
@@ -49,7 +69,7 @@ class QueryRetrieveSCP:
 
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:
-        return [(evt.EVT_C_FIND, self.on_find)]
+        return [(evt.EVT_C_FIND, self.on_find), (evt.EVT_C_GET, self.on_get)]
 
     def on_stored(self, path: Path) -> None:
         self.index.add_file(path)
@@ -65,3 +85,21 @@ class QueryRetrieveSCP:
                 st.PENDING,
                 response_identifier(request, record.header, retrieve_ae=self.ae.ae_title),
             )
+
+    def instances(self, identifier: Any, sop_class_uid: str) -> list[Path]:
+        """Files of every instance under the entities the retrieve identifier names."""
+        sop = lookup(sop_class_uid)
+        assert sop is not None
+        query = Dataset(identifier)
+        if "QueryRetrieveLevel" in query:
+            query.QueryRetrieveLevel = "IMAGE"  # one record per instance
+        return [record.path for record in self.index.query(query, sop.model)]
+
+    def on_get(self, event: Any) -> Iterator[Any]:
+        paths = self.instances(event.identifier, event.context.abstract_syntax)
+        LOG.info("C-GET: %d instance(s) to send", len(paths))
+        yield len(paths)
+        for path in paths:
+            if event.is_cancelled:
+                return
+            yield st.PENDING, path
