@@ -27,6 +27,7 @@ from pydicom.filewriter import correct_ambiguous_vr, write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
+from dimsefsm.fast_encode import fast_encode
 from dimsefsm.sop_class import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
@@ -548,6 +549,10 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     order; one decoded by pydicom, in the order it was read in.
     """
     facts = transfer_syntax_facts(transfer_syntax)
+    if facts.little_endian and not facts.deflated and not facts.encapsulated:
+        fast = fast_encode(dataset, facts.implicit)
+        if fast is not None:
+            return fast
     source_little = dataset.original_encoding[1]
     if source_little is None:
         source_little = True
