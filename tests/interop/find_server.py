@@ -31,11 +31,13 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import select
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,9 @@ FIND_CLASSES = (
 DEFAULT_AET = "FINDSCP"
 DEFAULT_HOLD_TIMEOUT = 10.0
 PROGRAM = "find_server"
+_PEER_PORT_IN_THREAD_NAME = re.compile(r"-(\d+)$")
+_PEEK_SIZE = 1 << 16
+_PARTIAL_PDU_POLL = 0.002  # the rest of a PDU whose first bytes are here
 
 
 def say(text: str) -> None:
@@ -115,12 +120,12 @@ class FindIndex:
                 yield header
 
 
-def connection_sockets(port: int) -> list[socket.socket]:
+def connection_sockets(port: int, peer_port: int | None = None) -> list[socket.socket]:
     """Duplicates of this process's connected TCP sockets whose local port is ``port``.
 
     The association threads own the originals; a duplicate descriptor lets the
     handler ``select`` on the same connection without touching them.  Closing
-    a duplicate leaves the original open.
+    a duplicate leaves the original open.  With ``peer_port`` only that peer's.
     """
     found: list[socket.socket] = []
     for name in os.listdir("/proc/self/fd"):
@@ -132,8 +137,8 @@ def connection_sockets(port: int) -> list[socket.socket]:
             continue  # closed meanwhile, or the number now names something else
         try:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.getpeername()  # raises for the listener: it has no peer
-                if sock.getsockname()[1] == port:
+                peer = sock.getpeername()  # raises for the listener: it has no peer
+                if sock.getsockname()[1] == port and peer_port in (None, peer[1]):
                     found.append(sock)
                     continue
         except OSError:
@@ -142,15 +147,69 @@ def connection_sockets(port: int) -> list[socket.socket]:
     return found
 
 
+def own_peer_port() -> int | None:
+    """The peer port of the association this thread serves, if the thread's name tells it.
+
+    The server names each association thread ``...-<peer port>``; without that
+    the hold falls back to watching every connection for data.
+    """
+    match = _PEER_PORT_IN_THREAD_NAME.search(threading.current_thread().name)
+    return int(match.group(1)) if match else None
+
+
 def wait_for_peer_input(port: int, timeout: float) -> bool:
-    """Block until a peer on ``port`` has sent bytes (or closed); False after ``timeout``."""
-    socks = connection_sockets(port)
+    """Block until our peer has sent a whole PDU (or closed); False after ``timeout``.
+
+    A whole PDU, not just bytes: dcmtk writes a PDU's header and its body with
+    separate calls, and the engine acts on a C-CANCEL only once all of it is
+    there.  Not knowing our own connection, a connection that is only at end
+    of file is dropped rather than taken for input: it is most likely an
+    association that just ended and whose thread has not closed its socket yet.
+    """
+    peer_port = own_peer_port()
+    socks = connection_sockets(port, peer_port)
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()  # never set: a bounded pause while a PDU is half there
     try:
-        readable, _, _ = select.select(socks, [], [], timeout)
+        watched = list(socks)
+        while watched:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            readable, _, _ = select.select(watched, [], [], remaining)
+            partial = False
+            for sock in readable:
+                waiting = _peek(sock)
+                if waiting == b"":
+                    if peer_port is not None:
+                        return True
+                    watched.remove(sock)
+                elif _holds_whole_pdu(waiting):
+                    return True
+                else:
+                    partial = True
+            if partial:
+                pause.wait(_PARTIAL_PDU_POLL)
+        return False
     finally:
         for sock in socks:
             sock.close()
-    return bool(readable)
+
+
+def _peek(sock: socket.socket) -> bytes | None:
+    """Unread bytes without taking them; b"" at end of file, None when there are none."""
+    try:
+        return sock.recv(_PEEK_SIZE, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""  # reset: for the engine as good as closed
+
+
+def _holds_whole_pdu(data: bytes | None) -> bool:
+    if data is None or len(data) < 6:
+        return False
+    return len(data) >= 6 + int.from_bytes(data[2:6], "big")
 
 
 class FindService:
@@ -206,6 +265,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per state change
     index = FindIndex.load(args.index_dir)
     say(f"indexed {len(index.instances)} instance(s), {len(index.worklist)} worklist item(s)")
     service = FindService(

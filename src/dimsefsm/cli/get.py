@@ -100,7 +100,9 @@ def run_getscu(args: argparse.Namespace) -> int:
     if not assoc.is_established:
         print(f"getscu: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
-    progress = Progress(0, "getscu")
+    # Created at the first Pending: the total is only known from its counts, and a bar
+    # created with a total of 0 would stay disabled.
+    progress: Progress | None = None
     final = None
     counts = (0, 0, 0)
     for status, result in assoc.send_c_get(identifier, sop_class):
@@ -111,6 +113,8 @@ def run_getscu(args: argparse.Namespace) -> int:
         )
         if category(status.Status) is Category.PENDING:
             remaining = int(status.get("NumberOfRemainingSuboperations", 0))
+            if progress is None:
+                progress = Progress(sum(done) + remaining, "getscu")
             progress.update(sum(done), sum(done) + remaining)
             counts = done
             continue
@@ -118,7 +122,8 @@ def run_getscu(args: argparse.Namespace) -> int:
         failed = result.get("FailedSOPInstanceUIDList") if result is not None else None
         if failed:
             print(f"getscu: failed: {failed}", file=sys.stderr)
-    progress.finish()
+    if progress is not None:
+        progress.finish()
     if final is None:
         print(f"getscu: no final response: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_TIMEOUT if assoc.timed_out else EXIT_ABORTED
