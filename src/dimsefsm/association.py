@@ -7,6 +7,7 @@ background thread means an idle association costs nothing and nothing leaks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from dimsefsm.dimse.commands import (
     encode_command,
     find_rq,
     get_rq,
+    move_rq,
     store_rq,
 )
 from dimsefsm.dimse.fragment import iter_dataset_pdus
@@ -32,6 +34,7 @@ from dimsefsm.engine import AssociationEngine
 from dimsefsm.part10 import Part10Info, iter_file_chunks
 from dimsefsm.services.find import FindScu
 from dimsefsm.services.get import GetScu
+from dimsefsm.services.move import MoveScu
 from dimsefsm.services.multi_response import MultiResponseScu
 from dimsefsm.services.storage import StoreScu, store_source
 from dimsefsm.services.verification import EchoScu
@@ -67,6 +70,10 @@ def reject_meaning(result: int, source: int, reason: int) -> str:
         3: "service provider (presentation)",
     }.get(source, f"source {source}")
     return f"{kind}, {who}: {_REJECT_REASONS.get((source, reason), f'reason {reason}')}"
+
+
+def _move_rq(move_aet: str, message_id: int, sop_class: str, *, priority: int) -> dict[str, Any]:
+    return move_rq(message_id, sop_class, move_aet, priority=priority)
 
 
 class Association:
@@ -271,6 +278,18 @@ class Association:
         peer accepted our SCP role (``AE.propose_role``).
         """
         return self._query(dataset, query_model, GetScu, get_rq, msg_id, priority)
+
+    def send_c_move(
+        self,
+        dataset: Dataset,
+        move_aet: str,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        """Ask the peer to send the matches to ``move_aet``; yields ``(status, identifier)``."""
+        build = functools.partial(_move_rq, move_aet)
+        return self._query(dataset, query_model, MoveScu, build, msg_id, priority)
 
     def _query(
         self,

@@ -13,6 +13,7 @@ CHART_MODULES = (
     "dimsefsm.services.storage",
     "dimsefsm.services.find",
     "dimsefsm.services.get",
+    "dimsefsm.services.move",
 )
 
 

@@ -20,6 +20,7 @@ from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.model import AbortReason, AbortSource
 from dimsefsm.services.find import FindScp, check_find_identifier, check_retrieve_identifier
 from dimsefsm.services.get import GetScp
+from dimsefsm.services.move import MoveScp
 from dimsefsm.services.storage import FileSink, StorageConfig, StoreScp
 from dimsefsm.services.verification import EchoScp
 from dimsefsm.sop_class import service_of
@@ -38,6 +39,13 @@ class RequestDispatcher:
         self.handlers = handlers
         self.assoc = assoc
         self.storage = storage or StorageConfig()
+
+    @staticmethod
+    def make_ae(ae_title: str) -> Any:
+        """The AE of a C-MOVE sub-association (imported late: the AE module imports us)."""
+        from dimsefsm.ae import AE
+
+        return AE(ae_title)
 
     def sink_for(
         self, engine: AssociationEngine, context_id: int, command: dict[str, Any]
@@ -108,6 +116,20 @@ class RequestDispatcher:
             get.start()
             if not get.done:
                 engine.start_scp_operation(message.command["MessageID"], get)
+            return
+        if field == CommandField.C_MOVE_RQ:
+            move = MoveScp(
+                message,
+                context,
+                self.handlers.get(evt.EVT_C_MOVE),
+                self.assoc,
+                engine,
+                check_retrieve_identifier,
+                make_ae=self.make_ae,
+            )
+            move.start()
+            if not move.done:
+                engine.start_scp_operation(message.command["MessageID"], move)
             return
         if field == CommandField.C_ECHO_RQ and service == "verification" and context.as_scp:  # type: ignore[union-attr]
             event = evt.Event(self.assoc, evt.EVT_C_ECHO, message, context)

@@ -1,0 +1,429 @@
+"""C-MOVE: the C-GET machine with a destination to resolve and a sub-association.
+
+The handler (pynetdicom's protocol) yields the destination ``(addr, port)``
+(optionally a third element with association options), then the number of
+sub-operations, then ``(status, dataset)`` pairs.  Once the count is known the
+operation reads the announced instances ahead, proposes exactly the storage
+contexts they need (their own transfer syntax first, native fallbacks for
+uncompressed ones) on a sub-association to the destination, and sends each as
+a C-STORE carrying the Move Originator AE title and Message ID.  The counting
+rules and final statuses are C-GET's (see :mod:`dimsefsm.services.get`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pydicom import Dataset
+
+from dimsefsm import status as st
+from dimsefsm.dimse.commands import move_rsp
+from dimsefsm.dimse.message import Message
+from dimsefsm.fsm import Chart, transition
+from dimsefsm.part10 import Part10Error, read_part10_info
+from dimsefsm.services import get
+from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
+from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
+
+LOG = logging.getLogger("dimsefsm.move")
+
+_RESOLVING = "ResolvingDestination"
+_CODES = {
+    st.GET_DECODE_FAILED: st.MOVE_DECODE_FAILED,
+    st.GET_HANDLER_FAILED: st.MOVE_HANDLER_FAILED,
+    st.GET_BAD_SUBOPERATION_COUNT: st.MOVE_BAD_SUBOPERATION_COUNT,
+}
+
+
+def _from_get(t: Any) -> Any:
+    """C-GET's transition, renamed to C-MOVE's codes and states."""
+    status = _CODES.get(t.status, t.status) if t.status is not None else None
+    t = replace(t, status=status, when=t.when.replace("C-CANCEL-GET", "C-CANCEL-MOVE"))
+    if t.name == "decoded":
+        return replace(
+            t,
+            dest=_RESOLVING,
+            when="The identifier decodes and fits the model; the handler is called.",
+        )
+    if t.name == "handler_raised":
+        return replace(t, source=(_RESOLVING, "AwaitingCount", "SubOps"))
+    if t.name == "count":
+        return replace(
+            t,
+            when="The handler announced the count and the destination accepted "
+            "a sub-association with the contexts the instances need.",
+        )
+    if t.name == "no_context":
+        return replace(
+            t,
+            when="The destination accepted no context for this instance's SOP "
+            "class and syntax: a failed sub-operation, not a crash.",
+        )
+    if t.name == "sub_op_failed":
+        return replace(
+            t,
+            when="The destination refused the instance, or vanished: Failed + 1, "
+            "its UID joins the failed list.",
+        )
+    return t
+
+
+SCP_CHART = Chart(
+    name="c-move-scp",
+    states=("Decoding", _RESOLVING, "AwaitingCount", "SubOps", "Cancelled", "Final"),
+    initial="Decoding",
+    final=("Cancelled", "Final"),
+    doc="C-MOVE SCP: destination, count, then one C-STORE on the sub-association per instance.",
+    transitions=(
+        *(_from_get(t) for t in get.SCP_CHART.transitions if t.name != "sub_op_sent"),
+        transition(
+            "destination_resolved",
+            "destination_resolved",
+            _RESOLVING,
+            "AwaitingCount",
+            when="The handler yielded a valid (address, port) for the Move Destination.",
+        ),
+        transition(
+            "destination_unknown",
+            "destination_unknown",
+            _RESOLVING,
+            "Final",
+            status=st.MOVE_DESTINATION_UNKNOWN,
+            action="respond",
+            when="The handler yielded no address: the Move Destination AE title is unknown.",
+        ),
+        transition(
+            "bad_destination",
+            "bad_destination",
+            _RESOLVING,
+            "Final",
+            status=st.MOVE_BAD_DESTINATION,
+            action="respond",
+            when="The destination is not a valid (address, port[, options]).",
+        ),
+        transition(
+            "no_destination",
+            "no_destination",
+            (_RESOLVING, "AwaitingCount"),
+            "Final",
+            status=st.MOVE_NO_DESTINATION_OR_COUNT,
+            action="respond",
+            when="The handler ended before yielding the destination and the count.",
+        ),
+        transition(
+            "destination_unreachable",
+            "destination_unreachable",
+            "AwaitingCount",
+            "Final",
+            status=st.OUT_OF_RESOURCES_SUBOPERATIONS,
+            action="respond",
+            when="The destination refused or could not be reached: every announced "
+            "sub-operation failed (0xA702), the reason is logged.",
+        ),
+    ),
+)
+
+SCU_CHART = make_multi_scu_chart(
+    "c-move-scu",
+    "C-MOVE",
+    "Retrieving",
+    pending_warning=False,
+    failures="0xA701/0xA702 out of resources, 0xA801 destination unknown, 0xA900, 0xCxxx",
+)
+
+
+class MoveScp(get.GetScp):
+    """One C-MOVE-RQ being answered; sub-operations go to the destination synchronously."""
+
+    chart = SCP_CHART
+
+    def __init__(
+        self, *args: Any, make_ae: Callable[[str], Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.make_ae = make_ae
+        self.destination: tuple[str, int] | None = None
+        self.options: dict[str, Any] = {}
+        self.sub_assoc: Any = None
+
+    def start(self) -> None:
+        if not self.request.command.get("MoveDestination"):
+            self._fire("mistyped")
+            return
+        super().start()
+
+    def make_event(self, ctx: Any) -> Any:
+        from dimsefsm import evt
+
+        event = super().make_event(ctx)
+        event.event = evt.EVT_C_MOVE
+        event.move_destination = self.request.command.get("MoveDestination", "")
+        return event
+
+    def status_table(self) -> Any:
+        return st.QR_MOVE_STATUSES
+
+    def step(self) -> None:
+        if self.state == _RESOLVING:
+            self._resolve()
+        elif self.state == "AwaitingCount":
+            self._count()
+        else:
+            super().step()
+
+    def _resolve(self) -> None:
+        assert self.generator is not None
+        try:
+            first = next(self.generator)
+        except StopIteration:
+            self.comment = "the handler yielded no destination"
+            self._end("no_destination")
+            return
+        except Exception as exc:
+            self._raised(exc)
+            return
+        if isinstance(first, tuple) and len(first) in (2, 3) and first[0] is None:
+            self.comment = (
+                f"unknown move destination {self.request.command.get('MoveDestination')!r}"
+            )
+            self._end("destination_unknown")
+            return
+        addr, port = (
+            (first[0], first[1])
+            if isinstance(first, tuple) and len(first) in (2, 3)
+            else (None, None)
+        )
+        if (
+            not isinstance(addr, str)
+            or isinstance(port, bool)
+            or not isinstance(port, int)
+            or not (0 < port < 65536)
+        ):
+            self.comment = f"invalid destination {first!r}"
+            self._end("bad_destination")
+            return
+        self.destination = (addr, port)
+        if len(first) == 3 and isinstance(first[2], dict):
+            self.options = dict(first[2])
+        self._fire("destination_resolved")
+
+    def _count(self) -> None:
+        assert self.generator is not None
+        try:
+            count = next(self.generator)
+        except StopIteration:
+            self.comment = "the handler yielded no number of sub-operations"
+            self._end("no_destination")
+            return
+        except Exception as exc:
+            self._raised(exc)
+            return
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.comment = f"the count must be a non-negative number, not {count!r}"
+            self._end("bad_count")
+            return
+        self.announced = count
+        self.counting = True
+        items, error = self._read_ahead(count)
+        if count and not self._connect(items):
+            self.failed = sum(1 for item in items if _is_pending(item))
+            self.failed_uids = [uid for uid in (_uid_of(i) for i in items) if uid]
+            self.delivered = self.failed
+            self._end("destination_unreachable")
+            return
+        rest = self.generator
+        self.generator = _replay(items, error, rest)
+        self._fire("count")
+
+    def _read_ahead(self, count: int) -> tuple[list[Any], Exception | None]:
+        """The announced items, so the sub-association can propose what they need."""
+        assert self.generator is not None
+        items: list[Any] = []
+        try:
+            while len(items) < count:
+                item = next(self.generator)
+                items.append(item)
+                if not _is_pending(item):
+                    break
+        except StopIteration:
+            pass
+        except Exception as exc:
+            return items, exc
+        return items, None
+
+    def _connect(self, items: list[Any]) -> bool:
+        assert self.destination is not None and self.make_ae is not None
+        calling = str(self.options.get("ae_title") or self.engine.negotiated.local_ae)
+        ae = self.make_ae(calling)
+        for sop_class, syntaxes in _contexts_for(items):
+            ae.add_requested_context(sop_class, syntaxes)
+        if not ae.requested_contexts:
+            return True  # nothing sendable: each item fails on its own below
+        called = str(self.request.command.get("MoveDestination", "ANY-SCP"))
+        assoc = ae.associate(*self.destination, ae_title=called)
+        if not assoc.is_established:
+            LOG.warning(
+                "C-MOVE destination %s at %s:%d: %s",
+                called,
+                *self.destination,
+                assoc.describe_failure(),
+            )
+            self.comment = f"destination {called}: {assoc.describe_failure()}"
+            return False
+        self.sub_assoc = assoc
+        return True
+
+    def _sub_operation(self, dataset: object) -> None:
+        if self.delivered >= self.announced:
+            LOG.warning(
+                "c-move-scp handler yielded more than the %d announced; ignored", self.announced
+            )
+            self._fire("extra_ignored")
+            return
+        self.delivered += 1
+        if not isinstance(dataset, (Dataset, str, Path)):
+            self.failed += 1
+            self._fire("not_a_dataset")
+            return
+        uid = _uid_of((st.PENDING, dataset))
+        assoc = self.sub_assoc
+        if assoc is None or not assoc.is_established:
+            self._failed(uid)
+            return
+        try:
+            status = assoc.send_c_store(
+                dataset,
+                originator_aet=self.engine.negotiated.peer_ae,
+                originator_id=self.request.command.get("MessageID"),
+            )
+        except (ValueError, OSError) as exc:
+            LOG.warning("c-move-scp: cannot send %s: %s", uid, exc)
+            self.failed += 1
+            if uid:
+                self.failed_uids.append(uid)
+            self._fire("no_context")
+            return
+        code = status.get("Status")
+        if code == st.SUCCESS:
+            self.completed += 1
+            self._fire("sub_op_completed")
+        elif isinstance(code, int) and st.category(code) is st.Category.WARNING:
+            self.warning += 1
+            self._fire("sub_op_warning")
+        else:
+            self._failed(uid)
+
+    def _failed(self, uid: str | None) -> None:
+        self.failed += 1
+        if uid:
+            self.failed_uids.append(uid)
+        self._fire("sub_op_failed")
+
+    def close(self) -> None:
+        super().close()
+        assoc, self.sub_assoc = self.sub_assoc, None
+        if assoc is not None and assoc.is_established:
+            if self.state in self.chart.final:
+                assoc.release()  # the end, or a C-CANCEL-MOVE
+            else:
+                assoc.abort()  # the originator went away mid-operation
+
+    def send_response(
+        self,
+        status: int,
+        *,
+        remaining: int | None,
+        counts: bool,
+        identifier: bytes | None,
+        comment: str | None,
+    ) -> None:
+        cmd = self.request.command
+        self.engine.send_message(
+            Message(
+                self.request.context_id,
+                move_rsp(
+                    cmd.get("MessageID", 0),
+                    status,
+                    sop_class_uid=cmd.get("AffectedSOPClassUID") or None,
+                    remaining=remaining,
+                    completed=self.completed if counts else None,
+                    failed=self.failed if counts else None,
+                    warning=self.warning if counts else None,
+                    has_identifier=identifier is not None,
+                    offending_element=self.offending,
+                    error_comment=comment,
+                ),
+                identifier,
+            )
+        )
+
+
+def _is_pending(item: Any) -> bool:
+    return (
+        isinstance(item, tuple) and len(item) == 2 and item[0] in (st.PENDING, st.PENDING_WARNING)
+    )
+
+
+def _uid_of(item: Any) -> str | None:
+    if not _is_pending(item):
+        return None
+    dataset = item[1]
+    if isinstance(dataset, Dataset):
+        return str(dataset.get("SOPInstanceUID", "")) or None
+    if isinstance(dataset, (str, Path)):
+        try:
+            return read_part10_info(Path(dataset)).sop_instance_uid
+        except (Part10Error, OSError):
+            return None
+    return None
+
+
+def _contexts_for(items: list[Any]) -> list[tuple[str, tuple[str, ...]]]:
+    """Exactly the (SOP class, syntaxes) the instances need; native fallbacks for native ones."""
+    wanted: dict[tuple[str, tuple[str, ...]], None] = {}
+    for item in items:
+        if not _is_pending(item):
+            continue
+        dataset = item[1]
+        try:
+            if isinstance(dataset, Dataset):
+                sop_class = str(dataset.SOPClassUID)
+                ts = str(
+                    getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "") or ""
+                )
+            elif isinstance(dataset, (str, Path)):
+                info = read_part10_info(Path(dataset))
+                sop_class, ts = info.sop_class_uid, info.transfer_syntax
+            else:
+                continue
+        except (AttributeError, Part10Error, OSError):
+            continue
+        if not ts or ts in UNCOMPRESSED_TRANSFER_SYNTAXES:
+            first = (ts,) if ts else ()
+            syntaxes = (*first, *(t for t in DEFAULT_TRANSFER_SYNTAXES if t != ts))
+        else:
+            syntaxes = (ts,)
+        wanted.setdefault((sop_class, syntaxes), None)
+    return list(wanted)[:128]
+
+
+def _replay(items: list[Any], error: Exception | None, rest: Iterator[Any]) -> Iterator[Any]:
+    try:
+        yield from items
+        if error is not None:
+            raise error
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
+
+
+class MoveScu(MultiResponseScu):
+    """One C-MOVE-RQ we sent; the instances go to the destination, not to us."""
+
+    chart = SCU_CHART
