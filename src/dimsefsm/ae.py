@@ -138,13 +138,15 @@ class AE:
 
         def make_engine(active: Callable[[], int]) -> AssociationEngine:
             dispatcher = RequestDispatcher(handlers, storage=storage)
-            return AssociationEngine(
+            engine = AssociationEngine(
                 requestor=False,
                 policy=policy,
                 active_associations=active,
                 on_request=dispatcher,
                 sink_for=dispatcher.sink_for,
             )
+            dispatcher.assoc = engine  # handlers see event.assoc.negotiated (peer AE, contexts)
+            return engine
 
         server = AssociationServer(
             address,

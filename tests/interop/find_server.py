@@ -19,10 +19,12 @@ Lines the tests wait for (on stderr):
 
 ``--hold-after N`` makes cancel and abort tests deterministic without any
 sleep: after N matches the handler withholds the next one until the peer has
-sent something on the association (its C-CANCEL or A-ABORT, seen by
-``select`` on the connection socket) or ``--hold-timeout`` has passed.  The
-engine reads its input only between two responses, so without the hold a
-fast SCP may have sent every match before the C-CANCEL arrives.
+sent a whole PDU on the association (its C-CANCEL or A-ABORT, seen by
+``select`` and ``MSG_PEEK`` on a duplicate of the connection socket) or
+``--hold-timeout`` has passed.  The engine reads its input only between two
+responses, so without the hold a fast SCP may have sent every match before
+the C-CANCEL arrives.  A cancelled query therefore always ends 0xFE00 after
+N or N+1 matches (N+1 when the cancel is read only after the held match).
 """
 
 from __future__ import annotations

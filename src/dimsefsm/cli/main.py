@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dimsefsm import __version__
-from dimsefsm.cli import echo, find, get, qrscp, store
+from dimsefsm.cli import echo, find, get, move, qrscp, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_storescp(sub)
     find.add_findscu(sub)
     get.add_getscu(sub)
+    move.add_movescu(sub)
     qrscp.add_qrscp(sub)
     return parser
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from dimsefsm.cli.common import (
     EXIT_OK,
+    EXIT_USAGE,
     add_logging,
     add_server_args,
     add_timeouts,
@@ -28,17 +30,37 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         help="where instances are stored and indexed from",
     )
     p.add_argument("-aet", "--aetitle", default="DIMSEFSM", help="our AE title")
+    p.add_argument(
+        "--dest",
+        action="append",
+        default=[],
+        metavar="AET=HOST:PORT",
+        help="a C-MOVE destination (repeatable), like dcmqrscp's HostTable",
+    )
     add_server_args(p)
     add_timeouts(p)
     add_logging(p)
     p.set_defaults(run=run_qrscp)
 
 
+def parse_destination(spec: str) -> tuple[str, tuple[str, int]]:
+    aet, sep, address = spec.partition("=")
+    host, colon, port = address.rpartition(":")
+    if not (sep and colon and aet and host and port.isdigit()):
+        raise ValueError(f"--dest wants AET=HOST:PORT, got {spec!r}")
+    return aet.strip(), (host, int(port))
+
+
 def run_qrscp(args: argparse.Namespace) -> int:
     setup_logging(args)
     logging.getLogger("dimsefsm.qrscp").setLevel(logging.INFO)
     logging.getLogger("dimsefsm.storage").setLevel(logging.INFO)
-    scp = QueryRetrieveSCP(args.aetitle, Path(args.output_directory))
+    try:
+        destinations = dict(parse_destination(spec) for spec in args.dest)
+    except ValueError as exc:
+        print(f"qrscp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    scp = QueryRetrieveSCP(args.aetitle, Path(args.output_directory), destinations)
     apply_network_args(scp.ae, args)
     scp.load()
     serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers)

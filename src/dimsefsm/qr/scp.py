@@ -1,4 +1,4 @@
-"""The Query/Retrieve SCP application: storage into a directory, C-FIND/C-GET over its index.
+"""The Query/Retrieve SCP application: storage into a directory, C-FIND/C-GET/C-MOVE over its index.
 
 This is what ``dimsefsm qrscp`` (and ``make run``) serves.  The protocol lives
 in the service charts; this module only knows where instances are kept and
@@ -22,12 +22,16 @@ from dimsefsm.qr.models import response_identifier
 from dimsefsm.qr.registry import (
     COMPOSITE_INSTANCE_NO_BULK_GET,
     COMPOSITE_INSTANCE_ROOT_GET,
+    COMPOSITE_INSTANCE_ROOT_MOVE,
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_GET,
+    PATIENT_ROOT_MOVE,
     PATIENT_STUDY_ONLY_FIND,
     PATIENT_STUDY_ONLY_GET,
+    PATIENT_STUDY_ONLY_MOVE,
     STUDY_ROOT_FIND,
     STUDY_ROOT_GET,
+    STUDY_ROOT_MOVE,
     lookup,
 )
 from dimsefsm.services.storage import StorageConfig
@@ -36,6 +40,12 @@ from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIF
 LOG = logging.getLogger("dimsefsm.qrscp")
 
 FIND_CLASSES = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_STUDY_ONLY_FIND)
+MOVE_CLASSES = (
+    PATIENT_ROOT_MOVE,
+    STUDY_ROOT_MOVE,
+    PATIENT_STUDY_ONLY_MOVE,
+    COMPOSITE_INSTANCE_ROOT_MOVE,
+)
 GET_CLASSES = (
     PATIENT_ROOT_GET,
     STUDY_ROOT_GET,
@@ -48,15 +58,18 @@ GET_CLASSES = (
 class QueryRetrieveSCP:
     """An AE that stores what it receives and answers queries about it."""
 
-    def __init__(self, ae_title: str, directory: Path) -> None:
+    def __init__(
+        self, ae_title: str, directory: Path, destinations: dict[str, tuple[str, int]] | None = None
+    ) -> None:
         self.directory = directory
+        self.destinations = dict(destinations or {})
         self.index = InstanceIndex()
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
         for uid in STORAGE_SOP_CLASSES:
             # scp_role: a C-GET requestor may act as the Storage SCP for its sub-operations.
             self.ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES, scp_role=True)
-        for uid in FIND_CLASSES + GET_CLASSES:
+        for uid in FIND_CLASSES + GET_CLASSES + MOVE_CLASSES:
             self.ae.add_supported_context(uid)
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, on_stored=self.on_stored)
@@ -69,7 +82,11 @@ class QueryRetrieveSCP:
 
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:
-        return [(evt.EVT_C_FIND, self.on_find), (evt.EVT_C_GET, self.on_get)]
+        return [
+            (evt.EVT_C_FIND, self.on_find),
+            (evt.EVT_C_GET, self.on_get),
+            (evt.EVT_C_MOVE, self.on_move),
+        ]
 
     def on_stored(self, path: Path) -> None:
         self.index.add_file(path)
@@ -98,6 +115,21 @@ class QueryRetrieveSCP:
     def on_get(self, event: Any) -> Iterator[Any]:
         paths = self.instances(event.identifier, event.context.abstract_syntax)
         LOG.info("C-GET: %d instance(s) to send", len(paths))
+        yield len(paths)
+        for path in paths:
+            if event.is_cancelled:
+                return
+            yield st.PENDING, path
+
+    def on_move(self, event: Any) -> Iterator[Any]:
+        destination = self.destinations.get(str(event.move_destination).strip())
+        if destination is None:
+            LOG.warning("C-MOVE to unknown destination %r", event.move_destination)
+            yield None, None
+            return
+        yield destination
+        paths = self.instances(event.identifier, event.context.abstract_syntax)
+        LOG.info("C-MOVE: %d instance(s) to %s", len(paths), event.move_destination)
         yield len(paths)
         for path in paths:
             if event.is_cancelled:

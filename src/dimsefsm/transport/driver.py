@@ -19,6 +19,7 @@ from dimsefsm.ul import effects as fx
 
 LOG = logging.getLogger("dimsefsm.transport")
 RECV_SIZE = 1 << 18
+PARTIAL_PDU_WAIT = 0.05
 
 
 class TransportTimeout(TimeoutError):
@@ -143,10 +144,19 @@ class SocketDriver:
         before the next response, without blocking.
         """
         engine = self.engine
+        waited = False
         while engine.scp_operations and self.sock is not None and engine.ul.state != "Sta1":
             if self.has_pending_input():
                 self.pump(0)
                 continue
+            if engine.framer.buffered and not waited:
+                # Half a PDU arrived (peers may send header and body apart): it may
+                # be a C-CANCEL, so give the rest a moment (once) before the next response.
+                waited = True
+                with contextlib.suppress(TransportTimeout):
+                    self.pump(PARTIAL_PDU_WAIT)
+                continue
+            waited = False
             if not engine.has_ready_scp_operation():
                 # Every operation waits for a sub-operation's response: block for it.
                 self.pump(wait)
