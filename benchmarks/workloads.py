@@ -1,15 +1,21 @@
 """Every workload ``make bench`` knows, in the order they run.
 
-Later workloads (move) are modules like ``benchmarks.echo``
-with a ``WORKLOAD`` object; add them to this tuple.
+A workload is a module like ``benchmarks.echo`` with a ``WORKLOAD`` object;
+add new ones to this tuple.
 """
 
 from __future__ import annotations
 
-from benchmarks import echo, find, get, storage
+from benchmarks import echo, find, get, move, storage
 from benchmarks.core import Workload
 
-WORKLOADS: tuple[Workload, ...] = (echo.WORKLOAD, storage.WORKLOAD, find.WORKLOAD, get.WORKLOAD)
+WORKLOADS: tuple[Workload, ...] = (
+    echo.WORKLOAD,
+    storage.WORKLOAD,
+    find.WORKLOAD,
+    get.WORKLOAD,
+    move.WORKLOAD,
+)
 
 
 def by_name() -> dict[str, Workload]:

@@ -32,6 +32,10 @@ from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_
 LOG = logging.getLogger("dimsefsm.move")
 
 _RESOLVING = "ResolvingDestination"
+# Instances read ahead to choose the sub-association's contexts; later ones whose
+# context is missing fail on their own (no_context) instead of the whole study
+# sitting in memory before the first C-STORE.
+READ_AHEAD = 64
 _CODES = {
     st.GET_DECODE_FAILED: st.MOVE_DECODE_FAILED,
     st.GET_HANDLER_FAILED: st.MOVE_HANDLER_FAILED,
@@ -149,6 +153,7 @@ class MoveScp(get.GetScp):
         self.destination: tuple[str, int] | None = None
         self.options: dict[str, Any] = {}
         self.sub_assoc: Any = None
+        self.destination_lost = False
 
     def start(self) -> None:
         if not self.request.command.get("MoveDestination"):
@@ -228,9 +233,9 @@ class MoveScp(get.GetScp):
             return
         self.announced = count
         self.counting = True
-        items, error = self._read_ahead(count)
+        items, error = self._read_ahead(min(count, READ_AHEAD))
         if count and not self._connect(items):
-            self.failed = sum(1 for item in items if _is_pending(item))
+            self.failed = count
             self.failed_uids = [uid for uid in (_uid_of(i) for i in items) if uid]
             self.delivered = self.failed
             self._end("destination_unreachable")
@@ -272,7 +277,8 @@ class MoveScp(get.GetScp):
                 *self.destination,
                 assoc.describe_failure(),
             )
-            self.comment = f"destination {called}: {assoc.describe_failure()}"
+            reason = "rejected" if assoc.is_rejected else "unreachable"
+            self.comment = f"destination {called} {reason}"
             return False
         self.sub_assoc = assoc
         return True
@@ -292,6 +298,13 @@ class MoveScp(get.GetScp):
         uid = _uid_of((st.PENDING, dataset))
         assoc = self.sub_assoc
         if assoc is None or not assoc.is_established:
+            if assoc is not None and not self.destination_lost:
+                self.destination_lost = True
+                LOG.warning(
+                    "C-MOVE destination went away after %d completed: %s",
+                    self.completed,
+                    assoc.describe_failure(),
+                )
             self._failed(uid)
             return
         try:
