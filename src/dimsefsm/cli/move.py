@@ -7,13 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
+from pydicom import Dataset
+
 from dimsefsm.ae import AE
 from dimsefsm.cli.common import (
     EXIT_ABORTED,
-    EXIT_FAILED_STATUS,
-    EXIT_OK,
     EXIT_REJECTED,
-    EXIT_TIMEOUT,
     EXIT_USAGE,
     add_logging,
     add_timeouts,
@@ -21,12 +20,11 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
-from dimsefsm.cli.output import describe_status
-from dimsefsm.cli.progress import Progress
+from dimsefsm.cli.retrieve import add_model_flags, report
 from dimsefsm.qr.registry import PATIENT_ROOT_MOVE, PATIENT_STUDY_ONLY_MOVE, STUDY_ROOT_MOVE
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
-from dimsefsm.status import Category, Service, category
+from dimsefsm.status import Service
 from dimsefsm.transport.server import AssociationServer
 
 MODELS = {"P": PATIENT_ROOT_MOVE, "S": STUDY_ROOT_MOVE, "O": PATIENT_STUDY_ONLY_MOVE}
@@ -36,39 +34,7 @@ def add_movescu(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("movescu", help="retrieve instances with C-MOVE")
     p.add_argument("host")
     p.add_argument("port", type=int)
-    model = p.add_mutually_exclusive_group()
-    model.add_argument(
-        "-P",
-        "--patient",
-        dest="model",
-        action="store_const",
-        const="P",
-        help="Patient Root information model (default)",
-    )
-    model.add_argument(
-        "-S",
-        "--study",
-        dest="model",
-        action="store_const",
-        const="S",
-        help="Study Root information model",
-    )
-    model.add_argument(
-        "-O",
-        "--psonly",
-        dest="model",
-        action="store_const",
-        const="O",
-        help="Patient/Study Only information model",
-    )
-    p.add_argument(
-        "-k",
-        "--key",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="retrieve key by keyword or (gggg,eeee)",
-    )
+    add_model_flags(p)
     p.add_argument(
         "-aem",
         "--move",
@@ -126,7 +92,7 @@ def run_movescu(args: argparse.Namespace) -> int:
             receiver.shutdown()
 
 
-def _move(args: argparse.Namespace, identifier: object) -> int:
+def _move(args: argparse.Namespace, identifier: Dataset) -> int:
     sop_class = MODELS[args.model]
     ae = AE(args.aetitle)
     ae.add_requested_context(sop_class)
@@ -139,35 +105,6 @@ def _move(args: argparse.Namespace, identifier: object) -> int:
         print(f"movescu: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
     destination = args.move_destination or args.aetitle
-    progress = Progress(0, "movescu")
-    final = None
-    counts = (0, 0, 0)
-    for status, result in assoc.send_c_move(identifier, destination, sop_class):  # type: ignore[arg-type]
-        done = (
-            int(status.get("NumberOfCompletedSuboperations", 0)),
-            int(status.get("NumberOfFailedSuboperations", 0)),
-            int(status.get("NumberOfWarningSuboperations", 0)),
-        )
-        if category(status.Status) is Category.PENDING:
-            remaining = int(status.get("NumberOfRemainingSuboperations", 0))
-            progress.update(sum(done), sum(done) + remaining)
-            counts = done
-            continue
-        final, counts = status, done
-        failed = result.get("FailedSOPInstanceUIDList") if result is not None else None
-        if failed:
-            print(f"movescu: failed: {failed}", file=sys.stderr)
-    progress.finish()
-    if final is None:
-        print(f"movescu: no final response: {assoc.describe_failure()}", file=sys.stderr)
-        return EXIT_TIMEOUT if assoc.timed_out else EXIT_ABORTED
-    if assoc.is_established:
-        assoc.release()
-    comment = f" ({final.ErrorComment})" if "ErrorComment" in final else ""
-    print(
-        f"movescu: final status {describe_status(final.Status, Service.QR_MOVE)}{comment}; "
-        f"{counts[0]} completed, {counts[1]} failed, {counts[2]} warning",
-        file=sys.stderr,
+    return report(
+        "movescu", assoc, assoc.send_c_move(identifier, destination, sop_class), Service.QR_MOVE
     )
-    ok = category(final.Status) in (Category.SUCCESS, Category.CANCEL)
-    return EXIT_OK if ok else EXIT_FAILED_STATUS
