@@ -199,8 +199,8 @@ SCU_CHART = make_multi_scu_chart(
 )
 
 
-class FindEvent:
-    """What a find handler sees (pynetdicom's names)."""
+class QueryEvent:
+    """What a find/get/move handler sees (pynetdicom's names)."""
 
     def __init__(
         self,
@@ -208,12 +208,13 @@ class FindEvent:
         request: Message,
         context: AcceptedContext,
         identifier: Dataset,
-        op: FindScp,
+        op: Any,
+        event: Any = None,
     ) -> None:
         from dimsefsm import evt
 
         self.assoc = assoc
-        self.event = evt.EVT_C_FIND
+        self.event = event or evt.EVT_C_FIND
         self.request = request
         self.context = context
         self.identifier = identifier
@@ -226,7 +227,10 @@ class FindEvent:
     @property
     def is_cancelled(self) -> bool:
         """True once a C-CANCEL for this operation has been received."""
-        return self._op.cancel_requested
+        return bool(self._op.cancel_requested)
+
+
+FindEvent = QueryEvent
 
 
 IdentifierCheck = Callable[[str, Dataset], tuple[int, str, tuple[int, ...]] | None]

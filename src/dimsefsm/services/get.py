@@ -39,6 +39,7 @@ from dimsefsm.datasets import DatasetDecodeError, decode_dataset, encode_dataset
 from dimsefsm.dimse.commands import get_rsp, store_rq
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
+from dimsefsm.services.find import IdentifierCheck, QueryEvent
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 from dimsefsm.services.storage import StoreScu, store_source
 
@@ -305,38 +306,6 @@ SCU_CHART = make_multi_scu_chart(
 )
 
 
-class GetEvent:
-    """What a get handler sees (pynetdicom's names)."""
-
-    def __init__(
-        self,
-        assoc: Any,
-        request: Message,
-        context: AcceptedContext,
-        identifier: Dataset,
-        op: GetScp,
-    ) -> None:
-        from dimsefsm import evt
-
-        self.assoc = assoc
-        self.event = evt.EVT_C_GET
-        self.request = request
-        self.context = context
-        self.identifier = identifier
-        self._op = op
-
-    @property
-    def message_id(self) -> int:
-        return int(self.request.command.get("MessageID", 0))
-
-    @property
-    def is_cancelled(self) -> bool:
-        return self._op.cancel_requested
-
-
-IdentifierCheck = Callable[[str, Dataset], tuple[int, str, tuple[int, ...]] | None]
-
-
 def strip_bulk_data(ds: Dataset) -> Dataset:
     """Composite Instance Retrieve Without Bulk Data: drop the bulk elements."""
     for tag in BULK_DATA_TAGS:
@@ -385,7 +354,7 @@ class GetScp:
         self,
         request: Message,
         context: AcceptedContext | None,
-        handler: Callable[[GetEvent], Any] | None,
+        handler: Callable[[QueryEvent], Any] | None,
         assoc: Any,
         engine: Any,
         check: IdentifierCheck | None = None,
@@ -457,7 +426,9 @@ class GetScp:
 
     def make_event(self, ctx: AcceptedContext) -> Any:
         assert self.identifier is not None
-        return GetEvent(self.assoc, self.request, ctx, self.identifier, self)
+        from dimsefsm import evt
+
+        return QueryEvent(self.assoc, self.request, ctx, self.identifier, self, evt.EVT_C_GET)
 
     # -- stepping ------------------------------------------------------------------------
     def step(self) -> None:
