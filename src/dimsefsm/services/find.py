@@ -18,10 +18,11 @@ from transitions import EventData
 
 from dimsefsm import status as st
 from dimsefsm.assoc.negotiation import AcceptedContext
-from dimsefsm.datasets import DatasetDecodeError, decode_dataset, encode_dataset
+from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import find_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
+from dimsefsm.services.identifier import decode_request, decoding_transitions
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 
 LOG = logging.getLogger("dimsefsm.find")
@@ -35,49 +36,12 @@ SCP_CHART = Chart(
     final=("Cancelled", "Final"),
     doc="C-FIND SCP: decode and check the identifier, then one response per handler yield.",
     transitions=(
-        transition(
-            "mistyped",
-            "mistyped",
-            "Decoding",
-            "Final",
-            status=st.MISTYPED_ARGUMENT,
-            action="respond",
-            when="The request lacks its Affected SOP Class UID or Priority.",
-        ),
-        transition(
-            "not_supported",
-            "not_supported",
-            "Decoding",
-            "Final",
-            status=st.SOP_CLASS_NOT_SUPPORTED,
-            action="respond",
-            when="The SOP class is not the context's, or no find handler is bound.",
-        ),
-        transition(
-            "undecodable",
-            "undecodable",
-            "Decoding",
-            "Final",
-            status=st.FIND_DECODE_FAILED,
-            action="respond",
-            when="The identifier cannot be decoded in the context's syntax.",
-        ),
-        transition(
-            "identifier_rejected",
-            "identifier_rejected",
-            "Decoding",
-            "Final",
-            status=st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            action="respond",
-            when="The Query/Retrieve Level is missing or not in the model, or a key above "
+        *decoding_transitions(
+            "find",
+            st.FIND_DECODE_FAILED,
+            "The Query/Retrieve Level is missing or not in the model, or a key above "
             "the level is not a unique key; ErrorComment says which.",
-        ),
-        transition(
-            "decoded",
-            "decoded",
-            "Decoding",
             "Matching",
-            when="The identifier decodes and fits the information model; the handler is called.",
         ),
         transition(
             "pending",
@@ -266,6 +230,7 @@ def _check(sop_class_uid: str, identifier: Dataset) -> tuple[int, str, tuple[int
 class FindScp:
     """One C-FIND-RQ being answered, one response per step."""
 
+    chart = SCP_CHART
     state: str
 
     def __init__(
@@ -299,29 +264,11 @@ class FindScp:
 
     # -- Decoding -----------------------------------------------------------------------
     def start(self) -> None:
-        cmd = self.request.command
+        refusal = decode_request(self)
+        if refusal is not None:
+            return self._fire(refusal)
         ctx = self.context
-        if not cmd.get("AffectedSOPClassUID") or cmd.get("Priority") is None:
-            return self._fire("mistyped")
-        if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
-            return self._fire("not_supported")
-        if self.handler is None:
-            self.comment = "no C-FIND handler is bound"
-            return self._fire("not_supported")
-        try:
-            if self.request.dataset is None:
-                raise DatasetDecodeError("the request has no identifier")
-            self.identifier = decode_dataset(self.request.dataset, ctx.transfer_syntax)
-        except DatasetDecodeError as exc:
-            LOG.warning("C-FIND identifier cannot be decoded: %s", exc)
-            self.comment = str(exc)
-            return self._fire("undecodable")
-        if self.check is not None:
-            problem = self.check(ctx.abstract_syntax, self.identifier)
-            if problem is not None:
-                _, self.comment, self.offending = problem
-                LOG.info("C-FIND identifier rejected: %s", self.comment)
-                return self._fire("identifier_rejected")
+        assert ctx is not None and self.handler is not None and self.identifier is not None
         SCP_CHART.fire(self, "decoded")
         event = FindEvent(self.assoc, self.request, ctx, self.identifier, self)
         try:

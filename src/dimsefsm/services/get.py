@@ -35,11 +35,12 @@ from transitions import EventData
 
 from dimsefsm import status as st
 from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
-from dimsefsm.datasets import DatasetDecodeError, decode_dataset, encode_dataset
+from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import get_rsp, store_rq
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
 from dimsefsm.services.find import IdentifierCheck, QueryEvent
+from dimsefsm.services.identifier import decode_request, decoding_transitions
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 from dimsefsm.services.storage import StoreScu, store_source
 
@@ -64,49 +65,11 @@ SCP_CHART = Chart(
     final=("Cancelled", "Final"),
     doc="C-GET SCP: count, then one C-STORE sub-operation and one Pending per instance.",
     transitions=(
-        transition(
-            "mistyped",
-            "mistyped",
-            "Decoding",
-            "Final",
-            status=st.MISTYPED_ARGUMENT,
-            action="respond",
-            when="The request lacks its Affected SOP Class UID or Priority.",
-        ),
-        transition(
-            "not_supported",
-            "not_supported",
-            "Decoding",
-            "Final",
-            status=st.SOP_CLASS_NOT_SUPPORTED,
-            action="respond",
-            when="The SOP class is not the context's, or no get handler is bound.",
-        ),
-        transition(
-            "undecodable",
-            "undecodable",
-            "Decoding",
-            "Final",
-            status=st.GET_DECODE_FAILED,
-            action="respond",
-            label="undecodable\\nidentifier",
-            when="The identifier cannot be decoded in the context's transfer syntax.",
-        ),
-        transition(
-            "identifier_rejected",
-            "identifier_rejected",
-            "Decoding",
-            "Final",
-            status=st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            action="respond",
-            when="The identifier lacks the unique keys the retrieve level needs.",
-        ),
-        transition(
-            "decoded",
-            "decoded",
-            "Decoding",
+        *decoding_transitions(
+            "get",
+            st.GET_DECODE_FAILED,
+            "The identifier lacks the unique keys the retrieve level needs.",
             "AwaitingCount",
-            when="The identifier decodes and fits the model; the handler is called.",
         ),
         transition(
             "handler_raised",
@@ -396,28 +359,11 @@ class GetScp:
 
     # -- Decoding -----------------------------------------------------------------------
     def start(self) -> None:
-        cmd = self.request.command
+        refusal = decode_request(self)
+        if refusal is not None:
+            return self._fire(refusal)
         ctx = self.context
-        if not cmd.get("AffectedSOPClassUID") or cmd.get("Priority") is None:
-            return self._fire("mistyped")
-        if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
-            return self._fire("not_supported")
-        if self.handler is None:
-            self.comment = "no handler is bound for this retrieve"
-            return self._fire("not_supported")
-        try:
-            if self.request.dataset is None:
-                raise DatasetDecodeError("the request has no identifier")
-            self.identifier = decode_dataset(self.request.dataset, ctx.transfer_syntax)
-        except DatasetDecodeError as exc:
-            LOG.warning("%s identifier cannot be decoded: %s", self.chart.name, exc)
-            self.comment = str(exc)
-            return self._fire("undecodable")
-        if self.check is not None:
-            problem = self.check(ctx.abstract_syntax, self.identifier)
-            if problem is not None:
-                _, self.comment, self.offending = problem
-                return self._fire("identifier_rejected")
+        assert ctx is not None and self.handler is not None
         self._fire("decoded")
         try:
             self.generator = iter(self.handler(self.make_event(ctx)))

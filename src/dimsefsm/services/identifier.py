@@ -1,0 +1,103 @@
+"""The Decoding phase every query/retrieve SCP chart shares (C-FIND, C-GET, C-MOVE).
+
+Each chart declares the same four refusals from its Decoding state and runs
+the same checks in the same order; only the decode-failure status, the
+wording of the model check and the next state differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dimsefsm import status as st
+from dimsefsm.datasets import DatasetDecodeError, decode_dataset
+from dimsefsm.fsm import Transition, transition
+
+
+def decoding_transitions(
+    service: str, decode_failed: int, rejected_when: str, decoded_dest: str
+) -> tuple[Transition, ...]:
+    return (
+        transition(
+            "mistyped",
+            "mistyped",
+            "Decoding",
+            "Final",
+            status=st.MISTYPED_ARGUMENT,
+            action="respond",
+            when="The request lacks its Affected SOP Class UID or Priority.",
+        ),
+        transition(
+            "not_supported",
+            "not_supported",
+            "Decoding",
+            "Final",
+            status=st.SOP_CLASS_NOT_SUPPORTED,
+            action="respond",
+            when=f"The SOP class is not the context's, or no {service} handler is bound.",
+        ),
+        transition(
+            "undecodable",
+            "undecodable",
+            "Decoding",
+            "Final",
+            status=decode_failed,
+            action="respond",
+            when="The identifier cannot be decoded in the context's syntax.",
+        ),
+        transition(
+            "identifier_rejected",
+            "identifier_rejected",
+            "Decoding",
+            "Final",
+            status=st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+            action="respond",
+            when=rejected_when,
+        ),
+        transition(
+            "decoded",
+            "decoded",
+            "Decoding",
+            decoded_dest,
+            when="The identifier decodes and fits the information model; the handler is called.",
+        ),
+    )
+
+
+_REQUEST_NAMES = {"c-find-scp": "C-FIND", "c-get-scp": "C-GET", "c-move-scp": "C-MOVE"}
+
+
+def decode_request(op: Any) -> str | None:
+    """Run the Decoding checks on ``op``; the refusal trigger, or None once decoded.
+
+    ``op`` is a query/retrieve SCP operation: it has ``request``, ``context``,
+    ``handler``, ``check`` and receives ``identifier``, ``comment`` and
+    ``offending``.
+    """
+    cmd = op.request.command
+    ctx = op.context
+    what = _REQUEST_NAMES.get(op.chart.name, op.chart.name)
+    log = logging.getLogger(type(op).__module__.replace("services.", ""))
+    if not cmd.get("AffectedSOPClassUID") or cmd.get("Priority") is None:
+        return "mistyped"
+    if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
+        return "not_supported"
+    if op.handler is None:
+        op.comment = "no handler is bound for this SOP class"
+        return "not_supported"
+    try:
+        if op.request.dataset is None:
+            raise DatasetDecodeError("the request has no identifier")
+        op.identifier = decode_dataset(op.request.dataset, ctx.transfer_syntax)
+    except DatasetDecodeError as exc:
+        log.warning("%s identifier cannot be decoded: %s", what, exc)
+        op.comment = str(exc)
+        return "undecodable"
+    if op.check is not None:
+        problem = op.check(ctx.abstract_syntax, op.identifier)
+        if problem is not None:
+            _, op.comment, op.offending = problem
+            log.info("%s identifier rejected: %s", what, op.comment)
+            return "identifier_rejected"
+    return None
