@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from transitions import EventData
+from transitions import EventData, State
 
 from dimsefsm.fsm import RECORDER, Chart, ChartError, Refusal, RefusedTrigger, transition
+from dimsefsm.fsm.chart import SAME
+from dimsefsm.fsm.lean import LeanMachine
 from dimsefsm.fsm.render import to_dot
 
 DOOR = Chart(
@@ -136,3 +138,73 @@ def test_outcome_reports_table_cells() -> None:
     cell = DOOR.outcome("Closed", "push")
     assert isinstance(cell, list) and [t.name for t in cell] == ["open", "jammed"]
     assert DOOR.outcome("Broken", "pull") is None
+
+
+GATE = Chart(
+    name="test-gate",
+    states=("Shut", "Ajar"),
+    initial="Shut",
+    transitions=(
+        transition(
+            "swing",
+            "push",
+            "Shut",
+            "Ajar",
+            when="The latch is up.",
+            guard="latch_up",
+            action="fail",
+        ),
+        transition("stay", "wait", "Shut", SAME, when="Nobody comes.", action="note"),
+    ),
+    register=False,
+)
+
+
+class Gate:
+    state: str
+
+    def __init__(self, latch_up: bool) -> None:
+        self._latch_up = latch_up
+        self.seen: list[tuple[str, str]] = []
+        GATE.attach(self)
+
+    def latch_up(self, event: EventData) -> bool:
+        return self._latch_up
+
+    def fail(self, event: EventData) -> None:
+        raise RuntimeError("hinge broke")
+
+    def note(self, event: EventData) -> None:
+        assert event.transition is not None
+        self.seen.append((event.transition.source, event.state.name))
+
+
+def test_a_trigger_whose_guards_all_fail_returns_false_and_stays() -> None:
+    gate = Gate(latch_up=False)
+    assert GATE.fire(gate, "push") is False
+    assert gate.state == "Shut"
+
+
+def test_an_action_exception_propagates_after_the_state_change() -> None:
+    """As in stock transitions: ``after`` callbacks run once the state has changed."""
+    gate = Gate(latch_up=True)
+    with pytest.raises(RuntimeError, match="hinge broke"):
+        GATE.fire(gate, "push")
+    assert gate.state == "Ajar"
+
+
+def test_a_reflexive_transition_reports_its_source_and_new_state() -> None:
+    gate = Gate(latch_up=True)
+    assert GATE.fire(gate, "wait")
+    assert gate.seen == [("Shut", "Shut")]
+
+
+def test_lean_machine_refuses_hooks_it_does_not_run() -> None:
+    with pytest.raises(ValueError, match="no state callbacks"):
+        LeanMachine(states=[State("A", on_enter="x")], initial="A")._refuse_unsupported()
+    with pytest.raises(ValueError, match="machine-wide hooks"):
+        LeanMachine(states=["A"], initial="A", finalize_event="x")._refuse_unsupported()
+    machine = LeanMachine(states=["A"], initial="A", auto_transitions=False)
+    machine.add_transition("go", "A", "A", prepare="x")
+    with pytest.raises(ValueError, match="no prepare callbacks"):
+        machine._refuse_unsupported()

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from transitions import EventData, Machine, MachineError
 
 from dimsefsm.fsm.coverage import RECORDER, Edge
+from dimsefsm.fsm.lean import LeanMachine
 
 SAME = "="
 """A destination meaning "stay in the source state" (transitions' reflexive dest)."""
@@ -168,7 +169,7 @@ class Chart:
         return self._machine
 
     def _build(self) -> Machine:
-        machine = Machine(
+        machine = LeanMachine(
             model=None,
             states=list(self.states),
             initial=self.initial,
@@ -188,6 +189,7 @@ class Chart:
                 before=[self._recorder(t.name)],
                 after=after,
             )
+        machine._refuse_unsupported()
         return machine
 
     def _recorder(self, name: str) -> Any:
