@@ -469,8 +469,16 @@ def _deflate(plain: bytes) -> bytes:
     return out + b"\x00" if len(out) % 2 else out
 
 
-def decode_dataset(data: bytes | bytearray | memoryview, transfer_syntax: str) -> Dataset:
+def decode_dataset(
+    data: bytes | bytearray | memoryview, transfer_syntax: str, *, convert_values: bool = True
+) -> Dataset:
     """Decode a data set, every element parsed; `DatasetDecodeError` on any fault.
+
+    With ``convert_values=False`` the structure is still checked in full (every
+    header, length, item and sequence delimiter) but values are converted when
+    first read, as pydicom does for files and pynetdicom for responses: an SCU
+    receiving thousands of C-FIND matches spends most of its decode time on
+    values the caller may never look at.
 
     For an encapsulated syntax the elements are read as Explicit VR Little Endian
     and the pixel data stays encapsulated. Bulk values (OW, OF, OL, OD, OV) keep
@@ -489,8 +497,9 @@ def decode_dataset(data: bytes | bytearray | memoryview, transfer_syntax: str) -
             raise DatasetDecodeError(
                 f"decoder stopped after {source.tell()} of {len(plain)} bytes", source.tell()
             )
-        for element in dataset.iterall():
-            _ = element.value
+        if convert_values:
+            for element in dataset.iterall():
+                _ = element.value
     except DatasetDecodeError:
         raise
     except Exception as exc:

@@ -522,3 +522,14 @@ def test_checker_inflates_a_highly_compressed_piece_in_bounded_steps() -> None:
     checker.feed(deflated)
     checker.finish()
     assert checker.offset == len(explicit)
+
+
+@pytest.mark.parametrize("syntax", [IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN])
+def test_lazy_decode_checks_the_structure_and_converts_values_on_access(syntax: str) -> None:
+    ds = make_instance(pixel_bytes=16, transfer_syntax=syntax)
+    encoded = encode_dataset(ds, syntax)
+    lazy = decode_dataset(encoded, syntax, convert_values=False)
+    assert lazy == ds
+    assert lazy.PatientName == ds.PatientName
+    with pytest.raises(DatasetDecodeError):
+        decode_dataset(encoded[:-1], syntax, convert_values=False)

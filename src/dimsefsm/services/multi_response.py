@@ -171,7 +171,9 @@ class MultiResponseScu:
         identifier = None
         if message.dataset is not None:
             try:
-                identifier = decode_dataset(message.dataset, self.context.transfer_syntax)
+                identifier = decode_dataset(
+                    message.dataset, self.context.transfer_syntax, convert_values=False
+                )
             except DatasetDecodeError as exc:
                 LOG.warning("%s response identifier cannot be decoded: %s", self.chart.name, exc)
         self.results.append((status, identifier))
