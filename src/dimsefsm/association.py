@@ -202,6 +202,26 @@ class Association:
         Otherwise an uncompressed instance is converted to an accepted
         uncompressed syntax.
         """
+        return self.store_and_wait(
+            dataset, msg_id, priority, originator_aet, originator_id
+        ).result()
+
+    def store_and_wait(
+        self,
+        dataset: Dataset | str | Path,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+        on_sent: Callable[[], None] | None = None,
+    ) -> StoreScu:
+        """:meth:`send_c_store` returning the finished operation, not a status Dataset.
+
+        C-GET and C-MOVE SCPs only need the response's Status for their counts;
+        building pynetdicom's status Dataset per sub-operation costs more than
+        encoding the C-STORE request.  ``on_sent`` runs once the request is on
+        the wire, before waiting for the response.
+        """
         negotiated = self._require_established()
         source = store_source(negotiated, dataset, STREAM_THRESHOLD)
         engine = self.engine
@@ -222,8 +242,8 @@ class Association:
         else:
             assert source.info is not None
             self._stream(source.context_id, command, source.info)
-        self._wait(op)
-        return op.result()
+        self._wait(op, on_sent=on_sent)
+        return op
 
     def _stream(self, context_id: int, command: dict[str, Any], info: Part10Info) -> None:
         """Send a large data set from disk: memory bounded by one chunk and one batch."""
@@ -348,10 +368,14 @@ class Association:
         self.engine.send_message(Message(context_id, cancel_rq(msg_id)))
         self.driver.flush()
 
-    def _wait(self, op: Any, until_result: bool = False) -> None:
+    def _wait(
+        self, op: Any, until_result: bool = False, on_sent: Callable[[], None] | None = None
+    ) -> None:
         driver = self.driver
         assert driver is not None
         driver.flush()
+        if on_sent is not None:
+            on_sent()
         while not op.done and not (until_result and op.results):
             try:
                 driver.pump(self.dimse_timeout)

@@ -70,6 +70,10 @@ class ScpOperation(Protocol):
     def close(self) -> None: ...
 
 
+def _nothing() -> None:
+    """``flush_output`` of an engine no transport drives yet."""
+
+
 RequestHandler = Callable[["AssociationEngine", Message], None]
 SinkFactory = Callable[["AssociationEngine", int, dict[str, Any]], DatasetSink | None]
 
@@ -102,6 +106,11 @@ class AssociationEngine:
         self.sink_for = sink_for
         self.reassembler = Reassembler(self._on_command if sink_for is not None else None)
         self.outbox: list[fx.Effect] = []
+        # An SCP operation may hold its queued responses back until its next
+        # sub-operation is on the wire (see MoveScp); the transport then sends
+        # them through ``flush_output`` while the destination works.
+        self.hold_output = False
+        self.flush_output: Callable[[], None] = _nothing
         self.rq: AssociateRQ | None = None
         self.negotiated: Negotiated | None = None
         self.rejection: AssociateRJ | None = None

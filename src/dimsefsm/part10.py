@@ -107,6 +107,22 @@ def read_part10(path: str | os.PathLike[str]) -> tuple[Part10Info, bytes]:
         return info, file.read()
 
 
+def read_part10_up_to(
+    path: str | os.PathLike[str], limit: int | None
+) -> tuple[Part10Info, bytes | None]:
+    """Meta facts, and the data set too when it is at most ``limit`` bytes (None: any size).
+
+    One open for both: a C-STORE SCU sending thousands of small files from a
+    C-GET/C-MOVE handler would otherwise open and parse each header twice.
+    """
+    with open(path, "rb") as file:
+        info = _read_info(file, Path(path))
+        if limit is not None and info.dataset_length > limit:
+            return info, None
+        file.seek(info.dataset_offset)
+        return info, file.read()
+
+
 def read_dataset_bytes(info: Part10Info) -> bytes:
     """The data set exactly as stored (still deflated for a deflated syntax)."""
     with open(info.path, "rb") as file:

@@ -4,6 +4,7 @@ destination on 127.0.0.1.  Every transition of c-move-scp and c-move-scu."""
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,42 @@ def test_originator_abort_closes_the_handler_and_the_sub_association(dest: Desti
     pair.requestor.abort()
     pair.run()
     assert closed == [True] and op.state == "Aborted" and pair.acceptor.scp_operations == {}
+
+
+def test_pending_response_travels_while_the_next_sub_operation_is_stored(
+    dest: Destination,
+) -> None:
+    """Over sockets: the Pending response of sub-operation 1 is held only until the
+    C-STORE of sub-operation 2 is sent, never until that C-STORE is answered.
+
+    The destination answers instance 2 only once the originator has seen Pending #1;
+    if the response waited behind sub-operation 2, the wait would run out and the
+    instance would fail.
+    """
+    first_pending = threading.Event()
+    dest.answer = lambda uid: 0 if uid != "1.2.3.5.2" or first_pending.wait(10) else 0xA700
+    items = [(0xFF00, instance(n)) for n in (1, 2, 3)]
+    scp = AE("SCP")
+    scp.add_supported_context(STUDY_ROOT_MOVE)
+    server = scp.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[(evt.EVT_C_MOVE, handler_for(dest.port, *items))],
+    )
+    try:
+        scu = AE("ORIGIN")
+        scu.add_requested_context(STUDY_ROOT_MOVE)
+        assoc = scu.associate(*server.address, ae_title="SCP")
+        statuses = []
+        for status, _ in assoc.send_c_move(identifier(), "DEST", STUDY_ROOT_MOVE):
+            statuses.append(status.Status)
+            if status.Status == 0xFF00:
+                first_pending.set()
+        assoc.release()
+    finally:
+        server.shutdown()
+    assert statuses == [0xFF00, 0xFF00, 0xFF00, 0x0000]
+    assert [uid for uid, _ in dest.received] == ["1.2.3.5.1", "1.2.3.5.2", "1.2.3.5.3"]
 
 
 def test_decoding_failures(dest: Destination) -> None:

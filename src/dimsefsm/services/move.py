@@ -295,7 +295,6 @@ class MoveScp(get.GetScp):
             self.failed += 1
             self._fire("not_a_dataset")
             return
-        uid = _uid_of((st.PENDING, dataset))
         assoc = self.sub_assoc
         if assoc is None or not assoc.is_established:
             if assoc is not None and not self.destination_lost:
@@ -305,22 +304,23 @@ class MoveScp(get.GetScp):
                     self.completed,
                     assoc.describe_failure(),
                 )
-            self._failed(uid)
+            self._failed(dataset)
             return
         try:
-            status = assoc.send_c_store(
+            code = assoc.store_and_wait(
                 dataset,
                 originator_aet=self.engine.negotiated.peer_ae,
                 originator_id=self.request.command.get("MessageID"),
-            )
+                on_sent=self.engine.flush_output,
+            ).status
         except (ValueError, OSError) as exc:
-            LOG.warning("c-move-scp: cannot send %s: %s", uid, exc)
+            uid = _uid_of((st.PENDING, dataset))
+            LOG.warning("c-move-scp: cannot send %s: %s", uid or dataset, exc)
             self.failed += 1
             if uid:
                 self.failed_uids.append(uid)
             self._fire("no_context")
             return
-        code = status.get("Status")
         if code == st.SUCCESS:
             self.completed += 1
             self._fire("sub_op_completed")
@@ -328,10 +328,12 @@ class MoveScp(get.GetScp):
             self.warning += 1
             self._fire("sub_op_warning")
         else:
-            self._failed(uid)
+            self._failed(dataset)
 
-    def _failed(self, uid: str | None) -> None:
+    def _failed(self, dataset: Dataset | str | Path) -> None:
+        """Count a failed sub-operation; its UID (read only now) goes to the failed list."""
         self.failed += 1
+        uid = _uid_of((st.PENDING, dataset))
         if uid:
             self.failed_uids.append(uid)
         self._fire("sub_op_failed")
@@ -355,6 +357,11 @@ class MoveScp(get.GetScp):
         comment: str | None,
     ) -> None:
         cmd = self.request.command
+        # A Pending response waits until the next sub-operation's C-STORE is on
+        # the wire: the originator's copy then travels while the destination
+        # stores, instead of delaying the next C-STORE (the counts it carries
+        # are those after this sub-operation, as the standard asks).
+        self.engine.hold_output = status == st.PENDING
         self.engine.send_message(
             Message(
                 self.request.context_id,

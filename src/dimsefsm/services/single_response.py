@@ -117,6 +117,11 @@ class SingleResponseScu:
     def on_timeout(self) -> None:
         self.chart.fire(self, "timed_out")
 
+    @property
+    def status(self) -> int | None:
+        """The response's Status, None if no response came."""
+        return None if self.response is None else self.response.command.get("Status")
+
     def result(self) -> Dataset:
         """pynetdicom's convention: the status Dataset, empty if no response came."""
         ds = Dataset()

@@ -41,7 +41,12 @@ from dimsefsm.datasets import (
 from dimsefsm.dimse.commands import store_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
-from dimsefsm.part10 import Part10Info, Part10Writer, read_dataset_bytes, read_part10_info
+from dimsefsm.part10 import (
+    Part10Info,
+    Part10Writer,
+    read_dataset_bytes,
+    read_part10_up_to,
+)
 from dimsefsm.services.single_response import (
     SingleResponseScp,
     SingleResponseScu,
@@ -364,22 +369,19 @@ def store_source(
         ctx = (
             negotiated.find_context(sop_class, wanted) if wanted else None
         ) or uncompressed_context(negotiated, sop_class)
-        data = encode_dataset(dataset, ctx.transfer_syntax)
-        return StoreSource(ctx.context_id, sop_class, sop_instance, data, None)
-    info = read_part10_info(Path(dataset))
+        encoded = encode_dataset(dataset, ctx.transfer_syntax)
+        return StoreSource(ctx.context_id, sop_class, sop_instance, encoded, None)
+    info, stored = read_part10_up_to(dataset, stream_above)
     same = negotiated.find_context(info.sop_class_uid, info.transfer_syntax)
     if same is not None:
-        if stream_above is None or info.file_size - info.dataset_offset <= stream_above:
-            data = read_dataset_bytes(info)
-            return StoreSource(
-                same.context_id, info.sop_class_uid, info.sop_instance_uid, data, None
-            )
-        return StoreSource(same.context_id, info.sop_class_uid, info.sop_instance_uid, None, info)
+        return StoreSource(same.context_id, info.sop_class_uid, info.sop_instance_uid, stored, info)
     ctx = uncompressed_context(negotiated, info.sop_class_uid)
-    data = convert_dataset_bytes(
-        read_dataset_bytes(info), info.transfer_syntax, ctx.transfer_syntax
+    converted = convert_dataset_bytes(
+        read_dataset_bytes(info) if stored is None else stored,
+        info.transfer_syntax,
+        ctx.transfer_syntax,
     )
-    return StoreSource(ctx.context_id, info.sop_class_uid, info.sop_instance_uid, data, None)
+    return StoreSource(ctx.context_id, info.sop_class_uid, info.sop_instance_uid, converted, None)
 
 
 class StoreScu(SingleResponseScu):

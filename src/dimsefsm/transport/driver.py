@@ -50,10 +50,12 @@ class SocketDriver:
         self.wake = wake
         self.artim_timeout = artim_timeout
         self.artim_deadline: float | None = None
+        engine.flush_output = self.flush
 
     def flush(self) -> None:
         """Execute every effect the engine has queued, in order."""
         engine = self.engine
+        engine.hold_output = False
         while engine.outbox:
             for effect in engine.take_effects():
                 self._execute(effect)
@@ -159,10 +161,13 @@ class SocketDriver:
             waited = False
             if not engine.has_ready_scp_operation():
                 # Every operation waits for a sub-operation's response: block for it.
+                self.flush()
                 self.pump(wait)
                 continue
             engine.step_scp_operation()
-            self.flush()
+            if not engine.hold_output:
+                self.flush()
+        self.flush()
 
     def has_pending_input(self) -> bool:
         """True when bytes (or a close) are waiting, without blocking."""
