@@ -6,12 +6,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["AE", "Association", "__version__", "evt"]
+__all__ = ["AE", "Association", "__version__", "debug_logger", "evt"]
 
 if TYPE_CHECKING:
     from dimsefsm import evt
     from dimsefsm.ae import AE
     from dimsefsm.association import Association
+    from dimsefsm.trace import debug_logger
 
 
 def __getattr__(name: str) -> Any:
@@ -24,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from dimsefsm.association import Association
 
         return Association
+    if name == "debug_logger":
+        from dimsefsm.trace import debug_logger
+
+        return debug_logger
     if name == "evt":
         return importlib.import_module("dimsefsm.evt")
     raise AttributeError(name)

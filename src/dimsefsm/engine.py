@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from logging import DEBUG
 from typing import Any, Protocol
 
+from dimsefsm import trace
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     Negotiated,
@@ -45,6 +47,8 @@ _FRAMER_FLOOR = 1 << 20
 class ScuOperation(Protocol):
     """An operation we started, waiting for responses by Message ID."""
 
+    trace_label: str
+
     @property
     def done(self) -> bool: ...
 
@@ -68,6 +72,9 @@ class ScpOperation(Protocol):
     def cancel(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+tracing = trace.TRACE.isEnabledFor
 
 
 def _nothing() -> None:
@@ -100,7 +107,9 @@ class AssociationEngine:
         self.policy = policy
         self.active_associations = active_associations
         self.on_request = on_request
+        self.label = trace.new_label()
         self.ul = UpperLayer(requestor=requestor)
+        self.ul.trace_label = self.label
         local_max = proposal.max_pdu if proposal else policy.max_pdu  # type: ignore[union-attr]
         self.framer = PduFramer(max_body=max(local_max, _FRAMER_FLOOR) + 1024)
         self.sink_for = sink_for
@@ -166,6 +175,8 @@ class AssociationEngine:
                 return
             if pdu is None:
                 return
+            if tracing(DEBUG):
+                trace.pdu(self.label, "in", pdu)
             self._handle(ev.PduArrived(pdu))
 
     # -- inputs from the user ---------------------------------------------------
@@ -186,6 +197,9 @@ class AssociationEngine:
             payload,
             self.negotiated.peer_max_pdu,
         )
+        if tracing(DEBUG):
+            size = None if payload is None else len(payload)
+            trace.message(self.label, "out", message.context_id, message.command, size)
         self._handle(ev.PDataRequested(b"".join(pdus) if len(pdus) > 1 else pdus[0]))
 
     def send_encoded(self, data: bytes) -> None:
@@ -193,6 +207,7 @@ class AssociationEngine:
         self._handle(ev.PDataRequested(data))
 
     def start_operation(self, message_id: int, operation: ScuOperation) -> None:
+        operation.trace_label = self.label
         self.operations[message_id] = operation
 
     def start_scp_operation(self, message_id: int, operation: ScpOperation) -> None:
@@ -235,11 +250,23 @@ class AssociationEngine:
 
     # -- plumbing ---------------------------------------------------------------
     def _handle(self, event: Any) -> None:
-        for effect in self.ul.handle(event):
+        effects = self.ul.handle(event)
+        if tracing(DEBUG):
+            self._trace_effects(effects)
+        for effect in effects:
             if isinstance(effect, fx.Indicate):
                 self._on_primitive(effect.primitive)
             else:
                 self.outbox.append(effect)
+
+    def _trace_effects(self, effects: list[fx.Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, fx.SendPdu):
+                trace.pdu(self.label, "out", effect.pdu)
+            elif isinstance(effect, fx.SendBytes):
+                trace.pdata_bytes(self.label, effect.data)
+            elif isinstance(effect, (fx.StartArtim, fx.StopArtim, fx.CloseTransport)):
+                trace.event(self.label, type(effect).__name__)
 
     def _on_primitive(self, primitive: Any) -> None:
         if isinstance(primitive, fx.PDataIndication):
@@ -341,6 +368,10 @@ class AssociationEngine:
             self._dispatch(message)
 
     def _dispatch(self, message: Message) -> None:
+        if tracing(DEBUG):
+            data = message.dataset
+            size = None if data is None else len(data)
+            trace.message(self.label, "in", message.context_id, message.command, size)
         field = message.command.get("CommandField", 0)
         if field & 0x8000:
             responded = message.command.get("MessageIDBeingRespondedTo")

@@ -54,6 +54,27 @@ def test_dimsefsm_echoscu_against_dcmtk_storescp(
     assert "C-ECHO succeeded" in result.stderr
 
 
+def test_debug_flag_prints_the_transcript_against_dcmtk(
+    dcmtk_server: Callable[..., DcmtkServer], tmp_path: Path
+) -> None:
+    """``-d``: every chart transition, PDU and DIMSE message of the association, in order."""
+    server = dcmtk_server(["storescp", "-od", str(tmp_path)])
+    result = run_tool([*DIMSEFSM, "echoscu", "-d", "127.0.0.1", str(server.port)])
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "dimsefsm.trace" in line]
+    wanted = [
+        "PDU out A-ASSOCIATE-RQ 'ECHOSCU' -> 'ANY-SCP'",
+        "PDU in A-ASSOCIATE-AC 1 of 1 contexts accepted",
+        "upper-layer Evt3 / AE-3: Sta5 -> Sta6",
+        "DIMSE out C-ECHO-RQ MessageID=1",
+        "DIMSE in C-ECHO-RSP MessageIDBeingRespondedTo=1 Status=0x0000",
+        "c-echo-scu success: Awaiting -> Succeeded",
+        "PDU in A-RELEASE-RP",
+    ]
+    found = [next((i for i, line in enumerate(lines) if w in line), -1) for w in wanted]
+    assert -1 not in found and found == sorted(found), result.stderr
+
+
 def test_dimsefsm_echoscu_against_pynetdicom(
     pynetdicom_echo_server: Callable[..., PynetdicomEchoServer],
 ) -> None:

@@ -83,8 +83,9 @@ def setup_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname).1s: %(name)s: %(message)s"
     )
-    # transitions logs every callback at INFO; only -d wants that much.
-    logging.getLogger("transitions").setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    # -d shows the per-association transcript (dimsefsm.trace): chart transitions, PDUs and
+    # DIMSE messages.  transitions' own logger only repeats machine construction.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 def stop_on_sigterm() -> None:

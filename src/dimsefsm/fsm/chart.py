@@ -12,10 +12,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from logging import DEBUG
 from typing import Any, Protocol
 
 from transitions import EventData, Machine, MachineError
 
+from dimsefsm import trace
 from dimsefsm.fsm.coverage import RECORDER, Edge
 from dimsefsm.fsm.lean import LeanMachine
 
@@ -186,18 +188,25 @@ class Chart:
                 t.dest,
                 conditions=[t.guard] if t.guard else None,
                 unless=[t.unless] if t.unless else None,
-                before=[self._recorder(t.name)],
+                before=[self._recorder(t)],
                 after=after,
             )
         machine._refuse_unsupported()
         return machine
 
-    def _recorder(self, name: str) -> Any:
-        chart = self.name
+    def _recorder(self, t: Transition) -> Any:
+        chart, name, label = self.name, t.name, t.label
+        hit = RECORDER.hit
+        tracing = trace.TRACE.isEnabledFor
 
         def record(event: EventData) -> None:
-            assert event.transition is not None
-            RECORDER.hit(chart, name, event.transition.source)
+            transition = event.transition
+            assert transition is not None
+            hit(chart, name, transition.source)
+            if tracing(DEBUG):
+                trace.transition(
+                    event.model, chart, label, name, transition.source, transition.dest
+                )
 
         return record
 

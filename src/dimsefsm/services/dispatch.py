@@ -82,14 +82,16 @@ class RequestDispatcher:
         context = engine.negotiated.contexts.get(message.context_id)
         service = service_of(context.abstract_syntax) if context is not None else None
         if field == CommandField.C_STORE_RQ:
-            StoreScp(
+            store = StoreScp(
                 message,
                 context,
                 self.handlers.get(evt.EVT_C_STORE),
                 self.storage,
                 self.assoc,
                 engine.send_message,
-            ).run()
+            )
+            store.trace_label = engine.label
+            store.run()
             return
         if field == CommandField.C_FIND_RQ:
             op = FindScp(
@@ -100,6 +102,7 @@ class RequestDispatcher:
                 engine.send_message,
                 check_find_identifier,
             )
+            op.trace_label = engine.label
             op.start()
             if not op.done:
                 engine.start_scp_operation(message.command["MessageID"], op)
@@ -113,6 +116,7 @@ class RequestDispatcher:
                 engine,
                 check_retrieve_identifier,
             )
+            get.trace_label = engine.label
             get.start()
             if not get.done:
                 engine.start_scp_operation(message.command["MessageID"], get)
@@ -127,13 +131,16 @@ class RequestDispatcher:
                 check_retrieve_identifier,
                 make_ae=self.make_ae,
             )
+            move.trace_label = engine.label
             move.start()
             if not move.done:
                 engine.start_scp_operation(message.command["MessageID"], move)
             return
         if field == CommandField.C_ECHO_RQ and service == "verification" and context.as_scp:  # type: ignore[union-attr]
             event = evt.Event(self.assoc, evt.EVT_C_ECHO, message, context)
-            EchoScp(message, self.handlers.get(evt.EVT_C_ECHO), event, engine.send_message).run()
+            echo = EchoScp(message, self.handlers.get(evt.EVT_C_ECHO), event, engine.send_message)
+            echo.trace_label = engine.label
+            echo.run()
             return
         LOG.warning("unsupported request 0x%04X on context %d", field or 0, message.context_id)
         if isinstance(message.sink_result, FileSink):

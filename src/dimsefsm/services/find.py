@@ -231,6 +231,7 @@ class FindScp:
     """One C-FIND-RQ being answered, one response per step."""
 
     chart = SCP_CHART
+    trace_label = ""  # set by the dispatcher: the association, for the transcript
     state: str
 
     def __init__(

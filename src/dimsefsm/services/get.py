@@ -312,6 +312,7 @@ class GetScp:
 
     state: str
     chart = SCP_CHART
+    trace_label = ""  # set by the dispatcher: the association, for the transcript
 
     def __init__(
         self,

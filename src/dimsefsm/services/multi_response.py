@@ -135,6 +135,7 @@ class MultiResponseScu:
 
     chart: Chart
     state: str
+    trace_label = ""  # the engine names the association when the operation starts
 
     def __init__(self, message_id: int, context: AcceptedContext) -> None:
         self.message_id = message_id

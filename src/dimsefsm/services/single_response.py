@@ -83,6 +83,7 @@ class SingleResponseScu:
 
     chart: Chart
     state: str
+    trace_label = ""  # the engine names the association when the operation starts
 
     def __init__(self, message_id: int) -> None:
         self.message_id = message_id
@@ -201,6 +202,7 @@ class SingleResponseScp:
 
     chart: Chart
     state: str
+    trace_label = ""  # set by the dispatcher: the association, for the transcript
     handler_status: int | None
     comment: str | None
     sent_status: int | None

@@ -92,12 +92,13 @@ class UpperLayer:
     A-ASSOCIATE-RQ of the association, sent (AE-2) or received (AE-6).
     """
 
-    __slots__ = ("_effects", "_event", "association_rq", "requestor", "state")
+    __slots__ = ("_effects", "_event", "association_rq", "requestor", "state", "trace_label")
 
     state: str
 
     def __init__(self, requestor: bool) -> None:
         self.requestor = requestor
+        self.trace_label = ""
         self.association_rq: AssociateRQ | None = None
         self._event: UlEvent | None = None
         self._effects: list[Effect] = []
