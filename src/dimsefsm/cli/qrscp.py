@@ -37,6 +37,13 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         metavar="AET=HOST:PORT",
         help="a C-MOVE destination (repeatable), like dcmqrscp's HostTable",
     )
+    p.add_argument(
+        "--worklist",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="serve Modality Worklist C-FIND from the DICOM files in DIR (like wlmscpfs)",
+    )
     add_server_args(p)
     add_timeouts(p)
     add_logging(p)
@@ -55,12 +62,18 @@ def run_qrscp(args: argparse.Namespace) -> int:
     setup_logging(args)
     logging.getLogger("dimsefsm.qrscp").setLevel(logging.INFO)
     logging.getLogger("dimsefsm.storage").setLevel(logging.INFO)
+    logging.getLogger("dimsefsm.qr.worklist").setLevel(logging.INFO)
     try:
         destinations = dict(parse_destination(spec) for spec in args.dest)
     except ValueError as exc:
         print(f"qrscp: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    scp = QueryRetrieveSCP(args.aetitle, Path(args.output_directory), destinations)
+    if args.worklist is not None and not args.worklist.is_dir():
+        print(f"qrscp: --worklist {args.worklist} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    scp = QueryRetrieveSCP(
+        args.aetitle, Path(args.output_directory), destinations, worklist=args.worklist
+    )
     apply_network_args(scp.ae, args)
     scp.load()
     serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers)

@@ -23,6 +23,7 @@ from dimsefsm.qr.registry import (
     COMPOSITE_INSTANCE_NO_BULK_GET,
     COMPOSITE_INSTANCE_ROOT_GET,
     COMPOSITE_INSTANCE_ROOT_MOVE,
+    MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_GET,
     PATIENT_ROOT_MOVE,
@@ -34,6 +35,8 @@ from dimsefsm.qr.registry import (
     STUDY_ROOT_MOVE,
     lookup,
 )
+from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
+from dimsefsm.qr.worklist import WorklistDirectory
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
 
@@ -59,11 +62,16 @@ class QueryRetrieveSCP:
     """An AE that stores what it receives and answers queries about it."""
 
     def __init__(
-        self, ae_title: str, directory: Path, destinations: dict[str, tuple[str, int]] | None = None
+        self,
+        ae_title: str,
+        directory: Path,
+        destinations: dict[str, tuple[str, int]] | None = None,
+        worklist: Path | None = None,
     ) -> None:
         self.directory = directory
         self.destinations = dict(destinations or {})
         self.index = InstanceIndex()
+        self.worklist = WorklistDirectory(worklist) if worklist is not None else None
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
         for uid in STORAGE_SOP_CLASSES:
@@ -71,6 +79,8 @@ class QueryRetrieveSCP:
             self.ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES, scp_role=True)
         for uid in FIND_CLASSES + GET_CLASSES + MOVE_CLASSES:
             self.ae.add_supported_context(uid)
+        if self.worklist is not None:
+            self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, on_stored=self.on_stored)
 
@@ -78,6 +88,9 @@ class QueryRetrieveSCP:
         self.directory.mkdir(parents=True, exist_ok=True)
         count = self.index.load(self.directory)
         LOG.info("indexed %d instance(s) from %s", count, self.directory)
+        if self.worklist is not None:
+            items = len(self.worklist.items())
+            LOG.info("worklist: %d item(s) in %s", items, self.worklist.directory)
         return count
 
     @property
@@ -95,6 +108,9 @@ class QueryRetrieveSCP:
         sop = lookup(event.context.abstract_syntax)
         assert sop is not None
         request = event.identifier
+        if sop.model == WORKLIST_MODEL and self.worklist is not None:
+            yield from self._worklist_matches(event)
+            return
         for record in self.index.query(request, sop.model):
             if event.is_cancelled:
                 return
@@ -102,6 +118,14 @@ class QueryRetrieveSCP:
                 st.PENDING,
                 response_identifier(request, record.header, retrieve_ae=self.ae.ae_title),
             )
+
+    def _worklist_matches(self, event: Any) -> Iterator[tuple[int, Any]]:
+        assert self.worklist is not None
+        request = event.identifier
+        for item in self.worklist.query(request):
+            if event.is_cancelled:
+                return
+            yield st.PENDING, response_identifier(request, item, level_echo=False)
 
     def instances(self, identifier: Any, sop_class_uid: str) -> list[Path]:
         """Files of every instance under the entities the retrieve identifier names."""
