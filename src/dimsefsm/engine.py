@@ -24,6 +24,7 @@ from dimsefsm.assoc.negotiation import (
     accept_or_reject,
     build_request,
     read_acceptance,
+    ungranted_scp_roles,
 )
 from dimsefsm.dimse.commands import decode_command, encode_command
 from dimsefsm.dimse.errors import DimseError
@@ -75,6 +76,13 @@ class ScpOperation(Protocol):
 
 
 tracing = trace.TRACE.isEnabledFor
+
+
+def _uid_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return name if name and name != uid else uid
 
 
 def _nothing() -> None:
@@ -352,6 +360,16 @@ class AssociationEngine:
         assert self.rq is not None
         self.negotiated = read_acceptance(self.rq, ac)
         self.outcome = "established"
+        missing = ungranted_scp_roles(self.rq, self.negotiated)
+        if missing:
+            LOG.warning(
+                "%r accepted %d SOP class(es) without the SCP role we asked for (%s): "
+                "C-GET cannot deliver instances of these classes",
+                self.rq.called_ae,
+                len(missing),
+                ", ".join(_uid_name(uid) for uid in missing[:5])
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+            )
 
     def _on_pdata(self, primitive: fx.PDataIndication) -> None:
         negotiated = self.negotiated

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from collections.abc import Iterable
+from typing import Any
+
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     RequestorProposal,
@@ -9,10 +14,12 @@ from dimsefsm.assoc.negotiation import (
     build_request,
     propose_contexts,
     read_acceptance,
+    ungranted_scp_roles,
 )
 from dimsefsm.pdu.model import (
     AssociateAC,
     AssociateRJ,
+    AssociateRQ,
     AsyncOperationsWindow,
     ContextResult,
     RoleSelection,
@@ -32,13 +39,19 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
 
 
-def _rq(contexts, roles=(), called="SCP", calling="SCU", **kw):  # type: ignore[no-untyped-def]
+def _rq(
+    contexts: Iterable[tuple[str, Iterable[str]]],
+    roles: tuple[RoleSelection, ...] = (),
+    called: str = "SCP",
+    calling: str = "SCU",
+    **kw: Any,
+) -> AssociateRQ:
     return build_request(
         RequestorProposal(calling, called, propose_contexts(contexts), roles=roles, **kw)
     )
 
 
-def _policy(**kw):  # type: ignore[no-untyped-def]
+def _policy(**kw: Any) -> AcceptorPolicy:
     supported = kw.pop("supported", {VERIFICATION: (EVRLE, IVRLE), CT: (IVRLE,)})
     return AcceptorPolicy(ae_title="SCP", supported=supported, **kw)
 
@@ -135,6 +148,19 @@ def test_role_selection_for_cget_storage() -> None:
     assert not mine2.contexts[1].as_scp and not mine2.contexts[1].as_scu
 
 
+def test_scp_roles_asked_for_but_not_granted_are_named() -> None:
+    """C-GET storage classes the peer accepted only with default roles (pynetdicom #559, #812)."""
+    roles = (RoleSelection(CT, scu_role=False, scp_role=True),)
+    rq = _rq([(CT, [IVRLE]), (MR, [IVRLE])], roles=(*roles, RoleSelection(MR, False, True)))
+    granted, _ = accept_or_reject(rq, _policy(scp_role_for=frozenset({CT})))
+    assert isinstance(granted, AssociateAC)
+    # CT granted; MR not supported at all (rejected context), so nothing to say about it.
+    assert ungranted_scp_roles(rq, read_acceptance(rq, granted)) == []
+    refused, _ = accept_or_reject(rq, _policy())
+    assert isinstance(refused, AssociateAC)
+    assert ungranted_scp_roles(rq, read_acceptance(rq, refused)) == [CT]
+
+
 def test_no_role_items_back_when_none_asked_and_defaults_apply() -> None:
     rq = _rq([(CT, [IVRLE])])
     ac, _ = accept_or_reject(rq, _policy(scp_role_for=frozenset({CT})))
@@ -175,3 +201,25 @@ def test_requestor_reads_rejected_and_missing_results() -> None:
     mine = read_acceptance(rq, ac)
     assert list(mine.contexts) == [1]
     assert mine.rejected == {3: ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED}
+
+
+def test_engine_warns_at_negotiation_when_scp_roles_are_not_granted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dimsefsm.engine import AssociationEngine
+    from tests.pair import EnginePair
+
+    proposal = RequestorProposal(
+        "SCU",
+        "SCP",
+        propose_contexts([(CT, [IVRLE])]),
+        roles=(RoleSelection(CT, scu_role=False, scp_role=True),),
+    )
+    pair = EnginePair(
+        AssociationEngine(requestor=True, proposal=proposal),
+        AssociationEngine(requestor=False, policy=_policy()),
+    )
+    with caplog.at_level("WARNING", logger="dimsefsm.engine"):
+        pair.connect()
+    assert pair.requestor.is_established
+    assert "without the SCP role we asked for (CT Image Storage)" in caplog.text

@@ -166,6 +166,23 @@ def read_acceptance(rq: AssociateRQ, ac: AssociateAC) -> Negotiated:
     )
 
 
+def ungranted_scp_roles(rq: AssociateRQ, negotiated: Negotiated) -> list[str]:
+    """SOP classes accepted, but without the SCP role we asked for.
+
+    Peers often answer a role selection with the defaults (PS3.7 D.3.3.4): the
+    association is fine, yet every C-GET sub-operation of those classes will
+    fail later with a context error.  Saying so at negotiation time is the
+    difference between a log line that explains and one that puzzles.
+    """
+    wanted = [r.sop_class_uid for r in rq.user_info.roles if r.scp_role]
+    missing = []
+    for uid in wanted:
+        accepted = [c for c in negotiated.contexts.values() if c.abstract_syntax == uid]
+        if accepted and not any(c.as_scp for c in accepted):
+            missing.append(uid)
+    return missing
+
+
 # -- acceptor -----------------------------------------------------------------
 IdentityCheck = Callable[[UserIdentityRQ], tuple[bool, bytes | None]]
 
