@@ -221,6 +221,7 @@ class DatasetChecker:
 
     def _init(self, implicit: bool, little: bool, deflated: bool) -> None:
         self._stack = [_Frame(_ELEMENTS, None, None, implicit, little)]
+        self._plain = little and not implicit  # top-level fast path applies
         self._offset = 0  # of the (inflated) data set bytes consumed so far
         self._skip = 0  # value bytes still to pass over
         self._pending = b""  # start of an element header split across feeds
@@ -306,11 +307,50 @@ class DatasetChecker:
                 self._close_frames()
             if position >= size:
                 return
+            if self._plain and len(self._stack) == 1:
+                position = self._walk_top_level(data, position, size)
+                if position >= size:
+                    return
             header_length = self._element(data, position, size)
             if header_length == 0:
                 self._pending = bytes(data[position:])
                 return
             position += header_length
+
+    def _walk_top_level(
+        self, data: bytes | bytearray | memoryview, position: int, size: int
+    ) -> int:
+        """Skip whole top-level explicit VR little endian elements; return where it stopped.
+
+        Nearly every element of a stored instance is one of these, and for them
+        the general path's frame bookkeeping has nothing to do (no enclosing
+        limit, no frame to close).  Anything else (a sequence, an undefined
+        length, an item tag, a value running past this piece, a bad VR) stops
+        the loop and is left to :meth:`_element`, which also reports errors.
+        """
+        offset = self._offset
+        tag_of, short_length, long_length = _TAG_LE, _US_LE, _UL_LE
+        short_vrs, upper = _SHORT_VRS, _UPPER
+        while size - position >= 8:
+            group = tag_of(data, position)[0]
+            if group == _ITEM_GROUP:
+                break
+            vr = bytes(data[position + 4 : position + 6])
+            if vr in short_vrs:
+                end = position + 8 + short_length(data, position + 6)[0]
+            elif vr[0] in upper and vr[1] in upper and vr != b"SQ" and size - position >= 12:
+                length = long_length(data, position + 8)[0]
+                if length == _UNDEFINED:
+                    break
+                end = position + 12 + length
+            else:
+                break
+            if end > size:
+                break
+            offset += end - position
+            position = end
+        self._offset = offset
+        return position
 
     def _element(self, data: bytes | bytearray | memoryview, at: int, size: int) -> int:
         """Read one element or item header at `at`; return its length, 0 if incomplete."""
