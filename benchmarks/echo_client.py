@@ -64,6 +64,8 @@ def dimsefsm_connector() -> Connect:
 
 def pynetdicom_connector() -> Connect:
     from pynetdicom import AE
+
+    # pynetdicom creates its SOP class names at import time via globals(): mypy cannot see them.
     from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
     ae = AE(ae_title=CALLING_AE)

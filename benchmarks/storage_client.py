@@ -41,6 +41,9 @@ class StoreAssociation(Protocol):
 
     def release(self) -> None: ...
 
+    # dimsefsm takes a path, pynetdicom a decoded Dataset: each client passes its own.
+    def send_c_store(self, dataset: Any, /) -> Any: ...
+
 
 class StoreFailed(Exception):
     pass
@@ -67,7 +70,7 @@ class DimsefsmClient:
         return assoc
 
     def store(self, assoc: StoreAssociation, path: Path) -> Any:
-        return assoc.send_c_store(str(path))  # type: ignore[attr-defined]
+        return assoc.send_c_store(str(path))
 
 
 class PynetdicomClient:
@@ -89,7 +92,7 @@ class PynetdicomClient:
         return established
 
     def store(self, assoc: StoreAssociation, path: Path) -> Any:
-        return assoc.send_c_store(self.read(path))  # type: ignore[attr-defined]
+        return assoc.send_c_store(self.read(path))
 
 
 CLIENTS: dict[str, Callable[[], Client]] = {

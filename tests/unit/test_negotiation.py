@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from collections.abc import Iterable
 from typing import Any
+
+import pytest
 
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,

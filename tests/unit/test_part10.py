@@ -7,6 +7,7 @@ import struct
 import subprocess
 import tracemalloc
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pydicom
 import pytest
@@ -51,7 +52,22 @@ from tests.data.make import (
 
 ALL_SYNTAXES = (*UNCOMPRESSED, JPEG_BASELINE, RLE_LOSSLESS)
 INSTANCE_UID = "1.2.826.0.1.3680043.10.1138.99.1"
-IDENTITY = {
+
+
+class Identity(TypedDict):
+    """Typed so `**IDENTITY` checks against the writer's keyword-only parameters."""
+
+    implementation_class_uid: str
+    implementation_version_name: str
+
+
+class WriterOptions(TypedDict, total=False):
+    source_ae: str | None
+    filename: str | None
+    fsync: bool
+
+
+IDENTITY: Identity = {
     "implementation_class_uid": IMPLEMENTATION_CLASS_UID,
     "implementation_version_name": IMPLEMENTATION_VERSION_NAME,
 }
@@ -323,7 +339,7 @@ def test_rle_test_instance_is_real_rle_that_dcmtk_decodes(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- the writer
 
 
-def writer_for(directory: Path, **options: object) -> Part10Writer:
+def writer_for(directory: Path, **options: Unpack[WriterOptions]) -> Part10Writer:
     return Part10Writer(
         directory,
         CT_IMAGE_STORAGE,

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 
 from dimsefsm.qr.matching import (
     CONTROL_TAGS,
@@ -457,7 +458,7 @@ def test_private_data_elements_match_literally() -> None:
 
 def test_candidates_read_from_bytes_are_converted_on_access() -> None:
     candidate = raw((0x00080020, b"20200101"), (0x00080061, b"CT\\MR"), (0x00100010, b"DOE^JOHN"))
-    assert type(candidate._dict[0x00100010]).__name__ == "RawDataElement"
+    assert type(candidate._dict[Tag(0x00100010)]).__name__ == "RawDataElement"
     element = candidate_element(candidate, 0x00100010)
     assert element is not None
     assert str(element.value) == "DOE^JOHN"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dimsefsm.charts import all_charts
+from dimsefsm.fsm.chart import Chart
 from dimsefsm.fsm.render import to_dot, to_svg
 
 STATECHARTS = Path(__file__).resolve().parents[2] / "statecharts"
@@ -14,7 +15,7 @@ CHARTS = all_charts()
 
 
 @pytest.mark.parametrize("chart", CHARTS, ids=[c.name for c in CHARTS])
-def test_committed_diagram_is_fresh(chart) -> None:  # type: ignore[no-untyped-def]
+def test_committed_diagram_is_fresh(chart: Chart) -> None:
     dot_path = STATECHARTS / f"{chart.name}.dot"
     svg_path = STATECHARTS / f"{chart.name}.svg"
     assert dot_path.exists(), f"{dot_path.name} missing: run `make statecharts`"

@@ -17,7 +17,7 @@ from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.fsm import RECORDER
 from dimsefsm.services.dispatch import RequestDispatcher
-from dimsefsm.services.storage import SCP_CHART, SCU_CHART, StorageConfig, StoreScu
+from dimsefsm.services.storage import SCP_CHART, SCU_CHART, Mode, StorageConfig, StoreScu
 from dimsefsm.sop_class import (
     CT_IMAGE_STORAGE,
     EXPLICIT_VR_BIG_ENDIAN,
@@ -25,6 +25,7 @@ from dimsefsm.sop_class import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     MR_IMAGE_STORAGE,
 )
+from dimsefsm.ul.effects import SendBytes
 from tests.pair import EnginePair
 
 HANGING_PROTOCOL_STORAGE = "1.2.840.10008.5.1.4.38.1"
@@ -41,6 +42,16 @@ def instance(uid: str = "1.2.3.4.5", pixels: int = 512) -> Dataset:
     ds.BitsAllocated = 16
     ds.PixelData = bytes(range(256)) * (pixels // 256)
     return ds
+
+
+def recording(sink: list[Any], pick: Callable[[Any], Any]) -> Callable[[Any], int]:
+    """A C-STORE handler that keeps `pick(event)` for the test and answers Success."""
+
+    def handler(event: Any) -> int:
+        sink.append(pick(event))
+        return 0
+
+    return handler
 
 
 def make_pair(
@@ -123,7 +134,7 @@ def test_raw_mode_hands_bytes_in_the_negotiated_syntax(ts: str) -> None:
     data = encode_dataset(instance(), ts)
     send(
         make_pair(
-            lambda e: seen.append((e.raw, e.transfer_syntax)) or 0, StorageConfig(mode="raw"), ts=ts
+            recording(seen, lambda e: (e.raw, e.transfer_syntax)), StorageConfig(mode="raw"), ts=ts
         ),
         data,
     )
@@ -135,7 +146,7 @@ def test_file_mode_writes_a_part10_file_atomically(tmp_path: Path) -> None:
 
     paths: list[Path] = []
     pair = make_pair(
-        lambda e: paths.append(e.path) or 0,
+        recording(paths, lambda e: e.path),
         StorageConfig(mode="file", directory=tmp_path),
         max_pdu=2048,
     )
@@ -151,11 +162,11 @@ def test_file_mode_writes_a_part10_file_atomically(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["dataset", "raw", "file"])
-def test_undecodable_dataset_is_c210_and_nothing_is_kept(mode: str, tmp_path: Path) -> None:
+def test_undecodable_dataset_is_c210_and_nothing_is_kept(mode: Mode, tmp_path: Path) -> None:
     before = fired("c-store-scp", "undecodable")
-    config = StorageConfig(mode=mode, directory=tmp_path)  # type: ignore[arg-type]
+    config = StorageConfig(mode=mode, directory=tmp_path)
     called: list[Any] = []
-    op = send(make_pair(lambda e: called.append(e) or 0, config), b"\x08\x00\x16\x00UI\xff\x7f" * 8)
+    op = send(make_pair(recording(called, lambda e: e), config), b"\x08\x00\x16\x00UI\xff\x7f" * 8)
     assert op.result().Status == 0xC210 and op.state == "Failed"
     assert called == [] and list(tmp_path.iterdir()) == []
     assert fired("c-store-scp", "undecodable") == before + 1
@@ -234,7 +245,11 @@ def test_abort_mid_fragmented_dataset_leaves_no_file(tmp_path: Path) -> None:
     pair = make_pair(config=StorageConfig(mode="file", directory=tmp_path), max_pdu=1024)
     big = encode_dataset(instance(pixels=32 * 1024), EXPLICIT_VR_LITTLE_ENDIAN)
     op = send(pair, big, run=False)
-    sent = b"".join(e.data for e in pair.requestor.take_effects())  # type: ignore[attr-defined]
+    chunks: list[bytes] = []
+    for effect in pair.requestor.take_effects():
+        assert isinstance(effect, SendBytes)
+        chunks.append(effect.data)
+    sent = b"".join(chunks)
     pair.acceptor.data_received(sent[:5000])  # a few PDUs arrive, then the peer vanishes
     assert [f.name.endswith(".part") for f in tmp_path.iterdir()] == [True]
     pair.close_transport()
