@@ -15,6 +15,7 @@ canonical command set.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Mapping
 from enum import IntEnum
@@ -580,17 +581,26 @@ def find_rsp(
     return fields
 
 
-def _retrieve_rsp(
+def retrieve_rsp(
     command_field: CommandField,
     message_id_being_responded_to: int,
     status: int,
-    sop_class_uid: str | None,
-    counts: tuple[int | None, int | None, int | None, int | None],
-    has_identifier: bool,
-    offending_element: tuple[int, ...] | None,
-    error_comment: str | None,
-    error_id: int | None,
+    *,
+    sop_class_uid: str | None = None,
+    remaining: int | None = None,
+    completed: int | None = None,
+    failed: int | None = None,
+    warning: int | None = None,
+    has_identifier: bool = False,
+    offending_element: tuple[int, ...] | None = None,
+    error_comment: str | None = None,
+    error_id: int | None = None,
 ) -> dict[str, Any]:
+    """A C-GET-RSP or C-MOVE-RSP: the two differ only in their Command Field.
+
+    ``has_identifier``: a Failed SOP Instance UID List data set follows
+    (PS3.4 C.4.2.1.4, C.4.3.1.3).
+    """
     fields: dict[str, Any] = {
         "CommandField": command_field,
         "MessageIDBeingRespondedTo": message_id_being_responded_to,
@@ -599,66 +609,14 @@ def _retrieve_rsp(
     if sop_class_uid is not None:
         fields["AffectedSOPClassUID"] = sop_class_uid
     fields.update(_status_fields(status, offending_element, error_comment, error_id))
-    for keyword, count in zip(_COUNTS, counts, strict=True):
+    for keyword, count in zip(_COUNTS, (remaining, completed, failed, warning), strict=True):
         if count is not None:
             fields[keyword] = count
     return fields
 
 
-def get_rsp(
-    message_id_being_responded_to: int,
-    status: int,
-    *,
-    sop_class_uid: str | None = None,
-    remaining: int | None = None,
-    completed: int | None = None,
-    failed: int | None = None,
-    warning: int | None = None,
-    has_identifier: bool = False,
-    offending_element: tuple[int, ...] | None = None,
-    error_comment: str | None = None,
-    error_id: int | None = None,
-) -> dict[str, Any]:
-    """``has_identifier``: a Failed SOP Instance UID List data set follows (PS3.4 C.4.3.1.3)."""
-    return _retrieve_rsp(
-        CommandField.C_GET_RSP,
-        message_id_being_responded_to,
-        status,
-        sop_class_uid,
-        (remaining, completed, failed, warning),
-        has_identifier,
-        offending_element,
-        error_comment,
-        error_id,
-    )
-
-
-def move_rsp(
-    message_id_being_responded_to: int,
-    status: int,
-    *,
-    sop_class_uid: str | None = None,
-    remaining: int | None = None,
-    completed: int | None = None,
-    failed: int | None = None,
-    warning: int | None = None,
-    has_identifier: bool = False,
-    offending_element: tuple[int, ...] | None = None,
-    error_comment: str | None = None,
-    error_id: int | None = None,
-) -> dict[str, Any]:
-    """``has_identifier``: a Failed SOP Instance UID List data set follows (PS3.4 C.4.2.1.4)."""
-    return _retrieve_rsp(
-        CommandField.C_MOVE_RSP,
-        message_id_being_responded_to,
-        status,
-        sop_class_uid,
-        (remaining, completed, failed, warning),
-        has_identifier,
-        offending_element,
-        error_comment,
-        error_id,
-    )
+get_rsp = functools.partial(retrieve_rsp, CommandField.C_GET_RSP)
+move_rsp = functools.partial(retrieve_rsp, CommandField.C_MOVE_RSP)
 
 
 def cancel_rq(message_id_being_responded_to: int) -> dict[str, Any]:

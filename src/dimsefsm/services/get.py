@@ -312,6 +312,7 @@ class GetScp:
 
     state: str
     chart = SCP_CHART
+    response_command = staticmethod(get_rsp)
     trace_label = ""  # set by the dispatcher: the association, for the transcript
 
     def __init__(
@@ -603,7 +604,7 @@ class GetScp:
         self.engine.send_message(
             Message(
                 self.request.context_id,
-                get_rsp(
+                self.response_command(
                     cmd.get("MessageID", 0),
                     status,
                     sop_class_uid=cmd.get("AffectedSOPClassUID") or None,

@@ -22,7 +22,6 @@ from pydicom import Dataset
 
 from dimsefsm import status as st
 from dimsefsm.dimse.commands import move_rsp
-from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
 from dimsefsm.part10 import Part10Error, read_part10_info
 from dimsefsm.services import get
@@ -144,6 +143,7 @@ class MoveScp(get.GetScp):
     """One C-MOVE-RQ being answered; sub-operations go to the destination synchronously."""
 
     chart = SCP_CHART
+    response_command = staticmethod(move_rsp)
 
     def __init__(
         self, *args: Any, make_ae: Callable[[str], Any] | None = None, **kwargs: Any
@@ -356,29 +356,13 @@ class MoveScp(get.GetScp):
         identifier: bytes | None,
         comment: str | None,
     ) -> None:
-        cmd = self.request.command
         # A Pending response waits until the next sub-operation's C-STORE is on
         # the wire: the originator's copy then travels while the destination
         # stores, instead of delaying the next C-STORE (the counts it carries
         # are those after this sub-operation, as the standard asks).
         self.engine.hold_output = status == st.PENDING
-        self.engine.send_message(
-            Message(
-                self.request.context_id,
-                move_rsp(
-                    cmd.get("MessageID", 0),
-                    status,
-                    sop_class_uid=cmd.get("AffectedSOPClassUID") or None,
-                    remaining=remaining,
-                    completed=self.completed if counts else None,
-                    failed=self.failed if counts else None,
-                    warning=self.warning if counts else None,
-                    has_identifier=identifier is not None,
-                    offending_element=self.offending,
-                    error_comment=comment,
-                ),
-                identifier,
-            )
+        super().send_response(
+            status, remaining=remaining, counts=counts, identifier=identifier, comment=comment
         )
 
 
