@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# A library reports through return values and logging, and the application decides
+# what is shown: without this, Python's last-resort handler prints our warnings
+# (an unreachable peer, say) on stderr of every program that embeds us.
+logging.getLogger("dimsefsm").addHandler(logging.NullHandler())
 __all__ = ["AE", "Association", "__version__", "debug_logger", "evt"]
 
 if TYPE_CHECKING:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -75,6 +77,24 @@ def test_connection_refused_is_reported_as_aborted() -> None:
         port = s.getsockname()[1]
     assoc = scu().associate("127.0.0.1", port, ae_title="SCP")
     assert assoc.is_aborted and "cannot connect" in assoc.describe_failure()
+
+
+def test_an_embedding_program_sees_nothing_on_stderr_unless_it_configures_logging() -> None:
+    """pynetdicom #321: a library reports through return values; printing is the app's call."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    program = (
+        "from dimsefsm import AE\n"
+        "from dimsefsm.sop_class import VERIFICATION\n"
+        "ae = AE('SCU'); ae.add_requested_context(VERIFICATION)\n"
+        f"assoc = ae.associate('127.0.0.1', {port})\n"
+        "print(assoc.is_aborted)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "True\n" and done.stderr == ""
 
 
 def test_local_limit_exceeded(scp: tuple[AE, AssociationServer]) -> None:
