@@ -52,6 +52,7 @@ test: $(STAMP) system
 
 statecharts: $(STAMP)
 	$(PY) -m dimsefsm.fsm.render statecharts
+	$(PY) -m dimsefsm.conformance docs/conformance.md
 
 bench: $(STAMP) system
 	$(PY) -m benchmarks

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from dimsefsm.charts import all_charts
+from dimsefsm.conformance import render as render_conformance
 from dimsefsm.fsm.chart import Chart
 from dimsefsm.fsm.render import to_dot, to_svg
 
-STATECHARTS = Path(__file__).resolve().parents[2] / "statecharts"
+REPO = Path(__file__).resolve().parents[2]
+STATECHARTS = REPO / "statecharts"
 CHARTS = all_charts()
 
 
@@ -37,3 +39,19 @@ def test_upper_layer_diagram_shows_the_ps38_machine() -> None:
         assert f'"Sta{n}"' in dot_text
     svg = (STATECHARTS / "upper-layer.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "Sta13" in svg
+
+
+def test_committed_conformance_statement_is_fresh() -> None:
+    path = REPO / "docs" / "conformance.md"
+    assert path.exists(), "docs/conformance.md missing: run `make statecharts`"
+    assert path.read_text() == render_conformance(), "docs/conformance.md is stale"
+
+
+def test_conformance_statement_lists_each_move_failure_with_its_condition() -> None:
+    text = render_conformance()
+    section = text.split("### c-move-scp", 1)[1].split("###", 1)[0]
+    for code in ("0xC510", "0xC511", "0xC513", "0xC514", "0xC515", "0xA801"):
+        row = next(line for line in section.splitlines() if f"| {code} |" in line)
+        cells = [cell.strip() for cell in row.strip("| ").split(" | ")]
+        assert len(cells) == 6 and cells[4].startswith("Failure") and cells[5].endswith(".")
+    assert "| Patient/Study Only Query/Retrieve Information Model - FIND (retired) |" in text

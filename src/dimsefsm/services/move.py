@@ -45,7 +45,8 @@ _CODES = {
 def _from_get(t: Any) -> Any:
     """C-GET's transition, renamed to C-MOVE's codes and states."""
     status = _CODES.get(t.status, t.status) if t.status is not None else None
-    t = replace(t, status=status, when=t.when.replace("C-CANCEL-GET", "C-CANCEL-MOVE"))
+    when = t.when.replace("C-CANCEL-GET", "C-CANCEL-MOVE").replace("get handler", "move handler")
+    t = replace(t, status=status, when=when)
     if t.name == "decoded":
         return replace(
             t,
