@@ -6,6 +6,7 @@ names, the same ``evt_handlers`` binding, the same status conventions.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
 from dimsefsm.transport.server import AssociationServer
+from dimsefsm.transport.tls import TlsArgs
 
 HandlerList = Iterable[tuple[evt.EventType, Callable[[evt.Event], Any]]]
 
@@ -81,7 +83,14 @@ class AE:
         ae_title: str = "ANY-SCP",
         max_pdu: int | None = None,
         evt_handlers: HandlerList | None = None,
+        tls_args: TlsArgs | None = None,
     ) -> Association:
+        """Request an association; check ``is_established`` (no exception on failure).
+
+        ``tls_args=(ssl_context, server_hostname)`` secures the connection with
+        TLS (PS3.15 Annex B), as pynetdicom's argument of that name; the
+        handshake is bounded by ``connection_timeout``.
+        """
         if not self.requested_contexts:
             raise ValueError("no requested presentation contexts: call add_requested_context()")
         proposal = RequestorProposal(
@@ -104,7 +113,7 @@ class AE:
             artim_timeout=self.artim_timeout,
         )
         dispatcher.assoc = assoc
-        assoc._open((addr, port), self.connection_timeout)
+        assoc._open((addr, port), self.connection_timeout, tls_args)
         return assoc
 
     # -- serving --------------------------------------------------------------------------
@@ -127,8 +136,13 @@ class AE:
         address: tuple[str, int],
         block: bool = True,
         evt_handlers: HandlerList | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> AssociationServer:
-        """Listen on ``address``; with ``block=False`` return the running server."""
+        """Listen on ``address``; with ``block=False`` return the running server.
+
+        With ``ssl_context`` (server side, certificate loaded) every connection
+        is TLS; a failed handshake is logged and closed, the server carries on.
+        """
         if not self.supported_contexts:
             raise ValueError("no supported presentation contexts: call add_supported_context()")
         policy = self.policy()
@@ -153,6 +167,7 @@ class AE:
             make_engine,
             artim_timeout=self.artim_timeout,
             network_timeout=self.network_timeout,
+            ssl_context=ssl_context,
         )
         self._servers.append(server)
         if block:

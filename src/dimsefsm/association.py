@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ from dimsefsm.services.multi_response import MultiResponseScu
 from dimsefsm.services.storage import StoreScu, store_source
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
-from dimsefsm.transport.driver import SocketDriver, TransportTimeout, tune
+from dimsefsm.transport.driver import SocketDriver, TransportTimeout, close_socket, tune
+from dimsefsm.transport.tls import HandshakeFailed, TlsArgs, describe_tls_error, handshake
 
 LOG = logging.getLogger("dimsefsm.association")
 
@@ -142,7 +144,12 @@ class Association:
         return self.error or "association not established"
 
     # -- connecting ---------------------------------------------------------------------
-    def _open(self, address: tuple[str, int], connect_timeout: float | None) -> None:
+    def _open(
+        self,
+        address: tuple[str, int],
+        connect_timeout: float | None,
+        tls_args: TlsArgs | None = None,
+    ) -> None:
         engine = self.engine
         engine.request_association()
         engine.take_effects()  # the Connect effect: performed right here
@@ -155,6 +162,13 @@ class Association:
             engine.take_effects()
             return
         tune(sock)
+        if tls_args is not None:
+            secured = self._start_tls(sock, address, tls_args, connect_timeout)
+            if secured is None:
+                engine.transport_closed()
+                engine.take_effects()
+                return
+            sock = secured
         self.driver = SocketDriver(engine, sock, self.artim_timeout)
         engine.transport_connected()
         self.driver.flush()
@@ -167,9 +181,43 @@ class Association:
                 LOG.error(self.error)
                 self.abort()
                 return
-        if engine.outcome == "pending":
+        failure = self.driver.failure
+        if engine.outcome == "pending" or (failure is not None and self.is_aborted):
             self.error = "connection closed during association negotiation"
+            if failure is not None:
+                # TLS 1.3: a server refusing our certificate says so only now, in an alert.
+                self.error += f" ({describe_tls_error(failure)})"
+                if self.driver.tls:
+                    self.error += "; the server may not accept our certificate"
+            LOG.error(self.error)
             engine.outcome = "aborted"
+
+    def _start_tls(
+        self,
+        sock: socket.socket,
+        address: tuple[str, int],
+        tls_args: TlsArgs,
+        timeout: float | None,
+    ) -> ssl.SSLSocket | None:
+        """The TLS socket once its handshake is done (bounded by ``timeout``), else None."""
+        context, server_hostname = tls_args
+        try:
+            secured = context.wrap_socket(
+                sock, server_hostname=server_hostname, do_handshake_on_connect=False
+            )
+        except (OSError, ValueError) as exc:
+            self.error = f"cannot start TLS with {address[0]}:{address[1]}: {exc}"
+            LOG.error(self.error)
+            sock.close()
+            return None
+        try:
+            handshake(secured, timeout)
+        except HandshakeFailed as exc:
+            self.error = f"TLS handshake with {address[0]}:{address[1]} failed: {exc}"
+            LOG.error(self.error)
+            close_socket(secured)
+            return None
+        return secured
 
     # -- services ---------------------------------------------------------------------
     def send_c_echo(self, msg_id: int | None = None) -> Dataset:

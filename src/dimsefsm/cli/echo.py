@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 
 from dimsefsm.ae import AE, HandlerList
@@ -19,17 +20,19 @@ from dimsefsm.cli.common import (
     setup_logging,
     stop_on_sigterm,
 )
+from dimsefsm.cli.tls import add_tls_args, client_tls, server_tls
 from dimsefsm.sop_class import VERIFICATION
 
 
 def add_echoscu(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("echoscu", help="send C-ECHO (Verification SCU)")
+    p = sub.add_parser("echoscu", help="send C-ECHO (Verification SCU)", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("-aet", "--aetitle", default="ECHOSCU", help="our AE title")
     p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="send N echoes")
     add_timeouts(p)
+    add_tls_args(p, server=False)
     add_logging(p)
     p.set_defaults(run=run_echoscu)
 
@@ -39,7 +42,7 @@ def run_echoscu(args: argparse.Namespace) -> int:
     ae = AE(args.aetitle)
     ae.add_requested_context(VERIFICATION)
     apply_network_args(ae, args)
-    assoc = ae.associate(args.host, args.port, ae_title=args.call)
+    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
     if not assoc.is_established:
         print(f"echoscu: {assoc.describe_failure()}", file=sys.stderr)
         if assoc.is_rejected:
@@ -61,11 +64,12 @@ def run_echoscu(args: argparse.Namespace) -> int:
 
 
 def add_echoscp(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("echoscp", help="answer C-ECHO (Verification SCP)")
+    p = sub.add_parser("echoscp", help="answer C-ECHO (Verification SCP)", prefix_chars="-+")
     p.add_argument("port", type=int)
     p.add_argument("-aet", "--aetitle", default="ECHOSCP", help="our AE title")
     add_server_args(p)
     add_timeouts(p)
+    add_tls_args(p, server=True)
     add_logging(p)
     p.set_defaults(run=run_echoscp)
 
@@ -75,16 +79,23 @@ def run_echoscp(args: argparse.Namespace) -> int:
     ae = AE(args.aetitle)
     ae.add_supported_context(VERIFICATION)
     apply_network_args(ae, args)
-    serve(ae, (args.bind, args.port), "echoscp")
+    serve(ae, (args.bind, args.port), "echoscp", ssl_context=server_tls(args))
     return EXIT_OK
 
 
-def serve(ae: AE, address: tuple[str, int], name: str, handlers: HandlerList | None = None) -> None:
+def serve(
+    ae: AE,
+    address: tuple[str, int],
+    name: str,
+    handlers: HandlerList | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     """Run a server in the foreground until Ctrl-C or SIGTERM, then shut down cleanly."""
     stop_on_sigterm()
-    server = ae.start_server(address, block=False, evt_handlers=handlers)
+    server = ae.start_server(address, block=False, evt_handlers=handlers, ssl_context=ssl_context)
     host, port = server.address
-    print(f"{name}: {ae.ae_title} listening on {host}:{port}", file=sys.stderr, flush=True)
+    secure = " (TLS)" if ssl_context is not None else ""
+    print(f"{name}: {ae.ae_title} listening on {host}:{port}{secure}", file=sys.stderr, flush=True)
     try:
         if server._accept_thread is not None:
             server._accept_thread.join()

@@ -26,6 +26,7 @@ from dimsefsm.cli.output import (
     print_status_line,
     table_columns,
 )
+from dimsefsm.cli.tls import add_tls_args, client_tls
 from dimsefsm.qr.registry import (
     MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
@@ -43,7 +44,7 @@ MODELS = {
 
 
 def add_findscu(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("findscu", help="query (C-FIND SCU)")
+    p = sub.add_parser("findscu", help="query (C-FIND SCU)", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=int)
     model = p.add_mutually_exclusive_group()
@@ -94,6 +95,7 @@ def add_findscu(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-aet", "--aetitle", default="FINDSCU", help="our AE title")
     p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
     add_timeouts(p)
+    add_tls_args(p, server=False)
     add_logging(p)
     p.set_defaults(run=run_findscu, model="W")
 
@@ -110,7 +112,7 @@ def run_findscu(args: argparse.Namespace) -> int:
     ae = AE(args.aetitle)
     ae.add_requested_context(sop_class)
     apply_network_args(ae, args)
-    assoc = ae.associate(args.host, args.port, ae_title=args.call)
+    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
     if not assoc.is_established:
         print(f"findscu: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED

@@ -19,6 +19,7 @@ from dimsefsm.cli.common import (
 )
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
 from dimsefsm.cli.retrieve import add_model_flags, report
+from dimsefsm.cli.tls import add_tls_args, client_tls
 from dimsefsm.qr.registry import PATIENT_ROOT_GET, PATIENT_STUDY_ONLY_GET, STUDY_ROOT_GET
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import COMMON_STORAGE_SOP_CLASSES, UNCOMPRESSED_TRANSFER_SYNTAXES
@@ -28,7 +29,7 @@ MODELS = {"P": PATIENT_ROOT_GET, "S": STUDY_ROOT_GET, "O": PATIENT_STUDY_ONLY_GE
 
 
 def add_getscu(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("getscu", help="retrieve instances with C-GET")
+    p = sub.add_parser("getscu", help="retrieve instances with C-GET", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=int)
     add_model_flags(p)
@@ -36,6 +37,7 @@ def add_getscu(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-aet", "--aetitle", default="GETSCU", help="our AE title")
     p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
     add_timeouts(p)
+    add_tls_args(p, server=False)
     add_logging(p)
     p.set_defaults(run=run_getscu, model="P")
 
@@ -60,7 +62,7 @@ def run_getscu(args: argparse.Namespace) -> int:
     logging.getLogger("dimsefsm.storage").setLevel(
         logging.INFO if args.verbose or args.debug else logging.WARNING
     )
-    assoc = ae.associate(args.host, args.port, ae_title=args.call)
+    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
     if not assoc.is_established:
         print(f"getscu: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED

@@ -21,6 +21,7 @@ from dimsefsm.cli.common import (
 )
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
 from dimsefsm.cli.retrieve import add_model_flags, report
+from dimsefsm.cli.tls import add_tls_args, client_tls, server_tls
 from dimsefsm.qr.registry import PATIENT_ROOT_MOVE, PATIENT_STUDY_ONLY_MOVE, STUDY_ROOT_MOVE
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
@@ -31,7 +32,7 @@ MODELS = {"P": PATIENT_ROOT_MOVE, "S": STUDY_ROOT_MOVE, "O": PATIENT_STUDY_ONLY_
 
 
 def add_movescu(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("movescu", help="retrieve instances with C-MOVE")
+    p = sub.add_parser("movescu", help="retrieve instances with C-MOVE", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=int)
     add_model_flags(p)
@@ -57,12 +58,13 @@ def add_movescu(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-aet", "--aetitle", default="MOVESCU", help="our AE title")
     p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
     add_timeouts(p)
+    add_tls_args(p, server=False)
     add_logging(p)
     p.set_defaults(run=run_movescu, model="P")
 
 
 def start_receiver(args: argparse.Namespace) -> AssociationServer:
-    """Our own Storage SCP, for a move whose destination is us."""
+    """Our own Storage SCP, for a move whose destination is us (TLS with +tls, as dcmtk)."""
     out = Path(args.output_directory)
     out.mkdir(parents=True, exist_ok=True)
     ae = AE(args.aetitle)
@@ -71,7 +73,7 @@ def start_receiver(args: argparse.Namespace) -> AssociationServer:
         ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
     ae.prefer_requestor_order = True
     ae.storage = StorageConfig(mode="file", directory=out)
-    return ae.start_server(("0.0.0.0", args.store_port), block=False)
+    return ae.start_server(("0.0.0.0", args.store_port), block=False, ssl_context=server_tls(args))
 
 
 def run_movescu(args: argparse.Namespace) -> int:
@@ -100,7 +102,7 @@ def _move(args: argparse.Namespace, identifier: Dataset) -> int:
     logging.getLogger("dimsefsm.storage").setLevel(
         logging.INFO if args.verbose or args.debug else logging.WARNING
     )
-    assoc = ae.associate(args.host, args.port, ae_title=args.call)
+    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
     if not assoc.is_established:
         print(f"movescu: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED

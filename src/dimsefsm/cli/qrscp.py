@@ -17,11 +17,16 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
+from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.qr.scp import QueryRetrieveSCP
 
 
 def add_qrscp(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("qrscp", help="Query/Retrieve SCP: storage + C-FIND over a directory")
+    p = sub.add_parser(
+        "qrscp",
+        help="Query/Retrieve SCP: storage + C-FIND over a directory",
+        prefix_chars="-+",
+    )
     p.add_argument("port", type=int)
     p.add_argument(
         "-od",
@@ -46,6 +51,7 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
     )
     add_server_args(p)
     add_timeouts(p)
+    add_tls_args(p, server=True)
     add_logging(p)
     p.set_defaults(run=run_qrscp)
 
@@ -76,5 +82,5 @@ def run_qrscp(args: argparse.Namespace) -> int:
     )
     apply_network_args(scp.ae, args)
     scp.load()
-    serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers)
+    serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers, ssl_context=server_tls(args))
     return EXIT_OK

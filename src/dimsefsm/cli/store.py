@@ -25,6 +25,7 @@ from dimsefsm.cli.common import (
 )
 from dimsefsm.cli.echo import serve
 from dimsefsm.cli.progress import Progress
+from dimsefsm.cli.tls import add_tls_args, client_tls, server_tls
 from dimsefsm.part10 import Part10Error, Part10Info, read_part10_info
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import (
@@ -40,7 +41,7 @@ LOG = logging.getLogger("dimsefsm.storescu")
 
 
 def add_storescu(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("storescu", help="send instances (Storage SCU)")
+    p = sub.add_parser("storescu", help="send instances (Storage SCU)", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
@@ -48,6 +49,7 @@ def add_storescu(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
     p.add_argument("-r", "--recurse", action="store_true", help="recurse into directories")
     add_timeouts(p)
+    add_tls_args(p, server=False)
     add_logging(p)
     p.set_defaults(run=run_storescu)
 
@@ -108,7 +110,7 @@ def run_storescu(args: argparse.Namespace) -> int:
     for sop_class, syntaxes in contexts:
         ae.add_requested_context(sop_class, syntaxes)
     apply_network_args(ae, args)
-    assoc = ae.associate(args.host, args.port, ae_title=args.call)
+    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
     if not assoc.is_established:
         print(f"storescu: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
@@ -171,12 +173,13 @@ def _print_summary(total: int, counts: dict[Category, int]) -> None:
 
 
 def add_storescp(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("storescp", help="receive instances (Storage SCP)")
+    p = sub.add_parser("storescp", help="receive instances (Storage SCP)", prefix_chars="-+")
     p.add_argument("port", type=int)
     p.add_argument("-od", "--output-directory", default=".", help="where files are written")
     p.add_argument("-aet", "--aetitle", default="STORESCP", help="our AE title")
     add_server_args(p)
     add_timeouts(p)
+    add_tls_args(p, server=True)
     add_logging(p)
     p.set_defaults(run=run_storescp)
 
@@ -193,5 +196,5 @@ def run_storescp(args: argparse.Namespace) -> int:
     ae.prefer_requestor_order = True
     ae.storage = StorageConfig(mode="file", directory=out)
     apply_network_args(ae, args)
-    serve(ae, (args.bind, args.port), "storescp")
+    serve(ae, (args.bind, args.port), "storescp", ssl_context=server_tls(args))
     return EXIT_OK

@@ -3,6 +3,11 @@
 Timers are socket timeouts: ARTIM and the network/DIMSE/ACSE timeouts become
 the timeout of the next ``recv``, so an idle association sleeps in the kernel
 and costs no CPU.  Nothing here sleeps or polls.
+
+The socket may be a TLS socket (PS3.15 Annex B), handshake done.  ``select``
+only sees raw bytes, so decrypted bytes waiting in the TLS buffer count as
+input too, and readable raw bytes may be half a record: a TLS read never
+blocks where a plain one would not.  The plain path pays one attribute test.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ import contextlib
 import logging
 import select
 import socket
+import ssl
 import time
+from typing import cast
 
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.codec import encode_pdu
@@ -20,6 +27,8 @@ from dimsefsm.ul import effects as fx
 LOG = logging.getLogger("dimsefsm.transport")
 RECV_SIZE = 1 << 18
 PARTIAL_PDU_WAIT = 0.05
+# A zero-wait read found nothing complete: a non-blocking recv, or half a TLS record.
+_NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class TransportTimeout(TimeoutError):
@@ -35,6 +44,22 @@ def tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def close_socket(sock: socket.socket) -> None:
+    """Close without ever blocking, saying TLS close_notify when it can go out at once.
+
+    ``unwrap`` on a blocking TLS socket would wait for the peer's close_notify,
+    which a peer that has gone silent never sends.  Non-blocking, our alert is
+    sent (or dropped if the send buffer is full) and theirs is not awaited.
+    """
+    if isinstance(sock, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError):
+            sock.setblocking(False)
+            sock.unwrap()
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
 class SocketDriver:
     """Executes engine effects on one socket and feeds it what the socket reads."""
 
@@ -47,7 +72,10 @@ class SocketDriver:
     ) -> None:
         self.engine = engine
         self.sock: socket.socket | None = sock
+        self.tls = isinstance(sock, ssl.SSLSocket)
         self.wake = wake
+        # Why the connection was lost, when a read or write failed (for describe_failure).
+        self.failure: OSError | None = None
         self.artim_timeout = artim_timeout
         self.artim_deadline: float | None = None
         engine.flush_output = self.flush
@@ -82,15 +110,14 @@ class SocketDriver:
             self.sock.sendall(data)
         except OSError as exc:
             LOG.info("send failed (%s): connection lost", exc)
+            self.failure = exc
             self.close()
             self.engine.transport_closed()
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
         if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+            close_socket(sock)
 
     def pump(self, timeout: float | None) -> None:
         """Read once (waiting at most ``timeout`` seconds) and feed the engine.
@@ -110,25 +137,30 @@ class SocketDriver:
             remaining = max(0.0, artim - time.monotonic())
             wait = remaining if wait is None else min(wait, remaining)
         try:
-            if self.wake is not None:
+            if self.wake is None:
+                sock.settimeout(wait)
+                data = sock.recv(RECV_SIZE)
+            elif self.tls:
+                data = self._recv_tls(cast(ssl.SSLSocket, sock), self.wake, wait)
+            else:
                 readable, _, _ = select.select([sock, self.wake], [], [], wait)
                 if not readable:
                     raise TimeoutError
                 if self.wake in readable:
                     raise Interrupted
                 sock.settimeout(None)
-            else:
-                sock.settimeout(wait)
-            data = sock.recv(RECV_SIZE)
+                data = sock.recv(RECV_SIZE)
         except TimeoutError:
-            if self.artim_deadline is not None and time.monotonic() >= self.artim_deadline:
-                self.artim_deadline = None
-                self.engine.artim_expired()
-                self.flush()
+            if self._artim_expired():
                 return
             raise TransportTimeout(f"nothing received within {timeout} s") from None
+        except _NOTHING_YET:
+            # Only a zero wait gets here; serve_operations asks again after its next step.
+            self._artim_expired()
+            return
         except OSError as exc:
             LOG.info("receive failed (%s): connection lost", exc)
+            self.failure = exc
             data = b""
         if not data:
             # Let the engine clean up (drop partial files) before the socket goes:
@@ -138,6 +170,46 @@ class SocketDriver:
         else:
             self.engine.data_received(data)
         self.flush()
+
+    def _artim_expired(self) -> bool:
+        if self.artim_deadline is None or time.monotonic() < self.artim_deadline:
+            return False
+        self.artim_deadline = None
+        self.engine.artim_expired()
+        self.flush()
+        return True
+
+    @staticmethod
+    def _recv_tls(sock: ssl.SSLSocket, wake: socket.socket, wait: float | None) -> bytes:
+        """A server's TLS read: a whole record, waiting in ``select`` so shutdown stays prompt.
+
+        Blocking in ``recv`` after ``select`` saw half a record would wait for
+        the rest with the wake-up socket unwatched; a non-blocking read that
+        finds the record incomplete goes back to ``select`` instead.
+        """
+        deadline = None if wait is None else time.monotonic() + wait
+        writers: list[socket.socket] = []
+        while True:
+            if not sock.pending():
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                readable, writable, _ = select.select([sock, wake], writers, [], remaining)
+                if wake in readable:
+                    raise Interrupted
+                if not readable and not writable:
+                    raise TimeoutError
+            sock.settimeout(0.0)
+            try:
+                return sock.recv(RECV_SIZE)
+            except ssl.SSLWantReadError:
+                if wait == 0:
+                    raise
+                writers = []
+            except ssl.SSLWantWriteError:
+                if wait == 0:
+                    raise
+                writers = [sock]
+            finally:
+                sock.settimeout(None)
 
     def serve_operations(self, wait: float | None = None) -> None:
         """Send the responses of running SCP operations, reading between them.
@@ -171,7 +243,10 @@ class SocketDriver:
 
     def has_pending_input(self) -> bool:
         """True when bytes (or a close) are waiting, without blocking."""
-        if self.sock is None:
+        sock = self.sock
+        if sock is None:
             return False
-        readable, _, _ = select.select([self.sock], [], [], 0)
+        if self.tls and cast(ssl.SSLSocket, sock).pending():
+            return True
+        readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable)

@@ -4,6 +4,10 @@ Shutdown is prompt and leaks nothing: the accept loop and every association
 thread wait in ``select`` on their socket *and* a wake-up socket, so
 :meth:`AssociationServer.shutdown` can stop them without polling; each live
 association is aborted (A-ABORT sent) before its socket is closed.
+
+With an ``ssl_context`` every connection is wrapped and its TLS handshake done
+in the association's own thread, bounded by ARTIM and interruptible by
+shutdown: a client that never completes it holds only its own thread.
 """
 
 from __future__ import annotations
@@ -11,11 +15,19 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 
 from dimsefsm.engine import AssociationEngine
-from dimsefsm.transport.driver import Interrupted, SocketDriver, TransportTimeout, tune
+from dimsefsm.transport.driver import (
+    Interrupted,
+    SocketDriver,
+    TransportTimeout,
+    close_socket,
+    tune,
+)
+from dimsefsm.transport.tls import HandshakeFailed, handshake
 
 LOG = logging.getLogger("dimsefsm.server")
 
@@ -31,8 +43,10 @@ class AssociationServer:
         artim_timeout: float = 30.0,
         network_timeout: float | None = 60.0,
         backlog: int = 64,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.make_engine = make_engine
+        self.ssl_context = ssl_context
         self.artim_timeout = artim_timeout
         self.network_timeout = network_timeout
         self._listener = socket.create_server(address, backlog=backlog, reuse_port=False)
@@ -102,7 +116,19 @@ class AssociationServer:
         thread.start()
 
     def _serve(self, sock: socket.socket, peer: tuple[str, int]) -> None:
-        tune(sock)
+        try:
+            tune(sock)
+            if self.ssl_context is not None:
+                secured = self._start_tls(self.ssl_context, sock, peer)
+                if secured is None:
+                    return
+                sock = secured
+            self._run_association(sock, peer)
+        finally:
+            with self._lock:
+                self._threads.pop(threading.current_thread(), None)
+
+    def _run_association(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         engine = self.make_engine(lambda: self.active_associations - 1)
         driver = SocketDriver(engine, sock, self.artim_timeout, wake=self._wake_r)
         try:
@@ -131,5 +157,24 @@ class AssociationServer:
                 LOG.exception("abort after failure also failed")
         finally:
             driver.close()
-            with self._lock:
-                self._threads.pop(threading.current_thread(), None)
+
+    def _start_tls(
+        self, context: ssl.SSLContext, sock: socket.socket, peer: tuple[str, int]
+    ) -> ssl.SSLSocket | None:
+        """The TLS socket once its handshake is done; None (logged, closed) if it failed."""
+        try:
+            secured = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except OSError as exc:
+            LOG.warning("TLS with %s:%d failed: %s", *peer, exc)
+            sock.close()
+            return None
+        try:
+            handshake(secured, self.artim_timeout, wake=self._wake_r)
+        except HandshakeFailed as exc:
+            LOG.warning("TLS handshake with %s:%d failed: %s", *peer, exc)
+        except Interrupted:
+            LOG.info("server stopping; closing %s:%d before its TLS handshake ended", *peer)
+        else:
+            return secured
+        close_socket(secured)
+        return None
