@@ -121,6 +121,13 @@ def _lines() -> Iterator[str]:
         ),
         ("User Identity Negotiation", "proposed and checked through the AE's policy hooks"),
         ("Called AE title check", "optional (`AE.require_called_aet`; CLI servers: on)"),
+        (
+            "Secure transport",
+            "TLS 1.2 or later (PS3.15 Annex B), both roles: `tls_args` / `ssl_context` in "
+            "the library, dcmtk's `+tls KEY CERT`, `+cf`, `+cd`, `-rc`, `-vc`, `-ic` on the "
+            "command line; interoperates with dcmtk's BCP 195 profile. C-MOVE "
+            "sub-associations of `qrscp` use plain TCP",
+        ),
     ):
         yield f"| {name} | {value} |"
     yield ""

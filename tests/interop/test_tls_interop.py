@@ -18,7 +18,7 @@ from pydicom import dcmread
 
 from tests.data.make import make_instance, write_instance
 from tests.interop.peers import DcmtkServer, DimsefsmServer, run_tool, wait_until
-from tests.unit.test_tls import Pki, make_pki
+from tests.tls_pki import Pki, make_pki
 
 DIMSEFSM = [sys.executable, "-m", "dimsefsm"]
 LOCALHOST = "127.0.0.1"
