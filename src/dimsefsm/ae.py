@@ -39,6 +39,9 @@ class AE:
         self.acse_timeout: float | None = 30.0
         self.dimse_timeout: float | None = 30.0
         self.network_timeout: float | None = 60.0
+        # What an SCP does with an association idle for network_timeout: "A-ABORT"
+        # (dcmtk's and pynetdicom's default) or "A-RELEASE" (then abort if unanswered).
+        self.network_timeout_response: str = "A-ABORT"
         self.connection_timeout: float | None = 30.0
         self.artim_timeout: float = 30.0
         self.maximum_pdu_size: int = DEFAULT_MAX_PDU
@@ -167,6 +170,8 @@ class AE:
             make_engine,
             artim_timeout=self.artim_timeout,
             network_timeout=self.network_timeout,
+            network_timeout_response=self.network_timeout_response,
+            acse_timeout=self.acse_timeout,
             ssl_context=ssl_context,
         )
         self._servers.append(server)

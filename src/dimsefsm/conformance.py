@@ -102,7 +102,12 @@ def _lines() -> Iterator[str]:
         ("ARTIM timeout", f"{ae.artim_timeout:g} s (`AE.artim_timeout`)"),
         ("ACSE timeout", f"{ae.acse_timeout:g} s (`AE.acse_timeout`, `-ta`)"),
         ("DIMSE timeout", f"{ae.dimse_timeout:g} s (`AE.dimse_timeout`, `-td`)"),
-        ("Network (idle) timeout", f"{ae.network_timeout:g} s (`AE.network_timeout`)"),
+        (
+            "Network (idle) timeout",
+            f"{ae.network_timeout:g} s (`AE.network_timeout`), then "
+            f"{ae.network_timeout_response} (`AE.network_timeout_response`: A-ABORT or "
+            "A-RELEASE, the latter aborting if not answered within the ACSE timeout)",
+        ),
         ("Connection timeout", f"{ae.connection_timeout:g} s (`AE.connection_timeout`, `-to`)"),
         (
             "Simultaneous associations as acceptor",

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from dimsefsm import AE, evt
-from dimsefsm.pdu.codec import PduFramer
-from dimsefsm.pdu.model import Abort, AssociateRJ
+from dimsefsm.assoc.negotiation import RequestorProposal, build_request, propose_contexts
+from dimsefsm.pdu.codec import PduFramer, encode_pdu
+from dimsefsm.pdu.model import Abort, AssociateAC, AssociateRJ, ReleaseRP, ReleaseRQ
+from dimsefsm.sop_class import IMPLICIT_VR_LITTLE_ENDIAN as IVRLE
 from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.server import AssociationServer
 
@@ -156,3 +158,56 @@ def test_shutdown_aborts_live_associations(scp: tuple[AE, AssociationServer]) ->
 
 def test_rejected_pdu_object_round_trip() -> None:
     assert AssociateRJ(1, 1, 7).encode() == b"\x03\x00\x00\x00\x00\x04\x00\x01\x01\x07"
+
+
+def idle_server(response: str) -> tuple[AE, AssociationServer]:
+    ae = AE("SCP")
+    ae.add_supported_context(VERIFICATION)
+    ae.network_timeout = 0.2
+    ae.acse_timeout = 0.5
+    ae.network_timeout_response = response
+    return ae, ae.start_server(("127.0.0.1", 0), block=False)
+
+
+def raw_association(address: tuple[str, int]) -> socket.socket:
+    """A peer that negotiates and then goes quiet, reading PDUs by hand."""
+    rq = build_request(RequestorProposal("SCU", "SCP", propose_contexts([(VERIFICATION, [IVRLE])])))
+    sock = socket.create_connection(address, timeout=10)
+    sock.sendall(encode_pdu(rq))
+    assert isinstance(read_pdu(sock), AssociateAC)
+    return sock
+
+
+@pytest.mark.parametrize("answer", [True, False], ids=["answered", "unanswered"])
+def test_idle_association_is_released_when_configured(answer: bool) -> None:
+    """network_timeout_response="A-RELEASE": an A-RELEASE-RQ, then abort only if unanswered."""
+    _, server = idle_server("A-RELEASE")
+    try:
+        with raw_association(server.address) as sock:
+            assert isinstance(read_pdu(sock), ReleaseRQ)
+            if answer:
+                sock.sendall(encode_pdu(ReleaseRP()))
+                assert read_pdu(sock) is None  # released: the server closes the connection
+            else:
+                assert isinstance(read_pdu(sock), Abort)
+    finally:
+        server.shutdown()
+    assert assoc_threads() == []
+
+
+def test_idle_association_is_aborted_by_default() -> None:
+    _, server = idle_server("A-ABORT")
+    try:
+        with raw_association(server.address) as sock:
+            assert isinstance(read_pdu(sock), Abort)
+    finally:
+        server.shutdown()
+    assert AE().network_timeout_response == "A-ABORT"
+
+
+def test_unknown_network_timeout_response_is_refused() -> None:
+    ae = AE("SCP")
+    ae.add_supported_context(VERIFICATION)
+    ae.network_timeout_response = "A-SHRUG"
+    with pytest.raises(ValueError, match="A-ABORT' or 'A-RELEASE"):
+        ae.start_server(("127.0.0.1", 0), block=False)

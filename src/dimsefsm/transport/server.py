@@ -42,13 +42,22 @@ class AssociationServer:
         *,
         artim_timeout: float = 30.0,
         network_timeout: float | None = 60.0,
+        network_timeout_response: str = "A-ABORT",
+        acse_timeout: float | None = 30.0,
         backlog: int = 64,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if network_timeout_response not in ("A-ABORT", "A-RELEASE"):
+            raise ValueError(
+                f"network_timeout_response must be 'A-ABORT' or 'A-RELEASE', "
+                f"not {network_timeout_response!r}"
+            )
         self.make_engine = make_engine
         self.ssl_context = ssl_context
         self.artim_timeout = artim_timeout
         self.network_timeout = network_timeout
+        self.network_timeout_response = network_timeout_response
+        self.acse_timeout = acse_timeout
         self._listener = socket.create_server(address, backlog=backlog, reuse_port=False)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
@@ -139,9 +148,7 @@ class AssociationServer:
                     driver.pump(self.network_timeout)
                     driver.serve_operations(self.network_timeout)
                 except TransportTimeout:
-                    LOG.warning("association with %s:%d idle too long; aborting", *peer)
-                    engine.abort()
-                    driver.flush()
+                    self._end_idle(engine, driver, peer)
                     break
                 except Interrupted:
                     LOG.info("server stopping; aborting association with %s:%d", *peer)
@@ -157,6 +164,34 @@ class AssociationServer:
                 LOG.exception("abort after failure also failed")
         finally:
             driver.close()
+
+    def _end_idle(
+        self, engine: AssociationEngine, driver: SocketDriver, peer: tuple[str, int]
+    ) -> None:
+        """The network timeout ran out: abort, or release first if configured so.
+
+        Some archives take an A-RELEASE as "the sender is done" (a study is
+        complete) and an A-ABORT as a failed transfer (pynetdicom #619); a
+        release the peer does not answer within the ACSE timeout still ends
+        in an abort, so nothing hangs either way.
+        """
+        idle = engine.is_established and not engine.scp_operations
+        if self.network_timeout_response == "A-RELEASE" and idle:
+            LOG.warning("association with %s:%d idle too long; releasing", *peer)
+            engine.release()
+            driver.flush()
+            try:
+                while engine.ul.state != "Sta1" and driver.sock is not None:
+                    driver.pump(self.acse_timeout)
+                return
+            except TransportTimeout:
+                LOG.warning("%s:%d did not answer the A-RELEASE; aborting", *peer)
+            except Interrupted:
+                pass
+        else:
+            LOG.warning("association with %s:%d idle too long; aborting", *peer)
+        engine.abort()
+        driver.flush()
 
     def _start_tls(
         self, context: ssl.SSLContext, sock: socket.socket, peer: tuple[str, int]
