@@ -6,7 +6,7 @@ same matrix and the ratios between implementations come out of one routine.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +16,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 IMPLEMENTATIONS: tuple[str, ...] = ("dimsefsm", "pynetdicom", "dcmtk")
 SUBJECT = "dimsefsm"
 BASELINES: tuple[str, ...] = ("pynetdicom", "dcmtk")
+# Every client proposes this calling AE title.
+CALLING_AE = "BENCH"
+# A figure's error starting with one of these is not a failure: the table says "n/a" or
+# "unavail." there and the failures list leaves it out.
+NOT_APPLICABLE = "n/a"
+NOT_AVAILABLE = "not available"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,10 @@ class Metric:
     show_ratios: bool = True
     # Printed under the table, e.g. how a baseline was measured differently.
     footnote: str = ""
+
+    def formatted(self, **values: object) -> Metric:
+        """The same metric with a run's counts and sizes filled into its title."""
+        return replace(self, title=self.title.format(**values))
 
 
 @dataclass
@@ -81,11 +91,15 @@ class WorkloadResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def value(self, metric: str, scu: str, scp: str) -> float | None:
+    def figure(self, metric: str, scu: str, scp: str) -> Figure | None:
         for figure in self.figures:
             if (figure.metric, figure.scu, figure.scp) == (metric, scu, scp):
-                return figure.value
+                return figure
         return None
+
+    def value(self, metric: str, scu: str, scp: str) -> float | None:
+        figure = self.figure(metric, scu, scp)
+        return None if figure is None else figure.value
 
     def goal_value(self, goal: Goal) -> float | None:
         value = self.value(goal.metric, *goal.cell)

@@ -8,15 +8,12 @@ view (rows) and the SCP view (columns).  Python clients run in their own process
 
 from __future__ import annotations
 
-import json
-import resource
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from tests.interop.peers import (
     LOCALHOST,
@@ -24,13 +21,13 @@ from tests.interop.peers import (
     DimsefsmServer,
     PynetdicomEchoServer,
     ServerProcess,
-    ServerStartError,
     dcmtk_env,
     free_port,
 )
 
 from benchmarks.core import (
     IMPLEMENTATIONS,
+    NOT_APPLICABLE,
     REPO_ROOT,
     Figure,
     Goal,
@@ -38,11 +35,19 @@ from benchmarks.core import (
     Settings,
     WorkloadResult,
 )
+from benchmarks.matrix import Matrix
+from benchmarks.processes import (
+    Run,
+    children_cpu,
+    dcmtk_tool,
+    last_record,
+    module_command,
+    python_client,
+)
 from benchmarks.procstat import cpu_seconds
 
 CALLED_AE = "ANY-SCP"
-NOT_APPLICABLE = "n/a"
-NOT_AVAILABLE = "not available"
+MODES = ("assoc", "echoes", "idle")
 # Lets the association's set-up traffic die down before the idle window opens.
 IDLE_SETTLE_SECONDS = 0.25
 
@@ -116,30 +121,6 @@ GOALS: tuple[Goal, ...] = (
 )
 
 
-@dataclass
-class Run:
-    """The outcome of one client run: a count in some seconds, or why not."""
-
-    count: int = 0
-    seconds: float = 0.0
-    cpu: float = 0.0
-    error: str | None = None
-    unavailable: bool = False
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Run:
-        if not record.get("ok"):
-            return cls(
-                error=str(record.get("error", "failed")),
-                unavailable=bool(record.get("unavailable")),
-            )
-        return cls(
-            count=int(record["count"]),
-            seconds=float(record["seconds"]),
-            cpu=float(record["cpu"]),
-        )
-
-
 # -- SCPs ----------------------------------------------------------------------------------
 def start_scp(impl: str, port: int, workdir: str) -> ServerProcess:
     server: ServerProcess
@@ -153,72 +134,10 @@ def start_scp(impl: str, port: int, workdir: str) -> ServerProcess:
 
 
 # -- SCUs ----------------------------------------------------------------------------------
-def client_command(impl: str, mode: str, port: int, count: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "benchmarks.echo_client",
-        impl,
-        mode,
-        LOCALHOST,
-        str(port),
-        str(count),
-    ]
-
-
-def last_record(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            return record
-    return None
-
-
-def python_client(impl: str, mode: str, port: int, count: int, timeout: float) -> Run:
-    try:
-        done = subprocess.run(
-            client_command(impl, mode, port, count),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO_ROOT,
-            env=dcmtk_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return Run(error=f"no result within {timeout:g} s")
-    record = last_record(done.stdout)
-    if record is None:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return Run(error=f"exit {done.returncode}: {tail}")
-    return Run.from_record(record)
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def echoscu(port: int, *options: str, timeout: float) -> str | None:
     """Run dcmtk's echoscu; returns an error text, or None on success."""
-    try:
-        done = subprocess.run(
-            ["echoscu", *options, LOCALHOST, str(port)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=dcmtk_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return f"echoscu: no result within {timeout:g} s"
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"echoscu exit {done.returncode}: {tail}"
-    return None
+    run, _ = dcmtk_tool(["echoscu", *options, LOCALHOST, str(port)], timeout, problems=())
+    return run.error
 
 
 def dcmtk_assoc(port: int, count: int) -> Run:
@@ -242,22 +161,17 @@ def run_client(scu: str, mode: str, port: int, count: int) -> Run:
     if scu == "dcmtk":
         return dcmtk_assoc(port, count) if mode == "assoc" else dcmtk_echoes(port, count)
     budget = 0.3 if mode == "assoc" else 0.05
-    return python_client(scu, mode, port, count, timeout=max(60.0, count * budget))
+    args = [scu, mode, LOCALHOST, str(port), str(count)]
+    return python_client("echo_client", args, timeout=max(60.0, count * budget))
 
 
-@dataclass
-class IdleRun:
-    scp_cpu: float = 0.0
-    scu_cpu: float = 0.0
-    seconds: float = 0.0
-    error: str | None = None
-    unavailable: bool = False
+def idle_client(scu: str, server: ServerProcess, seconds: float) -> Run:
+    """Hold one association open and idle; both processes' CPU over the window.
 
-
-def idle_client(scu: str, server: ServerProcess, seconds: float) -> IdleRun:
-    """Hold one association open and idle; both processes' CPU over the window."""
+    The run's ``cpu`` is the SCU's, ``scp_cpu`` the SCP's, ``seconds`` the window.
+    """
     proc = subprocess.Popen(
-        client_command(scu, "idle", server.port, 0),
+        module_command("echo_client", [scu, "idle", LOCALHOST, str(server.port), "0"]),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -275,10 +189,9 @@ def idle_client(scu: str, server: ServerProcess, seconds: float) -> IdleRun:
             out, err = proc.communicate()
             final = last_record(out) or record
             if final is not None and not final.get("ok", True):
-                failed = Run.from_record(final)
-                return IdleRun(error=failed.error, unavailable=failed.unavailable)
+                return Run.from_record(final)
             tail = (err.strip().splitlines() or ["no output"])[-1]
-            return IdleRun(error=f"exit {proc.returncode}: {tail}")
+            return Run(error=f"exit {proc.returncode}: {tail}")
         time.sleep(IDLE_SETTLE_SECONDS)
         started = time.perf_counter()
         scp0, scu0 = cpu_seconds(server.pid), cpu_seconds(proc.pid)
@@ -290,8 +203,8 @@ def idle_client(scu: str, server: ServerProcess, seconds: float) -> IdleRun:
         out, _ = proc.communicate()
         final = last_record(out)
         if final is None or not final.get("ok"):
-            return IdleRun(error=f"release failed: {final}")
-        return IdleRun(scp1 - scp0, scu1 - scu0, elapsed)
+            return Run(error=f"release failed: {final}")
+        return Run(seconds=elapsed, cpu=scu1 - scu0, scp_cpu=scp1 - scp0)
     finally:
         watchdog.cancel()
         if proc.poll() is None:
@@ -307,14 +220,7 @@ class EchoWorkload:
     def run(self, settings: Settings) -> WorkloadResult:
         counts = QUICK if settings.quick else FULL
         metrics = tuple(
-            Metric(
-                m.key,
-                m.title.format(n=n, s=counts.idle_seconds),
-                m.unit,
-                m.higher_is_better,
-                m.show_ratios,
-                m.footnote,
-            )
+            m.formatted(n=n, s=counts.idle_seconds)
             for m, n in (
                 (ASSOC_PER_S, counts.associations),
                 (ECHO_PER_S, counts.echoes),
@@ -327,141 +233,89 @@ class EchoWorkload:
         result = WorkloadResult(self.name, self.description, metrics, goals=GOALS)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-echo-") as workdir:
-            _Matrix(result, counts, workdir).run()
+            EchoMatrix(result, counts, workdir).run()
         result.seconds = time.perf_counter() - started
         return result
 
 
-class _Matrix:
-    """Runs every SCU against every SCP and records figures as they come."""
+class EchoMatrix(Matrix):
+    """Per SCU and SCP: associations/s, echoes/s, then one idle association."""
+
+    shape_width = 6
+    # One mode's rate and SCP CPU per unit; the idle mode's two CPU shares.
+    _KEYS = {
+        "assoc": (ASSOC_PER_S.key, SCP_CPU_PER_ASSOC.key),
+        "echoes": (ECHO_PER_S.key, SCP_CPU_PER_ECHO.key),
+        "idle": (IDLE_CPU_SCP.key, IDLE_CPU_SCU.key),
+    }
 
     def __init__(self, result: WorkloadResult, counts: Counts, workdir: str) -> None:
-        self.result = result
+        super().__init__(result)
         self.counts = counts
         self.workdir = workdir
-        self.unavailable: dict[tuple[str, str], str] = {}
 
-    def run(self) -> None:
-        for scp in IMPLEMENTATIONS:
-            server = self._start(scp)
-            try:
-                for scu in IMPLEMENTATIONS:
-                    server = self._cells(scu, scp, server)
-            finally:
-                if server is not None:
-                    server.stop()
+    def cells(self) -> Iterable[tuple[str, str]]:
+        return [(scu, mode) for scu in IMPLEMENTATIONS for mode in MODES]
 
-    # -- one SCP column -------------------------------------------------------------
-    def _start(self, scp: str) -> ServerProcess | None:
-        if (scp, "SCP") in self.unavailable:
-            return None
-        try:
-            return start_scp(scp, free_port(), self.workdir)
-        except ServerStartError as exc:
-            lines = str(exc).strip().splitlines()
-            self._mark_unavailable(scp, "SCP", f"SCP did not start: {lines[-1]}")
-            return None
+    def keys(self, shape: str) -> tuple[str, ...]:
+        return self._KEYS[shape]
 
-    def _cells(self, scu: str, scp: str, server: ServerProcess | None) -> ServerProcess | None:
-        for mode, count in (("assoc", self.counts.associations), ("echoes", self.counts.echoes)):
-            server = self._revive(scp, server)
-            if server is None or (scu, "SCU") in self.unavailable:
-                self._fail_rate(mode, scu, scp, self._why(scu, scp))
-                continue
-            scp_cpu = cpu_seconds(server.pid)
-            run = run_client(scu, mode, server.port, count)
-            scp_cpu = cpu_seconds(server.pid) - scp_cpu if server.alive else 0.0
-            if run.unavailable:
-                self._mark_unavailable(scu, "SCU", f"SCU failed to load: {run.error}")
-                run.error = self._why(scu, scp)
-            self._record_rate(mode, scu, scp, run, scp_cpu)
-        server = self._revive(scp, server)
-        self._record_idle(scu, scp, server)
-        return server
+    def start_scp(self, scp: str, *, restart: bool) -> ServerProcess:
+        return start_scp(scp, free_port(), self.workdir)
 
-    def _revive(self, scp: str, server: ServerProcess | None) -> ServerProcess | None:
-        """A crashed SCP is reported once and restarted so the next cell still runs."""
-        if server is None or server.alive:
-            return server
-        output = server.output().strip().splitlines()
-        self.result.notes.append(
-            f"{scp} SCP exited (code {server.returncode}) and was restarted: "
-            f"{output[-1] if output else 'no output'}"
-        )
-        server.stop()
-        return self._start(scp)
+    def not_applicable(self, scu: str, scp: str, shape: str) -> str | None:
+        if scu == "dcmtk" and shape == "idle":
+            return f"{NOT_APPLICABLE}: echoscu cannot hold an association open"
+        return None
 
-    def _why(self, scu: str, scp: str) -> str:
-        for impl, role in ((scu, "SCU"), (scp, "SCP")):
-            if (impl, role) in self.unavailable:
-                return f"{NOT_AVAILABLE}: {impl} {role}"
-        return "SCP not running"
+    def cell(self, scu: str, scp: str, shape: str, server: ServerProcess) -> None:
+        if shape == "idle":
+            self._idle(scu, scp, server)
+        else:
+            self._rate(scu, scp, shape, server)
 
-    def _mark_unavailable(self, impl: str, role: str, error: str) -> None:
-        if (impl, role) not in self.unavailable:
-            self.unavailable[impl, role] = error
-            note = f"{impl}: {NOT_AVAILABLE}: {error}"
-            self.result.notes.append(note)
-            print(note, flush=True)
-
-    # -- figures ------------------------------------------------------------------------
-    def _record_rate(self, mode: str, scu: str, scp: str, run: Run, scp_cpu: float) -> None:
+    def _rate(self, scu: str, scp: str, mode: str, server: ServerProcess) -> None:
+        count = self.counts.associations if mode == "assoc" else self.counts.echoes
+        scp_cpu = cpu_seconds(server.pid)
+        run = run_client(scu, mode, server.port, count)
+        scp_cpu = cpu_seconds(server.pid) - scp_cpu if server.alive else 0.0
+        self.unloaded(scu, scp, run)
         if run.error is not None or run.seconds <= 0:
-            self._fail_rate(mode, scu, scp, run.error or "no time measured")
+            self.fail(scu, scp, mode, run.error or "no time measured")
             return
-        rate_metric, cpu_metric, scale = (
-            (ASSOC_PER_S, SCP_CPU_PER_ASSOC, 1e3)
-            if mode == "assoc"
-            else (ECHO_PER_S, SCP_CPU_PER_ECHO, 1e6)
-        )
+        rate_key, cpu_key = self._KEYS[mode]
+        unit, scale = ("assoc/s", 1e3) if mode == "assoc" else ("echo/s", 1e6)
         detail = {"count": run.count, "seconds": run.seconds, "scu_cpu": run.cpu}
         detail["scp_cpu"] = scp_cpu
         rate = run.count / run.seconds
-        self._add(Figure(rate_metric.key, scu, scp, rate, detail=detail))
-        self._add(Figure(cpu_metric.key, scu, scp, scp_cpu / run.count * scale, detail=detail))
-        print(
-            f"  {scu:>10} SCU -> {scp:<10} SCP  {mode:<6} {rate:9.1f} {rate_metric.unit:<8}"
-            f" ({run.count} in {run.seconds:.2f} s; CPU SCU {run.cpu:.2f} s,"
-            f" SCP {scp_cpu:.2f} s)",
-            flush=True,
+        self.add(Figure(rate_key, scu, scp, rate, detail=detail))
+        self.add(Figure(cpu_key, scu, scp, scp_cpu / run.count * scale, detail=detail))
+        self.progress(
+            scu,
+            scp,
+            mode,
+            f"{rate:9.1f} {unit:<8} ({run.count} in {run.seconds:.2f} s;"
+            f" CPU SCU {run.cpu:.2f} s, SCP {scp_cpu:.2f} s)",
         )
 
-    def _fail_rate(self, mode: str, scu: str, scp: str, error: str) -> None:
-        keys = ("assoc_per_s", "scp_cpu_ms_per_assoc")
-        if mode != "assoc":
-            keys = ("echo_per_s", "scp_cpu_us_per_echo")
-        for key in keys:
-            self._add(Figure(key, scu, scp, error=error))
-        if not error.startswith(NOT_AVAILABLE):
-            print(f"  {scu:>10} SCU -> {scp:<10} SCP  {mode:<6} FAILED: {error}", flush=True)
-
-    def _record_idle(self, scu: str, scp: str, server: ServerProcess | None) -> None:
-        if scu == "dcmtk":
-            idle = IdleRun(error=f"{NOT_APPLICABLE}: echoscu cannot hold an association open")
-        elif server is None or (scu, "SCU") in self.unavailable:
-            idle = IdleRun(error=self._why(scu, scp))
-        else:
-            idle = idle_client(scu, server, self.counts.idle_seconds)
-            if idle.unavailable:
-                self._mark_unavailable(scu, "SCU", f"SCU failed to load: {idle.error}")
-                idle.error = self._why(scu, scp)
+    def _idle(self, scu: str, scp: str, server: ServerProcess) -> None:
+        idle = idle_client(scu, server, self.counts.idle_seconds)
+        self.unloaded(scu, scp, idle)
         if idle.error is not None:
-            self._add(Figure(IDLE_CPU_SCP.key, scu, scp, error=idle.error))
-            self._add(Figure(IDLE_CPU_SCU.key, scu, scp, error=idle.error))
+            self.fail(scu, scp, "idle", idle.error)
             return
-        detail = {"seconds": idle.seconds, "scp_cpu": idle.scp_cpu, "scu_cpu": idle.scu_cpu}
-        scp_pct = 100 * idle.scp_cpu / idle.seconds
-        scu_pct = 100 * idle.scu_cpu / idle.seconds
-        self._add(Figure(IDLE_CPU_SCP.key, scu, scp, scp_pct, detail=detail))
-        self._add(Figure(IDLE_CPU_SCU.key, scu, scp, scu_pct, detail=detail))
-        print(
-            f"  {scu:>10} SCU -> {scp:<10} SCP  idle   SCP {scp_pct:5.1f} %core,"
-            f" SCU {scu_pct:5.1f} %core over {idle.seconds:.1f} s",
-            flush=True,
+        scp_cpu = idle.scp_cpu or 0.0
+        detail = {"seconds": idle.seconds, "scp_cpu": scp_cpu, "scu_cpu": idle.cpu}
+        scp_pct = 100 * scp_cpu / idle.seconds
+        scu_pct = 100 * idle.cpu / idle.seconds
+        self.add(Figure(IDLE_CPU_SCP.key, scu, scp, scp_pct, detail=detail))
+        self.add(Figure(IDLE_CPU_SCU.key, scu, scp, scu_pct, detail=detail))
+        self.progress(
+            scu,
+            scp,
+            "idle",
+            f"SCP {scp_pct:5.1f} %core, SCU {scu_pct:5.1f} %core over {idle.seconds:.1f} s",
         )
-
-    def _add(self, figure: Figure) -> None:
-        self.result.figures.append(figure)
 
 
 WORKLOAD = EchoWorkload()

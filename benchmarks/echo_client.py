@@ -1,9 +1,5 @@
 """One C-ECHO client run in its own process: ``python -m benchmarks.echo_client``.
 
-A process per run keeps the measured CPU clean (no threads left over from an
-earlier run or from the other library) and lets an import failure of one
-implementation be reported instead of ending the benchmark.
-
 Usage: ``echo_client IMPL MODE HOST PORT COUNT`` with IMPL ``dimsefsm`` or
 ``pynetdicom`` and MODE
 
@@ -12,22 +8,28 @@ Usage: ``echo_client IMPL MODE HOST PORT COUNT`` with IMPL ``dimsefsm`` or
 * ``idle``: open an association, send one C-ECHO, print ``established``, wait
   for a line on stdin, release.
 
-Each run prints one JSON object per line on stdout; the last one is the result.
+The output is ``benchmarks.client``'s JSON records.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from benchmarks.client import (
+    RunFailed,
+    Stopwatch,
+    associator,
+    client_main,
+    emit,
+    established,
+    requestor,
+)
+
 CALLED_AE = "ANY-SCP"
-CALLING_AE = "BENCH"
 
 
 class EchoAssociation(Protocol):
@@ -41,25 +43,14 @@ class EchoAssociation(Protocol):
     def release(self) -> None: ...
 
 
-Connect = Callable[[str, int], EchoAssociation]
-
-
-class EchoFailed(Exception):
-    pass
+Connect = Callable[[str, int, str], EchoAssociation]
 
 
 def dimsefsm_connector() -> Connect:
     from dimsefsm import AE
     from dimsefsm.sop_class import VERIFICATION
 
-    ae = AE(ae_title=CALLING_AE)
-    ae.add_requested_context(VERIFICATION)
-
-    def connect(host: str, port: int) -> EchoAssociation:
-        assoc: EchoAssociation = ae.associate(host, port, ae_title=CALLED_AE)
-        return assoc
-
-    return connect
+    return associator(requestor(AE, VERIFICATION))
 
 
 def pynetdicom_connector() -> Connect:
@@ -68,14 +59,7 @@ def pynetdicom_connector() -> Connect:
     # pynetdicom creates its SOP class names at import time via globals(): mypy cannot see them.
     from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-    ae = AE(ae_title=CALLING_AE)
-    ae.add_requested_context(Verification)
-
-    def connect(host: str, port: int) -> EchoAssociation:
-        assoc: EchoAssociation = ae.associate(host, port, ae_title=CALLED_AE)
-        return assoc
-
-    return connect
+    return associator(requestor(AE, Verification))
 
 
 CONNECTORS: dict[str, Callable[[], Connect]] = {
@@ -85,46 +69,45 @@ CONNECTORS: dict[str, Callable[[], Connect]] = {
 
 
 def open_association(connect: Connect, host: str, port: int) -> EchoAssociation:
-    assoc = connect(host, port)
-    if not assoc.is_established:
-        raise EchoFailed("association not established")
-    return assoc
+    return established(connect(host, port, CALLED_AE))
 
 
 def echo(assoc: EchoAssociation) -> None:
     status = getattr(assoc.send_c_echo(), "Status", None)
     if status != 0:
-        raise EchoFailed(f"C-ECHO status {status!r}")
+        raise RunFailed(f"C-ECHO status {status!r}")
 
 
-def run_assoc(connect: Connect, host: str, port: int, count: int) -> dict[str, Any]:
+def warm_up(connect: Connect, host: str, port: int) -> None:
     warm = open_association(connect, host, port)
     echo(warm)
     warm.release()
-    started, cpu = time.perf_counter(), own_cpu()
+
+
+def run_assoc(connect: Connect, host: str, port: int, count: int) -> dict[str, Any]:
+    warm_up(connect, host, port)
+    watch = Stopwatch()
     for done in range(count):
         try:
             assoc = open_association(connect, host, port)
             echo(assoc)
             assoc.release()
-        except EchoFailed as exc:
-            raise EchoFailed(f"association {done + 1}/{count}: {exc}") from None
-    return measured(count, started, cpu)
+        except RunFailed as exc:
+            raise RunFailed(f"association {done + 1}/{count}: {exc}") from None
+    return watch.result(count)
 
 
 def run_echoes(connect: Connect, host: str, port: int, count: int) -> dict[str, Any]:
-    warm = open_association(connect, host, port)
-    echo(warm)
-    warm.release()
-    started, cpu = time.perf_counter(), own_cpu()
+    warm_up(connect, host, port)
+    watch = Stopwatch()
     assoc = open_association(connect, host, port)
     for done in range(count):
         try:
             echo(assoc)
-        except EchoFailed as exc:
-            raise EchoFailed(f"echo {done + 1}/{count}: {exc}") from None
+        except RunFailed as exc:
+            raise RunFailed(f"echo {done + 1}/{count}: {exc}") from None
     assoc.release()
-    return measured(count, started, cpu)
+    return watch.result(count)
 
 
 def run_idle(connect: Connect, host: str, port: int, count: int) -> dict[str, Any]:
@@ -143,49 +126,16 @@ MODES: dict[str, Callable[[Connect, str, int, int], dict[str, Any]]] = {
 }
 
 
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def measured(count: int, started: float, cpu: float) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "count": count,
-        "seconds": time.perf_counter() - started,
-        "cpu": own_cpu() - cpu,
-    }
-
-
-def emit(record: dict[str, Any]) -> None:
-    print(json.dumps(record), flush=True)
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.echo_client")
-    parser.add_argument("impl", choices=sorted(CONNECTORS))
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mode", choices=sorted(MODES))
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("count", type=int)
-    args = parser.parse_args(argv)
-    try:
-        connect = CONNECTORS[args.impl]()
-    except Exception as exc:  # an unfinished library must not end the benchmark
-        emit({"ok": False, "unavailable": True, "error": describe(exc)})
-        return 0
-    try:
-        result = MODES[args.mode](connect, args.host, args.port, args.count)
-    except Exception as exc:
-        emit({"ok": False, "error": describe(exc)})
-        return 1
-    emit(result)
-    return 0
+
+
+def run(connect: Connect, args: argparse.Namespace) -> dict[str, Any]:
+    return MODES[args.mode](connect, args.host, args.port, args.count)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(client_main(None, "benchmarks.echo_client", CONNECTORS, arguments, run))

@@ -18,30 +18,18 @@ its DIMSE timeout).
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydicom.uid import generate_uid
-from tests.interop.peers import (
-    LOCALHOST,
-    DcmtkServer,
-    LineReadyServer,
-    ServerProcess,
-    ServerStartError,
-    dcmqrscp_config,
-    dcmtk_env,
-    free_port,
-)
+from tests.interop.peers import LOCALHOST, LineReadyServer, ServerProcess, free_port
 
 from benchmarks.core import (
+    CALLING_AE,
     IMPLEMENTATIONS,
+    NOT_APPLICABLE,
     REPO_ROOT,
     Figure,
     Goal,
@@ -49,18 +37,22 @@ from benchmarks.core import (
     Settings,
     WorkloadResult,
 )
-from benchmarks.echo import NOT_APPLICABLE, NOT_AVAILABLE, children_cpu, last_record
 from benchmarks.find_server import QuerySpec
+from benchmarks.matrix import RepeatingMatrix
+from benchmarks.processes import (
+    Run,
+    dcmtk_tool,
+    load_dcmqrscp,
+    module_command,
+    python_client,
+    start_dcmqrscp,
+)
 from benchmarks.procstat import cpu_seconds
-from benchmarks.storage_data import scratch_root
+from benchmarks.storage_data import scratch
 
 CALLED_AE = "COMMON"
-CALLING_AE = "BENCH"
 # Instances only have to exist in dcmqrscp's database: the smallest valid image will do.
 INSTANCE_PIXEL_BYTES = 128
-# A run this short is dominated by noise and process start-up: take the best of a few.
-REPEAT_BELOW_SECONDS = 1.0
-REPEATS = 5
 # Whole-run budget per match before a client is given up (pynetdicom manages ~1.6 ms).
 SECONDS_PER_MATCH_BUDGET = 0.05
 
@@ -109,31 +101,6 @@ GOALS: tuple[Goal, ...] = (
 )
 
 
-@dataclass
-class Run:
-    """One SCU run: matches in some seconds, or why not."""
-
-    count: int = 0
-    seconds: float = 0.0
-    cpu: float = 0.0
-    scp_cpu: float | None = None
-    error: str | None = None
-    unavailable: bool = False
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Run:
-        if not record.get("ok"):
-            return cls(
-                error=str(record.get("error", "failed")),
-                unavailable=bool(record.get("unavailable")),
-            )
-        return cls(
-            count=int(record["count"]),
-            seconds=float(record["seconds"]),
-            cpu=float(record["cpu"]),
-        )
-
-
 @dataclass(frozen=True)
 class QueryData:
     """The instances dcmqrscp is loaded with and the spec every other party reads."""
@@ -172,61 +139,7 @@ def write_query_data(root: Path, count: int) -> QueryData:
     return QueryData(directory, spec, spec_path)
 
 
-# -- SCPs ----------------------------------------------------------------------------------
-def start_scp(impl: str, port: int, data: QueryData, root: Path) -> ServerProcess:
-    server: ServerProcess
-    if impl == "dcmtk":
-        config = dcmqrscp_config(root / "dcmqrscp", port, [CALLED_AE])
-        server = DcmtkServer(["dcmqrscp", "-c", str(config)], port)
-    else:
-        command = [sys.executable, "-m", "benchmarks.find_server", impl, str(port)]
-        server = LineReadyServer([*command, str(data.spec_path)], port, cwd=REPO_ROOT)
-    return server.start()
-
-
-def load_dcmqrscp(port: int, data: QueryData) -> str | None:
-    """Store every instance into dcmqrscp with storescu; an error text, or None."""
-    command = ["storescu", "-aet", CALLING_AE, "-aec", CALLED_AE, "+sd", LOCALHOST, str(port)]
-    try:
-        done = subprocess.run(
-            [*command, str(data.directory)],
-            capture_output=True,
-            text=True,
-            timeout=max(60.0, data.matches * SECONDS_PER_MATCH_BUDGET),
-            env=dcmtk_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "storescu loading dcmqrscp: no result in time"
-    errors = [line for line in done.stderr.splitlines() if line.startswith(("E:", "F:"))]
-    if done.returncode != 0 or errors:
-        tail = (errors or done.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"storescu loading dcmqrscp: exit {done.returncode}: {tail}"
-    return None
-
-
 # -- SCUs ----------------------------------------------------------------------------------
-def python_client(scu: str, port: int, data: QueryData, timeout: float) -> Run:
-    command = [sys.executable, "-m", "benchmarks.find_client", scu, LOCALHOST, str(port)]
-    try:
-        done = subprocess.run(
-            [*command, CALLED_AE, str(data.spec_path)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO_ROOT,
-            env=dcmtk_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return Run(error=f"no result within {timeout:g} s")
-    record = last_record(done.stdout)
-    if record is None:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return Run(error=f"exit {done.returncode}: {tail}")
-    return Run.from_record(record)
-
-
 def findscu_command(port: int, spec: QuerySpec) -> list[str]:
     return [
         "findscu",
@@ -254,59 +167,19 @@ def findscu(port: int, data: QueryData, timeout: float) -> Run:
     Without ``-v`` findscu prints neither the final status nor anything for a
     failed one (it exits 0 either way), so the pending responses it printed are
     the check; the Python SCUs check the final status of the same SCPs.
-
-    Its output goes to a file, not a pipe: a pipe would make findscu wait for
-    this process to read 600 KB of response dumps.
     """
-    command = findscu_command(port, data.spec)
-    with tempfile.TemporaryFile() as output:
-        started, cpu = time.perf_counter(), children_cpu()
-        try:
-            done = subprocess.run(
-                command,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                env=dcmtk_env(),
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return Run(error=f"findscu: no result within {timeout:g} s")
-        seconds, cpu = time.perf_counter() - started, children_cpu() - cpu
-        output.seek(0)
-        printed = output.read().decode("utf-8", "replace")
-    lines = printed.splitlines()
-    errors = [line for line in lines if line.startswith(("E:", "F:"))]
-    if done.returncode != 0 or errors:
-        tail = (errors or lines or ["no output"])[-1]
-        return Run(error=f"findscu exit {done.returncode}: {tail}")
-    return Run(printed.count("(Pending)"), seconds, cpu)
-
-
-def findscu_startup(data: QueryData) -> float | None:
-    """Seconds findscu spends before its first packet: a run against a closed port.
-
-    It covers process start, loading the data dictionary and building the
-    query; the best of several runs, like the figures it is compared with.
-    """
-    command = findscu_command(free_port(), data.spec)
-    best: float | None = None
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        try:
-            subprocess.run(command, capture_output=True, timeout=30, env=dcmtk_env(), check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        elapsed = time.perf_counter() - started
-        best = elapsed if best is None else min(best, elapsed)
-    return best
+    run, printed = dcmtk_tool(findscu_command(port, data.spec), timeout)
+    if run.error is None:
+        run.count = printed.count("(Pending)")
+    return run
 
 
 def run_client(scu: str, port: int, data: QueryData) -> Run:
     timeout = max(60.0, data.matches * SECONDS_PER_MATCH_BUDGET)
     if scu == "dcmtk":
         return findscu(port, data, timeout)
-    return python_client(scu, port, data, timeout)
+    args = [scu, LOCALHOST, str(port), CALLED_AE, str(data.spec_path)]
+    return python_client("find_client", args, timeout)
 
 
 # -- the workload -------------------------------------------------------------------------
@@ -318,162 +191,72 @@ class FindWorkload:
         counts = QUICK if settings.quick else FULL
         started = time.perf_counter()
         metrics = tuple(
-            Metric(
-                m.key,
-                m.title.format(n=f"{counts.matches:,}"),
-                m.unit,
-                m.higher_is_better,
-                m.show_ratios,
-                m.footnote,
-            )
+            m.formatted(n=f"{counts.matches:,}")
             for m in (MATCHES_PER_S, SCU_CPU_PER_MATCH, SCP_CPU_PER_MATCH)
         )
         result = WorkloadResult(self.name, self.description, metrics, goals=GOALS)
-        with scratch() as root:
+        # dcmqrscp's database on tmpfs where possible: the disk must not set its pace.
+        with scratch("find", 64 << 20) as root:
             data = write_query_data(root, counts.matches)
             print(
                 f"  {data.matches} instances written in {time.perf_counter() - started:.1f} s",
                 flush=True,
             )
-            _Matrix(result, data, root).run()
+            FindMatrix(result, data, root).run()
         result.seconds = time.perf_counter() - started
         return result
 
 
-@contextlib.contextmanager
-def scratch() -> Iterator[Path]:
-    # dcmqrscp's database on tmpfs where possible: the disk must not set its pace.
-    with tempfile.TemporaryDirectory(prefix="bench-find-", dir=scratch_root(64 << 20)) as root:
-        yield Path(root)
+class FindMatrix(RepeatingMatrix):
+    """Every SCU sends the same query to every SCP."""
 
+    shape_width = 0
+    _KEYS = (MATCHES_PER_S.key, SCU_CPU_PER_MATCH.key, SCP_CPU_PER_MATCH.key)
 
-@dataclass
-class _Matrix:
-    """Runs every SCU against every SCP and records figures as they come."""
+    def __init__(self, result: WorkloadResult, data: QueryData, root: Path) -> None:
+        super().__init__(result)
+        self.data = data
+        self.root = root
 
-    result: WorkloadResult
-    data: QueryData
-    root: Path
-    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
+    def run(self, scps: Iterable[str] = IMPLEMENTATIONS) -> None:
+        super().run(scps)
+        self.note_startup(
+            findscu_command(free_port(), self.data.spec),
+            "process, dictionary, query",
+            {MATCHES_PER_S.key: "{:,.0f} matches/s"},
+        )
 
-    def run(self) -> None:
-        for scp in IMPLEMENTATIONS:
-            server = self._start(scp)
-            try:
-                for scu in IMPLEMENTATIONS:
-                    server = self._revive(scp, server)
-                    self._cell(scu, scp, server)
-            finally:
-                if server is not None:
-                    server.stop()
-        self._note_startup(findscu_startup(self.data))
+    def cells(self) -> Iterable[tuple[str, str]]:
+        return [(scu, "") for scu in IMPLEMENTATIONS]
 
-    # -- one SCP column -------------------------------------------------------------
-    def _start(self, scp: str, *, load: bool = True) -> ServerProcess | None:
-        if (scp, "SCP") in self.unavailable:
-            return None
-        try:
-            server = start_scp(scp, free_port(), self.data, self.root)
-        except ServerStartError as exc:
-            lines = str(exc).strip().splitlines()
-            self._mark_unavailable(scp, "SCP", f"SCP did not start: {lines[-1]}")
-            return None
-        if scp == "dcmtk" and load:
-            started = time.perf_counter()
-            error = load_dcmqrscp(server.port, self.data)
-            if error is not None:
-                server.stop()
-                self._mark_unavailable(scp, "SCP", error)
-                return None
-            print(
-                f"  dcmqrscp loaded with {self.data.matches} instances in "
-                f"{time.perf_counter() - started:.1f} s",
-                flush=True,
-            )
+    def keys(self, shape: str) -> tuple[str, ...]:
+        return self._KEYS
+
+    def start_scp(self, scp: str, *, restart: bool) -> ServerProcess:
+        if scp != "dcmtk":
+            port = free_port()
+            command = module_command("find_server", [scp, str(port), str(self.data.spec_path)])
+            return LineReadyServer(command, port, cwd=REPO_ROOT).start()
+        server = start_dcmqrscp(self.root / "dcmqrscp", CALLED_AE)
+        if not restart:  # dcmqrscp keeps its database on disk: a restarted one needs no reload
+            timeout = max(60.0, self.data.matches * SECONDS_PER_MATCH_BUDGET)
+            load_dcmqrscp(server, CALLED_AE, [self.data.directory], timeout)
         return server
 
-    def _revive(self, scp: str, server: ServerProcess | None) -> ServerProcess | None:
-        """A crashed SCP is reported once and restarted so the next cell still runs.
-
-        dcmqrscp keeps its database on disk: a restarted one needs no reload.
-        """
-        if server is None or server.alive:
-            return server
-        output = server.output().strip().splitlines()
-        self.result.notes.append(
-            f"{scp} SCP exited (code {server.returncode}) and was restarted: "
-            f"{output[-1] if output else 'no output'}"
-        )
-        server.stop()
-        return self._start(scp, load=False)
-
-    def _cell(self, scu: str, scp: str, server: ServerProcess | None) -> None:
-        if server is None or (scu, "SCU") in self.unavailable:
-            self._fail(scu, scp, self._why(scu, scp))
-            return
-        runs = self._measure(f"{scu} SCU -> {scp} SCP", lambda: self._attempt(scu, scp, server))
-        if isinstance(runs, str):
-            self._fail(scu, scp, runs)
-        else:
-            self._record(scu, scp, runs)
-
-    def _measure(self, what: str, attempt: Callable[[], Run]) -> list[Run] | str:
-        """Good runs (best of a few when short), or why there are none.
-
-        A failed run is retried once and noted, never silent: a rare race
-        (pynetdicom has one) must not blank a cell, but a second failure without
-        any good run does.
-        """
-        runs: list[Run] = []
-        retried = False
-        while len(runs) < REPEATS:
-            run = attempt()
-            if run.error is not None and not run.unavailable and (runs or not retried):
-                action = "ended the repeats" if runs else "was retried"
-                self.result.notes.append(f"{what}: a run failed and {action}: {run.error}")
-                print(f"  {what:>30}  failed run: {run.error}", flush=True)
-                if runs:
-                    break
-                retried = True
-                continue
-            if run.error is not None:
-                return run.error
-            runs.append(run)
-            if run.seconds >= REPEAT_BELOW_SECONDS:
-                break
-        return runs
-
-    def _attempt(self, scu: str, scp: str, server: ServerProcess) -> Run:
+    def attempt(self, scu: str, scp: str, shape: str, server: ServerProcess) -> Run:
         measurable = scp != "dcmtk"  # dcmqrscp answers in a forked child
         scp_cpu = cpu_seconds(server.pid) if measurable else 0.0
         run = run_client(scu, server.port, self.data)
         if measurable and server.alive:
             run.scp_cpu = cpu_seconds(server.pid) - scp_cpu
-        if run.unavailable:
-            self._mark_unavailable(scu, "SCU", f"SCU failed to load: {run.error}")
-            run.error = self._why(scu, scp)
-        elif run.error is None:
+        if not self.unloaded(scu, scp, run) and run.error is None:
             if run.count != self.data.matches:
                 run.error = f"{run.count} matches, expected {self.data.matches}"
             elif run.seconds <= 0:
                 run.error = "no time measured"
         return run
 
-    def _why(self, scu: str, scp: str) -> str:
-        for impl, role in ((scu, "SCU"), (scp, "SCP")):
-            if (impl, role) in self.unavailable:
-                return f"{NOT_AVAILABLE}: {impl} {role}"
-        return "SCP not running"
-
-    def _mark_unavailable(self, impl: str, role: str, error: str) -> None:
-        if (impl, role) not in self.unavailable:
-            self.unavailable[impl, role] = error
-            note = f"{impl}: {NOT_AVAILABLE}: {error}"
-            self.result.notes.append(note)
-            print(note, flush=True)
-
-    # -- figures ------------------------------------------------------------------------
-    def _record(self, scu: str, scp: str, runs: list[Run]) -> None:
+    def record(self, scu: str, scp: str, shape: str, runs: list[Run]) -> None:
         """The fastest run gives the rate; SCP CPU is averaged over all runs (10 ms ticks)."""
         best = min(runs, key=lambda run: run.seconds)
         rate = best.count / best.seconds
@@ -483,59 +266,25 @@ class _Matrix:
             "runs": len(runs),
             "scu_cpu": best.cpu,
         }
-        self._add(Figure(MATCHES_PER_S.key, scu, scp, rate, detail=detail))
-        self._add(Figure(SCU_CPU_PER_MATCH.key, scu, scp, best.cpu / best.count * 1e6))
+        self.add(Figure(MATCHES_PER_S.key, scu, scp, rate, detail=detail))
+        self.add(Figure(SCU_CPU_PER_MATCH.key, scu, scp, best.cpu / best.count * 1e6))
         scp_cpus = [run.scp_cpu for run in runs if run.scp_cpu is not None]
         scp_shown = "n/a"
         if scp_cpus:
             scp_cpu = sum(scp_cpus) / len(scp_cpus)
             detail["scp_cpu"] = scp_cpu
-            self._add(Figure(SCP_CPU_PER_MATCH.key, scu, scp, scp_cpu / best.count * 1e6))
+            self.add(Figure(SCP_CPU_PER_MATCH.key, scu, scp, scp_cpu / best.count * 1e6))
             scp_shown = f"{scp_cpu:.2f} s"
         else:
             why = f"{NOT_APPLICABLE}: dcmqrscp answers in a forked child"
-            self._add(Figure(SCP_CPU_PER_MATCH.key, scu, scp, error=why))
-        print(
-            f"  {scu + ' SCU -> ' + scp + ' SCP':>30}  {rate:9,.0f} match/s"
-            f" ({best.count} in {best.seconds:.3f} s, best of {len(runs)};"
+            self.add(Figure(SCP_CPU_PER_MATCH.key, scu, scp, error=why))
+        self.progress(
+            scu,
+            scp,
+            shape,
+            f"{rate:9,.0f} match/s ({best.count} in {best.seconds:.3f} s, best of {len(runs)};"
             f" CPU SCU {best.cpu:.2f} s, SCP {scp_shown})",
-            flush=True,
         )
-
-    def _fail(self, scu: str, scp: str, error: str) -> None:
-        for key in (MATCHES_PER_S.key, SCU_CPU_PER_MATCH.key, SCP_CPU_PER_MATCH.key):
-            self._add(Figure(key, scu, scp, error=error))
-        if not error.startswith((NOT_AVAILABLE, NOT_APPLICABLE)):
-            print(f"  {scu + ' SCU -> ' + scp + ' SCP':>30}  FAILED: {error}", flush=True)
-
-    def _note_startup(self, startup: float | None) -> None:
-        """dcmtk SCU figures include process start-up; show what they are without it."""
-        if startup is None:
-            return
-        text = (
-            f"dcmtk findscu start-up (process, dictionary, query; a run against a closed "
-            f"port): {startup * 1e3:.0f} ms, included in every dcmtk SCU figure"
-        )
-        dcmtk = self._figure(MATCHES_PER_S.key, "dcmtk", "dcmtk")
-        if dcmtk is not None and dcmtk.value is not None:
-            seconds = dcmtk.detail["seconds"]
-            if seconds > startup:
-                corrected = dcmtk.value * seconds / (seconds - startup)
-                dcmtk.detail["value_without_startup"] = corrected
-                text += f"; without it dcmtk SCU -> dcmtk SCP: {corrected:,.0f} matches/s"
-                ours = self.result.value(MATCHES_PER_S.key, "dimsefsm", "dcmtk")
-                if ours is not None:
-                    text += f" (dimsefsm SCU {ours / corrected:.2f}x that)"
-        self.result.notes.append(text)
-
-    def _figure(self, key: str, scu: str, scp: str) -> Figure | None:
-        for figure in self.result.figures:
-            if (figure.metric, figure.scu, figure.scp) == (key, scu, scp):
-                return figure
-        return None
-
-    def _add(self, figure: Figure) -> None:
-        self.result.figures.append(figure)
 
 
 WORKLOAD = FindWorkload()

@@ -11,23 +11,23 @@ returns for the same query, so every SCP puts the same bytes on the wire.  A
 query naming one SOP Instance UID gets that instance only: the clients' warm-up
 association then costs one response, not a whole run.
 
-Prints ``listening on HOST:PORT`` on stderr once bound, which
-``tests.interop.peers`` waits for.
+It says when it is listening and stops on SIGTERM (``benchmarks.server``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+
+from benchmarks import server
+from benchmarks.server import Handler, Shutdown
 
 PENDING = 0xFF00
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -98,56 +98,31 @@ def make_handler(prepared: dict[str, Dataset]) -> Callable[[Any], Iterator[tuple
     return handle_find
 
 
-def start_dimsefsm(port: int, ae_title: str, handler: Callable[[Any], Any]) -> Callable[[], None]:
+def start_dimsefsm(port: int, ae_title: str, handler: Handler) -> Shutdown:
     from dimsefsm import AE, evt
 
     ae = AE(ae_title)
     ae.add_supported_context(STUDY_ROOT_FIND)
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_FIND, handler)]
-    )
-    announce("dimsefsm", *server.address)
-    return server.shutdown
+    return server.listen_dimsefsm(ae, port, [(evt.EVT_C_FIND, handler)], "find SCP")
 
 
-def start_pynetdicom(port: int, ae_title: str, handler: Callable[[Any], Any]) -> Callable[[], None]:
+def start_pynetdicom(port: int, ae_title: str, handler: Handler) -> Shutdown:
     from pynetdicom import AE, evt
 
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(STUDY_ROOT_FIND)
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_FIND, handler)]
-    )
-    assert server is not None  # block=False returns the running server
-    announce("pynetdicom", *server.server_address[:2])
-    return server.shutdown
+    return server.listen_pynetdicom(ae, port, [(evt.EVT_C_FIND, handler)], "find SCP")
 
 
-def announce(impl: str, host: str, port: int) -> None:
-    print(f"{impl} find SCP: listening on {host}:{port}", file=sys.stderr, flush=True)
-
-
-STARTERS: dict[str, Callable[[int, str, Callable[[Any], Any]], Callable[[], None]]] = {
+STARTERS: dict[str, server.Starter] = {
     "dimsefsm": start_dimsefsm,
     "pynetdicom": start_pynetdicom,
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.find_server")
-    parser.add_argument("impl", choices=sorted(STARTERS))
-    parser.add_argument("port", type=int)
-    parser.add_argument("spec", type=Path)
-    parser.add_argument("-aet", default="COMMON")
-    args = parser.parse_args(argv)
-    handler = make_handler(prepared_identifiers(QuerySpec.load(args.spec)))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    shutdown = STARTERS[args.impl](args.port, args.aet, handler)
-    stop.wait()
-    shutdown()
-    return 0
+def handler(args: argparse.Namespace) -> Handler:
+    return make_handler(prepared_identifiers(QuerySpec.load(args.spec)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server.spec_server_main("benchmarks.find_server", STARTERS, handler))

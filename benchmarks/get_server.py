@@ -16,22 +16,24 @@ with ``dcmread`` at that point: what its own ``send_c_store(path)`` would do.
 ``pynetdicom-nagle`` is pynetdicom as shipped, where each sub-operation waits
 for the peer's delayed ACK.
 
-Prints ``listening on HOST:PORT`` on stderr once bound, which
-``tests.interop.peers`` waits for.
+It says when it is listening and stops on SIGTERM (``benchmarks.server``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import socket
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydicom.dataset import Dataset
+
+from benchmarks import server
+from benchmarks.server import Handler, Shutdown
 
 PENDING = 0xFF00
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
@@ -82,6 +84,17 @@ class RetrieveSpec:
         )
 
 
+def identifier(study: StudyFiles, sop_instance_uid: str = "") -> Dataset:
+    """The Study Root identifier for the whole study, or for one instance of it."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "IMAGE" if sop_instance_uid else "STUDY"
+    ds.StudyInstanceUID = study.study
+    if sop_instance_uid:
+        ds.SeriesInstanceUID = study.series
+        ds.SOPInstanceUID = sop_instance_uid
+    return ds
+
+
 def make_handler(
     spec: RetrieveSpec, load: Callable[[str], Any] = str
 ) -> Callable[[Any], Iterator[Any]]:
@@ -107,7 +120,7 @@ def make_handler(
     return handle_get
 
 
-def start_dimsefsm(port: int, ae_title: str, handler: Callable[[Any], Any]) -> Callable[[], None]:
+def start_dimsefsm(port: int, ae_title: str, handler: Handler) -> Shutdown:
     from dimsefsm import AE, evt
 
     ae = AE(ae_title)
@@ -115,16 +128,10 @@ def start_dimsefsm(port: int, ae_title: str, handler: Callable[[Any], Any]) -> C
     ae.add_supported_context(
         CT_IMAGE_STORAGE, (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN), scp_role=True
     )
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_GET, handler)]
-    )
-    announce("dimsefsm", *server.address)
-    return server.shutdown
+    return server.listen_dimsefsm(ae, port, [(evt.EVT_C_GET, handler)], "get SCP")
 
 
-def start_pynetdicom(
-    port: int, ae_title: str, handler: Callable[[Any], Any], nodelay: bool
-) -> Callable[[], None]:
+def start_pynetdicom(port: int, ae_title: str, handler: Handler, nodelay: bool) -> Shutdown:
     from pynetdicom import AE, evt
 
     ae = AE(ae_title=ae_title)
@@ -139,20 +146,13 @@ def start_pynetdicom(
     handlers: list[Any] = [(evt.EVT_C_GET, handler)]
     if nodelay:
         handlers.append((evt.EVT_CONN_OPEN, set_nodelay))
-    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
-    assert server is not None  # block=False returns the running server
-    announce("pynetdicom", *server.server_address[:2])
-    return server.shutdown
+    return server.listen_pynetdicom(ae, port, handlers, "get SCP")
 
 
 def set_nodelay(event: Any) -> None:
     sock = event.assoc.dul.socket.socket
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def announce(impl: str, host: str, port: int) -> None:
-    print(f"{impl} get SCP: listening on {host}:{port}", file=sys.stderr, flush=True)
 
 
 def loader(impl: str) -> Callable[[str], Any]:
@@ -163,28 +163,16 @@ def loader(impl: str) -> Callable[[str], Any]:
     return dcmread
 
 
-STARTERS: dict[str, Callable[[int, str, Callable[[Any], Any]], Callable[[], None]]] = {
+STARTERS: dict[str, server.Starter] = {
     "dimsefsm": start_dimsefsm,
     "pynetdicom": lambda port, aet, handler: start_pynetdicom(port, aet, handler, True),
     "pynetdicom-nagle": lambda port, aet, handler: start_pynetdicom(port, aet, handler, False),
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.get_server")
-    parser.add_argument("impl", choices=sorted(STARTERS))
-    parser.add_argument("port", type=int)
-    parser.add_argument("spec", type=Path)
-    parser.add_argument("-aet", default="COMMON")
-    args = parser.parse_args(argv)
-    handler = make_handler(RetrieveSpec.load(args.spec), loader(args.impl))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    shutdown = STARTERS[args.impl](args.port, args.aet, handler)
-    stop.wait()
-    shutdown()
-    return 0
+def handler(args: argparse.Namespace) -> Handler:
+    return make_handler(RetrieveSpec.load(args.spec), loader(args.impl))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server.spec_server_main("benchmarks.get_server", STARTERS, handler))

@@ -11,36 +11,35 @@ up imports and caches (the destination overwrites that file when the study
 follows); then association, the study-level C-MOVE and release are timed
 (interpreter start not).  The run counts only if the final status is Success
 and no sub-operation failed; whether the files arrived is the caller's check,
-as only it sees the destination.  The last line on stdout is a JSON result,
-as for ``benchmarks.echo_client``.
+as only it sees the destination.  The output is ``benchmarks.client``'s JSON
+records.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
 
-from benchmarks.get_client import (
-    DIMSE_TIMEOUT,
-    PENDING,
-    SUCCESS,
-    RecentWarnings,
-    describe,
-    emit,
-    identifier,
-    own_cpu,
+from benchmarks.client import (
+    RunFailed,
+    Stopwatch,
+    associator,
+    check_success,
+    client_main,
+    completed_suboperations,
+    established,
+    final_response,
+    peer_arguments,
+    requestor,
 )
-from benchmarks.get_server import RetrieveSpec, StudyFiles
+from benchmarks.get_client import DIMSE_TIMEOUT
+from benchmarks.get_server import RetrieveSpec, identifier
 from benchmarks.move_server import STUDY_ROOT_MOVE
-
-CALLING_AE = "BENCH"
 
 
 class MoveAssociation(Protocol):
@@ -57,17 +56,11 @@ class MoveAssociation(Protocol):
 Connect = Callable[[str, int, str], MoveAssociation]
 
 
-class MoveFailed(Exception):
-    pass
-
-
 def dimsefsm_connector() -> Connect:
     from dimsefsm import AE
 
     def connect(host: str, port: int, called: str) -> MoveAssociation:
-        ae = AE(CALLING_AE)
-        ae.dimse_timeout = DIMSE_TIMEOUT
-        ae.add_requested_context(STUDY_ROOT_MOVE)
+        ae = requestor(AE, STUDY_ROOT_MOVE, dimse_timeout=DIMSE_TIMEOUT)
         assoc: MoveAssociation = ae.associate(host, port, ae_title=called)
         return assoc
 
@@ -77,15 +70,7 @@ def dimsefsm_connector() -> Connect:
 def pynetdicom_connector() -> Connect:
     from pynetdicom import AE
 
-    ae = AE(ae_title=CALLING_AE)
-    ae.dimse_timeout = DIMSE_TIMEOUT
-    ae.add_requested_context(STUDY_ROOT_MOVE)
-
-    def connect(host: str, port: int, called: str) -> MoveAssociation:
-        assoc: MoveAssociation = ae.associate(host, port, ae_title=called)
-        return assoc
-
-    return connect
+    return associator(requestor(AE, STUDY_ROOT_MOVE, dimse_timeout=DIMSE_TIMEOUT))
 
 
 CONNECTORS: dict[str, Callable[[], Connect]] = {
@@ -98,71 +83,33 @@ def move(
     connect: Connect, host: str, port: int, called: str, destination: str, query: Dataset
 ) -> int:
     """One association, one C-MOVE: the completed count once the final status is Success."""
-    assoc = connect(host, port, called)
-    if not assoc.is_established:
-        raise MoveFailed("association not established")
-    final: Dataset | None = None
-    pending = 0
-    for status, _identifier in assoc.send_c_move(query, destination, STUDY_ROOT_MOVE):
-        if getattr(status, "Status", None) in PENDING:
-            pending += 1
-        else:
-            final = status
+    assoc = established(connect(host, port, called))
+    pending, final = final_response(assoc.send_c_move(query, destination, STUDY_ROOT_MOVE))
     assoc.release()
-    code = getattr(final, "Status", None)
-    if final is None or code != SUCCESS:
-        shown = "none (no final response)" if code is None else f"0x{code:04X}"
-        raise MoveFailed(f"final C-MOVE status {shown} after {pending} pending responses")
-    failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
-    if failed:
-        raise MoveFailed(f"{failed} failed sub-operations")
-    return int(final.get("NumberOfCompletedSuboperations", pending) or pending)
+    check_success("C-MOVE", pending, final)
+    return completed_suboperations(pending, final)
 
 
-def run(
-    connect: Connect, host: str, port: int, called: str, destination: str, study: StudyFiles
-) -> dict[str, Any]:
-    one = study.sop_instance_uids[0]
-    warm = move(connect, host, port, called, destination, identifier(study, one))
-    if warm != 1:
-        raise MoveFailed(f"warm-up move of one instance completed {warm}")
-    started, cpu = time.perf_counter(), own_cpu()
-    completed = move(connect, host, port, called, destination, identifier(study))
-    seconds, cpu = time.perf_counter() - started, own_cpu() - cpu
-    if completed != len(study.paths):
-        raise MoveFailed(f"{completed} completed, expected {len(study.paths)}")
-    return {"ok": True, "count": completed, "seconds": seconds, "cpu": cpu}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.move_client")
-    parser.add_argument("impl", choices=sorted(CONNECTORS))
-    parser.add_argument("host")
-    parser.add_argument("port", type=int)
-    parser.add_argument("called")
+def arguments(parser: argparse.ArgumentParser) -> None:
+    peer_arguments(parser)
     parser.add_argument("destination")
     parser.add_argument("spec", type=Path)
     parser.add_argument("name")
-    args = parser.parse_args(argv)
+
+
+def run(connect: Connect, args: argparse.Namespace) -> dict[str, Any]:
     study = RetrieveSpec.load(args.spec).studies[args.name]
-    try:
-        connect = CONNECTORS[args.impl]()
-    except Exception as exc:  # an unfinished library must not end the benchmark
-        emit({"ok": False, "unavailable": True, "error": describe(exc)})
-        return 0
-    warnings = RecentWarnings()
-    logging.getLogger().addHandler(warnings)
-    try:
-        result = run(connect, args.host, args.port, args.called, args.destination, study)
-    except Exception as exc:
-        error = describe(exc)
-        if warnings.messages:
-            error += f" (logged: {'; '.join(warnings.messages)})"
-        emit({"ok": False, "error": error})
-        return 1
-    emit(result)
-    return 0
+    where = (args.host, args.port, args.called, args.destination)
+    warm = move(connect, *where, identifier(study, study.sop_instance_uids[0]))
+    if warm != 1:
+        raise RunFailed(f"warm-up move of one instance completed {warm}")
+    watch = Stopwatch()
+    completed = move(connect, *where, identifier(study))
+    watch.stop()
+    if completed != len(study.paths):
+        raise RunFailed(f"{completed} completed, expected {len(study.paths)}")
+    return watch.result(completed)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(client_main(None, "benchmarks.move_client", CONNECTORS, arguments, run))

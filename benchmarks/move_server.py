@@ -24,21 +24,18 @@ set TCP_NODELAY once the connection is open (EVT_CONN_OPEN): as shipped,
 Nagle's algorithm makes every C-STORE wait for the destination's delayed
 ACK.  ``pynetdicom-nagle`` is pynetdicom as shipped.
 
-Prints ``listening on HOST:PORT`` on stderr once bound, which
-``tests.interop.peers`` waits for.
+It says when it is listening and stops on SIGTERM (``benchmarks.server``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
+from benchmarks import server
 from benchmarks.get_server import (
     CT_IMAGE_STORAGE,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -47,13 +44,13 @@ from benchmarks.get_server import (
     set_nodelay,
 )
 from benchmarks.get_server import make_handler as make_get_handler
+from benchmarks.server import Handler, Shutdown
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 # No C-STORE response takes a tenth of this here; a lost one costs this much.
 DIMSE_TIMEOUT = 5.0
 
 Address = tuple[str, int]
-Handler = Callable[[Any], Iterator[Any]]
 
 
 def ae_title(value: object) -> str:
@@ -92,19 +89,15 @@ def parse_destination(text: str) -> tuple[str, Address]:
     return title.strip(), (host, int(port))
 
 
-def start_dimsefsm(port: int, title: str, handler: Handler) -> Callable[[], None]:
+def start_dimsefsm(port: int, title: str, handler: Handler) -> Shutdown:
     from dimsefsm import AE, evt
 
     ae = AE(title)
     ae.add_supported_context(STUDY_ROOT_MOVE)
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_MOVE, handler)]
-    )
-    announce("dimsefsm", *server.address)
-    return server.shutdown
+    return server.listen_dimsefsm(ae, port, [(evt.EVT_C_MOVE, handler)], "move SCP")
 
 
-def start_pynetdicom(port: int, title: str, handler: Handler) -> Callable[[], None]:
+def start_pynetdicom(port: int, title: str, handler: Handler) -> Shutdown:
     from pynetdicom import AE, evt
 
     ae = AE(ae_title=title)
@@ -112,12 +105,7 @@ def start_pynetdicom(port: int, title: str, handler: Handler) -> Callable[[], No
     ae.add_supported_context(STUDY_ROOT_MOVE)
     # The sub-association proposes the AE's requested contexts (pynetdicom's docs).
     ae.add_requested_context(CT_IMAGE_STORAGE, EXPLICIT_VR_LITTLE_ENDIAN)
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_MOVE, handler)]
-    )
-    assert server is not None  # block=False returns the running server
-    announce("pynetdicom", *server.server_address[:2])
-    return server.shutdown
+    return server.listen_pynetdicom(ae, port, [(evt.EVT_C_MOVE, handler)], "move SCP")
 
 
 def nodelay_options() -> dict[str, Any]:
@@ -127,38 +115,23 @@ def nodelay_options() -> dict[str, Any]:
     return {"evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)]}
 
 
-def announce(impl: str, host: str, port: int) -> None:
-    print(f"{impl} move SCP: listening on {host}:{port}", file=sys.stderr, flush=True)
-
-
-STARTERS: dict[str, Callable[[int, str, Handler], Callable[[], None]]] = {
+STARTERS: dict[str, server.Starter] = {
     "dimsefsm": start_dimsefsm,
     "pynetdicom": start_pynetdicom,
     "pynetdicom-nagle": start_pynetdicom,
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.move_server")
-    parser.add_argument("impl", choices=sorted(STARTERS))
-    parser.add_argument("port", type=int)
-    parser.add_argument("spec", type=Path)
-    parser.add_argument("-aet", default="COMMON")
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dest", type=parse_destination, action="append", default=[])
-    args = parser.parse_args(argv)
+
+
+def handler(args: argparse.Namespace) -> Handler:
     # Warnings only: a failed sub-operation should say why in the benchmark's notes.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
     options = nodelay_options() if args.impl == "pynetdicom" else None
-    handler = make_handler(
-        RetrieveSpec.load(args.spec), dict(args.dest), loader(args.impl), options
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    shutdown = STARTERS[args.impl](args.port, args.aet, handler)
-    stop.wait()
-    shutdown()
-    return 0
+    return make_handler(RetrieveSpec.load(args.spec), dict(args.dest), loader(args.impl), options)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server.spec_server_main("benchmarks.move_server", STARTERS, handler, arguments))

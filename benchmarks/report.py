@@ -5,6 +5,8 @@ from __future__ import annotations
 from benchmarks.core import (
     BASELINES,
     IMPLEMENTATIONS,
+    NOT_APPLICABLE,
+    NOT_AVAILABLE,
     SUBJECT,
     Figure,
     Metric,
@@ -44,7 +46,7 @@ def _matrix(result: WorkloadResult, metric: Metric, errors: list[str]) -> list[s
     for scu in IMPLEMENTATIONS:
         cells = []
         for scp in IMPLEMENTATIONS:
-            figure = _figure(result, metric.key, scu, scp)
+            figure = result.figure(metric.key, scu, scp)
             cells.append(_cell(figure, errors))
         lines.append(f"{scu} SCU".ljust(_LABEL) + "".join(c.rjust(_CELL) for c in cells))
     if metric.footnote:
@@ -55,33 +57,25 @@ def _matrix(result: WorkloadResult, metric: Metric, errors: list[str]) -> list[s
 def _ratios(result: WorkloadResult, metric: Metric) -> list[str]:
     """dimsefsm divided by each baseline, once as SCU (per SCP) and once as SCP (per SCU)."""
     lines = ["  ratios".ljust(_LABEL) + "".join(i.rjust(_CELL) for i in IMPLEMENTATIONS)]
-    for baseline in BASELINES:
-        row = [
-            _ratio(
-                result.value(metric.key, SUBJECT, peer), result.value(metric.key, baseline, peer)
-            )
-            for peer in IMPLEMENTATIONS
-        ]
-        label = f"  {SUBJECT}/{baseline} SCU"
-        lines.append(label.ljust(_LABEL) + "".join(c.rjust(_CELL) for c in row))
-    for baseline in BASELINES:
-        row = [
-            _ratio(
-                result.value(metric.key, peer, SUBJECT), result.value(metric.key, peer, baseline)
-            )
-            for peer in IMPLEMENTATIONS
-        ]
-        label = f"  {SUBJECT}/{baseline} SCP"
-        lines.append(label.ljust(_LABEL) + "".join(c.rjust(_CELL) for c in row))
+    for role in ("SCU", "SCP"):
+        for baseline in BASELINES:
+            row = [
+                _ratio(
+                    _value(result, metric, role, SUBJECT, peer),
+                    _value(result, metric, role, baseline, peer),
+                )
+                for peer in IMPLEMENTATIONS
+            ]
+            label = f"  {SUBJECT}/{baseline} {role}"
+            lines.append(label.ljust(_LABEL) + "".join(c.rjust(_CELL) for c in row))
     lines.append("  (SCU rows: same SCP in each column; SCP rows: same SCU in each column)")
     return lines
 
 
-def _figure(result: WorkloadResult, key: str, scu: str, scp: str) -> Figure | None:
-    for figure in result.figures:
-        if (figure.metric, figure.scu, figure.scp) == (key, scu, scp):
-            return figure
-    return None
+def _value(result: WorkloadResult, metric: Metric, role: str, impl: str, peer: str) -> float | None:
+    """The figure of ``impl`` in ``role`` with ``peer`` in the other role."""
+    scu, scp = (impl, peer) if role == "SCU" else (peer, impl)
+    return result.value(metric.key, scu, scp)
 
 
 def _cell(figure: Figure | None, errors: list[str]) -> str:
@@ -90,9 +84,9 @@ def _cell(figure: Figure | None, errors: list[str]) -> str:
     if figure.value is not None:
         return _number(figure.value)
     error = figure.error or "failed"
-    if error.startswith("n/a"):
+    if error.startswith(NOT_APPLICABLE):
         return "n/a"
-    if error.startswith("not available"):
+    if error.startswith(NOT_AVAILABLE):
         return "unavail."
     errors.append(f"{figure.scu} SCU -> {figure.scp} SCP: {error}")
     return "failed"

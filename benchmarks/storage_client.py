@@ -11,23 +11,21 @@ Usage: ``storage_client IMPL HOST PORT CALLED_AE DIR`` with IMPL one of
 Every file of DIR (sorted) is sent on one association.  A first association
 sending one file warms up imports and caches; then association, sends and
 release are timed (reading the files included, interpreter start not).  The
-last line on stdout is a JSON result, as for ``benchmarks.echo_client``.
+output is ``benchmarks.client``'s JSON records.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import resource
 import socket
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-CALLING_AE = "BENCH"
+from benchmarks.client import RunFailed, Stopwatch, client_main, established, peer_arguments
+from benchmarks.core import CALLING_AE
+
 # No response takes this long here; a lost one (pynetdicom's reactor thread can take
 # a fast response off its queue as an "unexpected service message") fails sooner.
 DIMSE_TIMEOUT = 5.0
@@ -43,10 +41,6 @@ class StoreAssociation(Protocol):
 
     # dimsefsm takes a path, pynetdicom a decoded Dataset: each client passes its own.
     def send_c_store(self, dataset: Any, /) -> Any: ...
-
-
-class StoreFailed(Exception):
-    pass
 
 
 class Client(Protocol):
@@ -102,93 +96,34 @@ CLIENTS: dict[str, Callable[[], Client]] = {
 }
 
 
-def open_association(client: Client, host: str, port: int, called: str) -> StoreAssociation:
-    assoc = client.connect(host, port, called)
-    if not assoc.is_established:
-        raise StoreFailed("association not established")
-    return assoc
-
-
 def send_all(client: Client, assoc: StoreAssociation, files: list[Path]) -> None:
     for done, path in enumerate(files):
         status = getattr(client.store(assoc, path), "Status", None)
         if status != 0:
             shown = "none" if status is None else f"0x{status:04X}"
-            raise StoreFailed(f"instance {done + 1}/{len(files)}: C-STORE status {shown}")
+            raise RunFailed(f"instance {done + 1}/{len(files)}: C-STORE status {shown}")
 
 
-def run(client: Client, host: str, port: int, called: str, files: list[Path]) -> dict[str, Any]:
-    warm = open_association(client, host, port, called)
-    send_all(client, warm, files[:1])
-    warm.release()
-    started, cpu = time.perf_counter(), own_cpu()
-    assoc = open_association(client, host, port, called)
+def send(client: Client, host: str, port: int, called: str, files: list[Path]) -> None:
+    assoc = established(client.connect(host, port, called))
     send_all(client, assoc, files)
     assoc.release()
-    return {
-        "ok": True,
-        "count": len(files),
-        "bytes": sum(path.stat().st_size for path in files),
-        "seconds": time.perf_counter() - started,
-        "cpu": own_cpu() - cpu,
-    }
 
 
-class RecentWarnings(logging.Handler):
-    """Keeps the libraries' last warnings so that a failure can say what they saw."""
-
-    def __init__(self, keep: int = 3) -> None:
-        super().__init__(logging.WARNING)
-        self.keep = keep
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages = [*self.messages[-(self.keep - 1) :], record.getMessage()]
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def emit(record: dict[str, Any]) -> None:
-    print(json.dumps(record), flush=True)
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.storage_client")
-    parser.add_argument("impl", choices=sorted(CLIENTS))
-    parser.add_argument("host")
-    parser.add_argument("port", type=int)
-    parser.add_argument("called")
+def arguments(parser: argparse.ArgumentParser) -> None:
+    peer_arguments(parser)
     parser.add_argument("directory", type=Path)
-    args = parser.parse_args(argv)
+
+
+def run(client: Client, args: argparse.Namespace) -> dict[str, Any]:
     files = sorted(path for path in args.directory.iterdir() if path.is_file())
     if not files:
-        emit({"ok": False, "error": f"no files in {args.directory}"})
-        return 1
-    try:
-        client = CLIENTS[args.impl]()
-    except Exception as exc:  # an unfinished library must not end the benchmark
-        emit({"ok": False, "unavailable": True, "error": describe(exc)})
-        return 0
-    warnings = RecentWarnings()
-    logging.getLogger().addHandler(warnings)
-    try:
-        result = run(client, args.host, args.port, args.called, files)
-    except Exception as exc:
-        error = describe(exc)
-        if warnings.messages:
-            error += f" (logged: {'; '.join(warnings.messages)})"
-        emit({"ok": False, "error": error})
-        return 1
-    emit(result)
-    return 0
+        raise RunFailed(f"no files in {args.directory}")
+    send(client, args.host, args.port, args.called, files[:1])
+    watch = Stopwatch()
+    send(client, args.host, args.port, args.called, files)
+    return watch.result(len(files), bytes=sum(path.stat().st_size for path in files))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(client_main(None, "benchmarks.storage_client", CLIENTS, arguments, run))

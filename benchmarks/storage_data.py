@@ -1,4 +1,4 @@
-"""CT instances for the storage benchmark, written with pydicom into a scratch directory.
+"""CT instances for the benchmarks, written with pydicom into a scratch directory.
 
 Three shapes are needed: many small instances (the per-message cost dominates),
 fewer large ones (the per-byte cost dominates) and one huge instance for the
@@ -11,11 +11,13 @@ peer accepts without conversion, so no SCP has to re-encode what it receives.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,14 @@ def scratch_root(needed_bytes: int) -> Path:
     if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > needed_bytes:
         return shm
     return Path(tempfile.gettempdir())
+
+
+@contextlib.contextmanager
+def scratch(workload: str, needed_bytes: int) -> Iterator[Path]:
+    """A temporary directory for one workload's data, removed afterwards."""
+    prefix = f"bench-{workload}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=scratch_root(needed_bytes)) as root:
+        yield Path(root)
 
 
 def _pattern(length: int) -> bytes:

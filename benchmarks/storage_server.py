@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
+
+from benchmarks.server import Shutdown, listen_pynetdicom, serve
 
 _UNSAFE = re.compile(r"[^0-9.]")
 
 
-def serve(port: int, directory: Path, ae_title: str) -> None:
+def start(port: int, directory: Path, ae_title: str) -> Shutdown:
     from pynetdicom import AE, StoragePresentationContexts, evt
 
     def store(event: Any) -> int:
@@ -31,16 +31,7 @@ def serve(port: int, directory: Path, ae_title: str) -> None:
 
     ae = AE(ae_title=ae_title)
     ae.supported_contexts = StoragePresentationContexts
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, store)]
-    )
-    assert server is not None  # block=False returns the running server
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    host, bound = server.server_address[:2]
-    print(f"pynetdicom storescp: listening on {host}:{bound}", file=sys.stderr, flush=True)
-    stop.wait()
-    server.shutdown()
+    return listen_pynetdicom(ae, port, [(evt.EVT_C_STORE, store)], "storescp")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path)
     parser.add_argument("-aet", default="STORESCP")
     args = parser.parse_args(argv)
-    serve(args.port, args.directory, args.aet)
+    serve(lambda: start(args.port, args.directory, args.aet))
     return 0
 
 
