@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID
 
 from dimsefsm import status as st
@@ -29,6 +30,7 @@ from dimsefsm.charts import all_charts
 from dimsefsm.fsm.chart import Chart
 from dimsefsm.pdu.model import APPLICATION_CONTEXT
 from dimsefsm.qr import registry
+from dimsefsm.qr.index import COMPUTED_KEYS
 from dimsefsm.qr.matching import __doc__ as MATCHING_DOC
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
@@ -169,6 +171,12 @@ def _lines() -> Iterator[str]:
     yield "## 5. Query matching (C-FIND SCP)"
     yield ""
     yield from _matching_rules()
+    yield (
+        "- `dimsefsm qrscp` computes "
+        + ", ".join(f"{keyword_for_tag(tag)}" for tag in COMPUTED_KEYS)
+        + " from the stored instances of each patient, study or series, returns them when "
+        "asked and matches them like any other key (e.g. `ModalitiesInStudy=MR`)."
+    )
     yield ""
     yield "## Annex A. Storage SOP classes"
     yield ""

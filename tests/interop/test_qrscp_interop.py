@@ -66,6 +66,29 @@ def test_storescu_stores_and_findscu_finds_each_level(
     )
 
 
+def test_findscu_filters_and_lists_studies_by_modalities_in_study(
+    dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
+) -> None:
+    ct = make_study(3, n_series=1, modalities=("CT",))
+    mixed = make_study(4, n_series=2, modalities=("CT", "MR"))
+    files = write_study(tmp_path / "ct", ct) + write_study(tmp_path / "mixed", mixed)
+    server = dimsefsm_server("qrscp", "-aet", QR_AET, "-od", str(tmp_path / "store"))
+    sent = run_tool(["storescu", "-aec", QR_AET, LOCALHOST, str(server.port), *map(str, files)])
+    assert sent.returncode == 0, sent.stderr
+    keys = [
+        "QueryRetrieveLevel=STUDY",
+        "StudyInstanceUID",
+        "ModalitiesInStudy=MR",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+    ]
+    _, studies = findscu(server.port, "-S", keys, tmp_path / "mr")
+    assert [str(ds.StudyInstanceUID) for ds in studies] == [str(mixed[0].StudyInstanceUID)]
+    (study,) = studies
+    assert list(study.ModalitiesInStudy) == ["CT", "MR"]
+    assert (study.NumberOfStudyRelatedSeries, study.NumberOfStudyRelatedInstances) == (2, 4)
+
+
 def test_worklist_directory_answers_findscu(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:

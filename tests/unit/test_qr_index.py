@@ -79,3 +79,73 @@ def test_a_re_stored_instance_is_found_under_its_new_study_only(tmp_path: Path) 
         str(moved.SOPInstanceUID)
     ]
     assert len(index) == len(instances)
+
+
+def study_query(**keys: object) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = ""
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def mixed_archive(tmp_path: Path) -> tuple[InstanceIndex, list[list[Dataset]]]:
+    """Three studies: CT+MR (5 instances, 2 series), CT (3, 1), US (2, 2); one patient owns two."""
+    studies = [
+        make_study(5, n_series=2, modalities=("CT", "MR"), patient_id="P1"),
+        make_study(3, n_series=1, modalities=("CT",), patient_id="P1"),
+        make_study(2, n_series=2, modalities=("US",), patient_id="P2"),
+    ]
+    index = InstanceIndex()
+    for n, study in enumerate(studies):
+        for path in write_study(tmp_path / f"s{n}", study):
+            index.add_file(path)
+    return index, studies
+
+
+def test_study_level_computed_attributes(tmp_path: Path) -> None:
+    index, studies = mixed_archive(tmp_path)
+    query = study_query(
+        ModalitiesInStudy="",
+        NumberOfStudyRelatedSeries="",
+        NumberOfStudyRelatedInstances="",
+        NumberOfPatientRelatedStudies="",
+    )
+    found = {
+        str(record.header.StudyInstanceUID): computed
+        for record, computed in index.find(query, "study-root")
+    }
+    first = found[str(studies[0][0].StudyInstanceUID)]
+    assert list(first.ModalitiesInStudy) == ["CT", "MR"]
+    assert (first.NumberOfStudyRelatedSeries, first.NumberOfStudyRelatedInstances) == (2, 5)
+    assert first.NumberOfPatientRelatedStudies == 2
+    third = found[str(studies[2][0].StudyInstanceUID)]
+    assert third.ModalitiesInStudy == "US" and third.NumberOfPatientRelatedStudies == 1
+
+
+def test_modalities_in_study_filters_studies(tmp_path: Path) -> None:
+    index, studies = mixed_archive(tmp_path)
+    mr = [
+        str(r.header.StudyInstanceUID)
+        for r, _ in index.find(study_query(ModalitiesInStudy="MR"), "study-root")
+    ]
+    assert mr == [str(studies[0][0].StudyInstanceUID)]
+    ct = [
+        str(r.header.StudyInstanceUID)
+        for r, _ in index.find(study_query(ModalitiesInStudy="CT"), "study-root")
+    ]
+    assert ct == [str(studies[0][0].StudyInstanceUID), str(studies[1][0].StudyInstanceUID)]
+
+
+def test_series_level_instance_count(tmp_path: Path) -> None:
+    index, studies = mixed_archive(tmp_path)
+    query = Dataset()
+    query.QueryRetrieveLevel = "SERIES"
+    query.StudyInstanceUID = str(studies[0][0].StudyInstanceUID)
+    query.SeriesInstanceUID = ""
+    query.NumberOfSeriesRelatedInstances = ""
+    counts = sorted(
+        int(c.NumberOfSeriesRelatedInstances) for _, c in index.find(query, "study-root")
+    )
+    assert counts == [2, 3]

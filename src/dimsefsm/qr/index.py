@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from pydicom import Dataset, dcmread
+from pydicom.dataelem import DataElement
 from pydicom.errors import InvalidDicomError
 
 from dimsefsm.qr.matching import compile_query
@@ -128,6 +129,100 @@ class InstanceIndex:
                     continue
                 seen.add(key)
             yield record
+
+    def find(self, identifier: Dataset, model: str) -> Iterator[tuple[Record, Dataset]]:
+        """C-FIND matches with the attributes no single instance holds, computed per entity.
+
+        Viewers list studies with Modalities in Study and the related-instance
+        counts, and filter by modality (``ModalitiesInStudy=MR``); those values
+        describe the whole study, series or patient, so they are computed from
+        its instances and matched after the instance-level keys.
+        """
+        wanted = [tag for tag in COMPUTED_KEYS if tag in identifier]
+        if not wanted:
+            for record in self.query(identifier, model):
+                yield record, Dataset()
+            return
+        plain, extra = Dataset(), Dataset()
+        for elem in identifier:
+            (extra if int(elem.tag) in COMPUTED_KEYS else plain).add(elem)
+        matcher, extra_matcher = compile_query(plain), compile_query(extra)
+        info = MODELS.get(model)
+        level_name = str(identifier.get("QueryRetrieveLevel", ""))
+        uniques = info.unique_keys_down_to(level_name) if info is not None else ()
+        groups: dict[tuple[str, ...], list[Record]] = {}
+        for record in self.candidates(plain):
+            if matcher.matches(record.header):
+                key = tuple(str(record.header.get(tag, "")) for tag in uniques)
+                groups.setdefault(key, []).append(record)
+        patients = self._by_patient() if any(t in _PATIENT_SCOPE for t in wanted) else {}
+        for records in groups.values():
+            patient = str(records[0].header.get(_PATIENT_ID, ""))
+            computed = computed_attributes(wanted, records, patients.get(patient, records))
+            if extra_matcher.matches(computed):
+                yield records[0], computed
+
+    def _by_patient(self) -> dict[str, list[Record]]:
+        grouped: dict[str, list[Record]] = {}
+        for record in self.snapshot():
+            grouped.setdefault(str(record.header.get(_PATIENT_ID, "")), []).append(record)
+        return grouped
+
+
+# Attributes of a patient, study or series that no instance carries: (VR, scope).
+COMPUTED_KEYS: Final[dict[int, tuple[str, str]]] = {
+    0x00080061: ("CS", "study"),  # Modalities in Study
+    0x00080062: ("UI", "study"),  # SOP Classes in Study
+    0x00201200: ("IS", "patient"),  # Number of Patient Related Studies
+    0x00201202: ("IS", "patient"),  # Number of Patient Related Series
+    0x00201204: ("IS", "patient"),  # Number of Patient Related Instances
+    0x00201206: ("IS", "study"),  # Number of Study Related Series
+    0x00201208: ("IS", "study"),  # Number of Study Related Instances
+    0x00201209: ("IS", "series"),  # Number of Series Related Instances
+}
+_PATIENT_SCOPE: Final = frozenset(
+    t for t, (_, scope) in COMPUTED_KEYS.items() if scope == "patient"
+)
+_PATIENT_ID: Final = 0x00100020
+_STUDY_UID: Final = 0x0020000D
+_SERIES_UID: Final = 0x0020000E
+
+
+def computed_attributes(tags: list[int], entity: list[Record], patient: list[Record]) -> Dataset:
+    """The values of ``tags`` for an entity made of ``entity``'s instances.
+
+    Study- and series-scope counts use the records of the matched entity (at
+    STUDY level: the study's instances); patient-scope counts use every
+    record of the same Patient ID.
+    """
+    result = Dataset()
+    for tag in tags:
+        vr, scope = COMPUTED_KEYS[tag]
+        records = patient if scope == "patient" else entity
+        if tag == 0x00080061:
+            value: object = _distinct(records, 0x00080060)
+        elif tag == 0x00080062:
+            value = _distinct(records, 0x00080016)
+        elif tag == 0x00201200:
+            value = str(len(_distinct(records, _STUDY_UID)))
+        elif tag in (0x00201202, 0x00201206):
+            value = str(len(_distinct(records, _SERIES_UID)))
+        else:
+            value = str(len(records))
+        result.add(DataElement(tag, vr, value))
+    return result
+
+
+def _distinct(records: list[Record], tag: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for record in records:
+        elem = record.header.get(tag)
+        if elem is None or elem.value in (None, ""):
+            continue
+        values = [elem.value] if isinstance(elem.value, str) else list(elem.value)
+        for value in values:
+            seen.setdefault(str(value), None)
+    return list(seen)
 
 
 def _uid_values(dataset: Dataset, tag: int) -> list[str]:

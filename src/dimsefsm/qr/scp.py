@@ -111,13 +111,13 @@ class QueryRetrieveSCP:
         if sop.model == WORKLIST_MODEL and self.worklist is not None:
             yield from self._worklist_matches(event)
             return
-        for record in self.index.query(request, sop.model):
+        for record, computed in self.index.find(request, sop.model):
             if event.is_cancelled:
                 return
-            yield (
-                st.PENDING,
-                response_identifier(request, record.header, retrieve_ae=self.ae.ae_title),
-            )
+            response = response_identifier(request, record.header, retrieve_ae=self.ae.ae_title)
+            for elem in computed:
+                response[elem.tag] = elem
+            yield st.PENDING, response
 
     def _worklist_matches(self, event: Any) -> Iterator[tuple[int, Any]]:
         assert self.worklist is not None
