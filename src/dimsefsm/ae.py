@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from dimsefsm import evt
 from dimsefsm.assoc.negotiation import (
@@ -17,7 +17,7 @@ from dimsefsm.assoc.negotiation import (
     RequestorProposal,
     propose_contexts,
 )
-from dimsefsm.association import Association
+from dimsefsm.association import Association, AssociationCore
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.model import RoleSelection
 from dimsefsm.services.dispatch import RequestDispatcher
@@ -27,6 +27,7 @@ from dimsefsm.transport.server import AssociationServer
 from dimsefsm.transport.tls import TlsArgs
 
 HandlerList = Iterable[tuple[evt.EventType, Callable[[evt.Event], Any]]]
+AssociationT = TypeVar("AssociationT", bound=AssociationCore[Any, Any, Any])
 
 
 class AE:
@@ -94,6 +95,18 @@ class AE:
         TLS (PS3.15 Annex B), as pynetdicom's argument of that name; the
         handshake is bounded by ``connection_timeout``.
         """
+        assoc = self.prepare_association(Association, ae_title, max_pdu, evt_handlers)
+        assoc._open((addr, port), self.connection_timeout, tls_args)
+        return assoc
+
+    def prepare_association(
+        self,
+        kind: type[AssociationT],
+        ae_title: str,
+        max_pdu: int | None,
+        evt_handlers: HandlerList | None,
+    ) -> AssociationT:
+        """An unconnected ``kind`` proposing this AE's contexts: blocking or asyncio alike."""
         if not self.requested_contexts:
             raise ValueError("no requested presentation contexts: call add_requested_context()")
         proposal = RequestorProposal(
@@ -109,14 +122,13 @@ class AE:
         engine = AssociationEngine(
             requestor=True, proposal=proposal, on_request=dispatcher, sink_for=dispatcher.sink_for
         )
-        assoc = Association(
+        assoc = kind(
             engine,
             acse_timeout=self.acse_timeout,
             dimse_timeout=self.dimse_timeout,
             artim_timeout=self.artim_timeout,
         )
         dispatcher.assoc = assoc
-        assoc._open((addr, port), self.connection_timeout, tls_args)
         return assoc
 
     # -- serving --------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 The calling thread does the reading: ``send_c_echo()`` sends the request and
 then reads the socket until the operation's chart reaches a final state.  No
 background thread means an idle association costs nothing and nothing leaks.
+
+:class:`AssociationCore` is everything such an object decides without I/O
+(which context, which Message ID, what the request is, what a failure means);
+the blocking :class:`Association` and :mod:`dimsefsm.aio`'s asyncio client only
+differ in how they write what the engine queued and wait for the peer.
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ import functools
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydicom import Dataset
 
@@ -37,6 +42,7 @@ from dimsefsm.services.find import FindScu
 from dimsefsm.services.get import GetScu
 from dimsefsm.services.move import MoveScu
 from dimsefsm.services.multi_response import MultiResponseScu
+from dimsefsm.services.single_response import SingleResponseScu
 from dimsefsm.services.storage import StoreScu, store_source
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
@@ -50,6 +56,11 @@ LOG = logging.getLogger("dimsefsm.association")
 STREAM_THRESHOLD = 4 << 20
 SEND_BATCH = 1 << 20
 
+
+Responses = tuple[Dataset, Dataset | None]
+StatusT = TypeVar("StatusT")  # a response status Dataset, or an awaitable of one
+ResponsesT = TypeVar("ResponsesT")  # an iterator of Responses, or an async iterator
+SentT = TypeVar("SentT")  # None, or an awaitable of None
 
 _REJECT_REASONS = {
     (1, 1): "no reason given",
@@ -78,8 +89,47 @@ def _move_rq(move_aet: str, message_id: int, sop_class: str, *, priority: int) -
     return move_rq(message_id, sop_class, move_aet, priority=priority)
 
 
-class Association:
-    """One association we requested."""
+def queue_streamed(
+    engine: AssociationEngine, context_id: int, command: dict[str, Any], info: Part10Info
+) -> Iterator[None]:
+    """Queue a large data set from disk one batch at a time.
+
+    It pauses after each batch of about ``SEND_BATCH`` bytes so that the
+    transport writes it out before the next is read: memory stays bounded by
+    one chunk and one batch, whichever way the bytes travel.
+    """
+    assert engine.negotiated is not None
+    batch: list[bytes] = []
+    size = 0
+    pdus = iter_dataset_pdus(
+        context_id,
+        iter_file_chunks(info.path, info.dataset_offset),
+        engine.negotiated.peer_max_pdu,
+        command=encode_command(command),
+    )
+    for pdu in pdus:
+        batch.append(pdu)
+        size += len(pdu)
+        if size >= SEND_BATCH:
+            engine.send_encoded(b"".join(batch))
+            yield
+            batch, size = [], 0
+            if not engine.is_established:
+                return
+    if batch:
+        engine.send_encoded(b"".join(batch))
+
+
+class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
+    """One association we requested, apart from how its bytes travel.
+
+    The services are declared here once, for the blocking and the asyncio
+    client: which context, which Message ID, what the request is, what a
+    failure means.  A subclass says how the queued bytes go out and how the
+    peer is waited for, in three hooks: :meth:`_status` (one response, a
+    Dataset or an awaitable of one), :meth:`_responses` (an iterator or an
+    async iterator of them) and :meth:`_send_queued`.
+    """
 
     def __init__(
         self,
@@ -90,7 +140,6 @@ class Association:
         artim_timeout: float,
     ) -> None:
         self.engine = engine
-        self.driver: SocketDriver | None = None
         self.acse_timeout = acse_timeout
         self.dimse_timeout = dimse_timeout
         self.artim_timeout = artim_timeout
@@ -143,85 +192,137 @@ class Association:
             return "association released"
         return self.error or "association not established"
 
-    # -- connecting ---------------------------------------------------------------------
-    def _open(
+    # -- how the subclass moves bytes -----------------------------------------------------
+    def _status(self, op: SingleResponseScu, batches: Iterable[None]) -> StatusT:
+        """Write ``batches`` (see :func:`queue_streamed`) and the rest; the response status."""
+        raise NotImplementedError
+
+    def _responses(self, op: MultiResponseScu) -> ResponsesT:
+        """``(status, identifier)`` per response, the request written on the first step."""
+        raise NotImplementedError
+
+    def _send_queued(self, queued: bool) -> SentT:
+        """Write what the engine queued (if ``queued``), without waiting for an answer."""
+        raise NotImplementedError
+
+    # -- services ---------------------------------------------------------------------
+    def send_c_echo(self, msg_id: int | None = None) -> StatusT:
+        """Send a C-ECHO; the response status Dataset (empty if none came)."""
+        return self._status(self._start_echo(msg_id), ())
+
+    def send_c_store(
         self,
-        address: tuple[str, int],
-        connect_timeout: float | None,
-        tls_args: TlsArgs | None = None,
-    ) -> None:
-        engine = self.engine
-        engine.request_association()
-        engine.take_effects()  # the Connect effect: performed right here
-        try:
-            sock = socket.create_connection(address, timeout=connect_timeout)
-        except OSError as exc:
-            self.error = f"cannot connect to {address[0]}:{address[1]}: {exc}"
-            LOG.error(self.error)
-            engine.transport_closed()
-            engine.take_effects()
-            return
-        tune(sock)
-        if tls_args is not None:
-            secured = self._start_tls(sock, address, tls_args, connect_timeout)
-            if secured is None:
-                engine.transport_closed()
-                engine.take_effects()
-                return
-            sock = secured
-        self.driver = SocketDriver(engine, sock, self.artim_timeout)
-        engine.transport_connected()
-        self.driver.flush()
-        while engine.outcome == "pending" and self.driver.sock is not None:
-            try:
-                self.driver.pump(self.acse_timeout)
-            except TransportTimeout:
-                self.timed_out = True
-                self.error = f"no association response within {self.acse_timeout} s"
-                LOG.error(self.error)
-                self.abort()
-                return
-        failure = self.driver.failure
-        if engine.outcome == "pending" or (failure is not None and self.is_aborted):
+        dataset: Dataset | str | Path,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+    ) -> StatusT:
+        """Send one instance; the response status Dataset (empty if none came).
+
+        A path is sent without decoding when a context with the file's own
+        transfer syntax was accepted; a large file is streamed from disk.
+        Otherwise an uncompressed instance is converted to an accepted
+        uncompressed syntax.
+        """
+        return self._status(
+            *self._start_store(dataset, msg_id, priority, originator_aet, originator_id)
+        )
+
+    def send_c_find(
+        self,
+        dataset: Dataset,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+    ) -> ResponsesT:
+        """Query; yields ``(status, identifier)`` per response, as pynetdicom does.
+
+        ``query_model`` is the C-FIND SOP class UID.  Call
+        :meth:`send_c_cancel` with the Message ID (``self.last_message_id``)
+        while iterating to stop early; the remaining responses (the final
+        0xFE00, or Success if the peer finished first) still arrive.
+        """
+        op = self._start_query(dataset, query_model, FindScu, find_rq, msg_id, priority)
+        return self._responses(op)
+
+    def send_c_get(
+        self,
+        dataset: Dataset,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+    ) -> ResponsesT:
+        """Retrieve over this association; yields ``(status, identifier)`` per response.
+
+        The C-STORE sub-operations arrive meanwhile and go to this AE's storage
+        (``AE.storage`` and its EVT_C_STORE handler) on the contexts where the
+        peer accepted our SCP role (``AE.propose_role``).
+        """
+        op = self._start_query(dataset, query_model, GetScu, get_rq, msg_id, priority)
+        return self._responses(op)
+
+    def send_c_move(
+        self,
+        dataset: Dataset,
+        move_aet: str,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+    ) -> ResponsesT:
+        """Ask the peer to send the matches to ``move_aet``; yields ``(status, identifier)``."""
+        build = functools.partial(_move_rq, move_aet)
+        op = self._start_query(dataset, query_model, MoveScu, build, msg_id, priority)
+        return self._responses(op)
+
+    def send_c_cancel(self, msg_id: int, context_id: int | None = None) -> SentT:
+        """C-CANCEL the operation with this Message ID (FIND, GET or MOVE)."""
+        return self._send_queued(self._queue_cancel(msg_id, context_id))
+
+    def _require_established(self) -> Negotiated:
+        if not self.is_established or self.engine.negotiated is None:
+            raise RuntimeError(f"the association is not established: {self.describe_failure()}")
+        return self.engine.negotiated
+
+    # -- what goes wrong, in words --------------------------------------------------
+    def _not_connected(self, error: str) -> None:
+        """No usable connection (refused, TLS failed): the upper layer goes back to Sta1."""
+        self.error = error
+        LOG.error(error)
+        self.engine.transport_closed()
+        self.engine.take_effects()
+
+    def _negotiation_timed_out(self) -> None:
+        """Record it; the caller aborts."""
+        self.timed_out = True
+        self.error = f"no association response within {self.acse_timeout} s"
+        LOG.error(self.error)
+
+    def _negotiation_ended(self, failure: BaseException | None, tls: bool) -> None:
+        """After reading until the negotiation was decided: did the connection die first?"""
+        if self.engine.outcome == "pending" or (failure is not None and self.is_aborted):
             self.error = "connection closed during association negotiation"
             if failure is not None:
                 # TLS 1.3: a server refusing our certificate says so only now, in an alert.
                 self.error += f" ({describe_tls_error(failure)})"
-                if self.driver.tls:
+                if tls:
                     self.error += "; the server may not accept our certificate"
             LOG.error(self.error)
-            engine.outcome = "aborted"
+            self.engine.outcome = "aborted"
 
-    def _start_tls(
-        self,
-        sock: socket.socket,
-        address: tuple[str, int],
-        tls_args: TlsArgs,
-        timeout: float | None,
-    ) -> ssl.SSLSocket | None:
-        """The TLS socket once its handshake is done (bounded by ``timeout``), else None."""
-        context, server_hostname = tls_args
-        try:
-            secured = context.wrap_socket(
-                sock, server_hostname=server_hostname, do_handshake_on_connect=False
-            )
-        except (OSError, ValueError) as exc:
-            self.error = f"cannot start TLS with {address[0]}:{address[1]}: {exc}"
-            LOG.error(self.error)
-            sock.close()
-            return None
-        try:
-            handshake(secured, timeout)
-        except HandshakeFailed as exc:
-            self.error = f"TLS handshake with {address[0]}:{address[1]} failed: {exc}"
-            LOG.error(self.error)
-            close_socket(secured)
-            return None
-        return secured
+    def _operation_timed_out(self, op: Any) -> None:
+        """The operation ends TimedOut; the caller aborts the association."""
+        self.timed_out = True
+        self.error = f"no response within the DIMSE timeout ({self.dimse_timeout} s)"
+        LOG.error("%s; aborting", self.error)
+        self.engine.operations.pop(op.message_id, None)
+        op.on_timeout()
 
-    # -- services ---------------------------------------------------------------------
-    def send_c_echo(self, msg_id: int | None = None) -> Dataset:
-        """Send a C-ECHO and return the response status Dataset (empty if none came)."""
+    def _release_timed_out(self) -> None:
+        LOG.error("no A-RELEASE-RP within %s s; aborting", self.acse_timeout)
+
+    # -- requests: queued on the engine, written and awaited by the subclass ----------
+    def _start_echo(self, msg_id: int | None) -> EchoScu:
         negotiated = self._require_established()
         ctx = negotiated.find_context(VERIFICATION)
         if ctx is None:
@@ -232,43 +333,19 @@ class Association:
         engine.start_operation(message_id, op)
         op.sent()
         engine.send_message(Message(ctx.context_id, echo_rq(message_id)))
-        self._wait(op)
-        return op.result()
+        return op
 
-    def send_c_store(
+    def _start_store(
         self,
         dataset: Dataset | str | Path,
-        msg_id: int | None = None,
-        priority: int = Priority.MEDIUM,
-        originator_aet: str | None = None,
-        originator_id: int | None = None,
-    ) -> Dataset:
-        """Send one instance; returns the response status Dataset (empty if none came).
+        msg_id: int | None,
+        priority: int,
+        originator_aet: str | None,
+        originator_id: int | None,
+    ) -> tuple[StoreScu, Iterator[None]]:
+        """The operation, and the batches of a file too large to read whole still to queue.
 
-        A path is sent without decoding when a context with the file's own
-        transfer syntax was accepted; a large file is streamed from disk.
-        Otherwise an uncompressed instance is converted to an accepted
-        uncompressed syntax.
-        """
-        return self.store_and_wait(
-            dataset, msg_id, priority, originator_aet, originator_id
-        ).result()
-
-    def store_and_wait(
-        self,
-        dataset: Dataset | str | Path,
-        msg_id: int | None = None,
-        priority: int = Priority.MEDIUM,
-        originator_aet: str | None = None,
-        originator_id: int | None = None,
-        on_sent: Callable[[], None] | None = None,
-    ) -> StoreScu:
-        """:meth:`send_c_store` returning the finished operation, not a status Dataset.
-
-        C-GET and C-MOVE SCPs only need the response's Status for their counts;
-        building pynetdicom's status Dataset per sub-operation costs more than
-        encoding the C-STORE request.  ``on_sent`` runs once the request is on
-        the wire, before waiting for the response.
+        The caller writes each batch out before taking the next (:func:`queue_streamed`).
         """
         negotiated = self._require_established()
         source = store_source(negotiated, dataset, STREAM_THRESHOLD)
@@ -287,79 +364,11 @@ class Association:
         op.sent()
         if source.data is not None:
             engine.send_message(Message(source.context_id, command, source.data))
-        else:
-            assert source.info is not None
-            self._stream(source.context_id, command, source.info)
-        self._wait(op, on_sent=on_sent)
-        return op
+            return op, iter(())
+        assert source.info is not None
+        return op, queue_streamed(engine, source.context_id, command, source.info)
 
-    def _stream(self, context_id: int, command: dict[str, Any], info: Part10Info) -> None:
-        """Send a large data set from disk: memory bounded by one chunk and one batch."""
-        assert self.engine.negotiated is not None and self.driver is not None
-        batch: list[bytes] = []
-        size = 0
-        pdus = iter_dataset_pdus(
-            context_id,
-            iter_file_chunks(info.path, info.dataset_offset),
-            self.engine.negotiated.peer_max_pdu,
-            command=encode_command(command),
-        )
-        for pdu in pdus:
-            batch.append(pdu)
-            size += len(pdu)
-            if size >= SEND_BATCH:
-                self.engine.send_encoded(b"".join(batch))
-                self.driver.flush()
-                batch, size = [], 0
-                if not self.is_established:
-                    return
-        if batch:
-            self.engine.send_encoded(b"".join(batch))
-
-    def send_c_find(
-        self,
-        dataset: Dataset,
-        query_model: str,
-        msg_id: int | None = None,
-        priority: int = Priority.MEDIUM,
-    ) -> Iterator[tuple[Dataset, Dataset | None]]:
-        """Query; yields ``(status, identifier)`` per response, as pynetdicom does.
-
-        ``query_model`` is the C-FIND SOP class UID.  Call
-        :meth:`send_c_cancel` with the Message ID (``self.last_message_id``)
-        while iterating to stop early; the remaining responses (the final
-        0xFE00, or Success if the peer finished first) still arrive.
-        """
-        return self._query(dataset, query_model, FindScu, find_rq, msg_id, priority)
-
-    def send_c_get(
-        self,
-        dataset: Dataset,
-        query_model: str,
-        msg_id: int | None = None,
-        priority: int = Priority.MEDIUM,
-    ) -> Iterator[tuple[Dataset, Dataset | None]]:
-        """Retrieve over this association; yields ``(status, identifier)`` per response.
-
-        The C-STORE sub-operations arrive meanwhile and go to this AE's storage
-        (``AE.storage`` and its EVT_C_STORE handler) on the contexts where the
-        peer accepted our SCP role (``AE.propose_role``).
-        """
-        return self._query(dataset, query_model, GetScu, get_rq, msg_id, priority)
-
-    def send_c_move(
-        self,
-        dataset: Dataset,
-        move_aet: str,
-        query_model: str,
-        msg_id: int | None = None,
-        priority: int = Priority.MEDIUM,
-    ) -> Iterator[tuple[Dataset, Dataset | None]]:
-        """Ask the peer to send the matches to ``move_aet``; yields ``(status, identifier)``."""
-        build = functools.partial(_move_rq, move_aet)
-        return self._query(dataset, query_model, MoveScu, build, msg_id, priority)
-
-    def _query(
+    def _start_query(
         self,
         dataset: Dataset,
         sop_class: str,
@@ -367,7 +376,7 @@ class Association:
         build: Callable[..., dict[str, Any]],
         msg_id: int | None,
         priority: int,
-    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+    ) -> MultiResponseScu:
         negotiated = self._require_established()
         ctx = negotiated.find_context(sop_class)
         if ctx is None:
@@ -385,24 +394,15 @@ class Association:
                 encode_dataset(dataset, ctx.transfer_syntax),
             )
         )
-        return self._results(op)
+        return op
 
-    def _results(self, op: MultiResponseScu) -> Iterator[tuple[Dataset, Dataset | None]]:
-        while True:
-            if not op.results and not op.done:
-                self._wait(op, until_result=True)
-            while op.results:
-                yield op.results.popleft()
-            if op.done:
-                return
-
-    def send_c_cancel(self, msg_id: int, context_id: int | None = None) -> None:
-        """C-CANCEL the operation with this Message ID (FIND, GET or MOVE)."""
+    def _queue_cancel(self, msg_id: int, context_id: int | None) -> bool:
+        """Queue a C-CANCEL; False when the operation has already finished."""
         op = self.engine.operations.get(msg_id)
-        assert self.engine.negotiated is not None and self.driver is not None
+        assert self.engine.negotiated is not None
         if op is None and context_id is None:
             LOG.info("C-CANCEL not sent: Message ID %d has already finished", msg_id)
-            return
+            return False
         if context_id is None:
             context_id = getattr(getattr(op, "context", None), "context_id", None)
         if context_id is None:
@@ -414,7 +414,125 @@ class Association:
         ):
             op.cancel_sent()
         self.engine.send_message(Message(context_id, cancel_rq(msg_id)))
-        self.driver.flush()
+        return True
+
+
+class Association(AssociationCore[Dataset, Iterator[Responses], None]):
+    """One association we requested, on a blocking socket read by the calling thread."""
+
+    driver: SocketDriver | None = None
+
+    # -- connecting ---------------------------------------------------------------------
+    def _open(
+        self,
+        address: tuple[str, int],
+        connect_timeout: float | None,
+        tls_args: TlsArgs | None = None,
+    ) -> None:
+        engine = self.engine
+        engine.request_association()
+        engine.take_effects()  # the Connect effect: performed right here
+        try:
+            sock = socket.create_connection(address, timeout=connect_timeout)
+        except OSError as exc:
+            self._not_connected(f"cannot connect to {address[0]}:{address[1]}: {exc}")
+            return
+        tune(sock)
+        if tls_args is not None:
+            try:
+                sock = self._start_tls(sock, address, tls_args, connect_timeout)
+            except HandshakeFailed as exc:
+                self._not_connected(str(exc))
+                return
+        self.driver = SocketDriver(engine, sock, self.artim_timeout)
+        engine.transport_connected()
+        if not self._read_until(lambda: engine.outcome != "pending", self.acse_timeout):
+            self._negotiation_timed_out()
+            self.abort()
+            return
+        self._negotiation_ended(self.driver.failure, self.driver.tls)
+
+    @staticmethod
+    def _start_tls(
+        sock: socket.socket,
+        address: tuple[str, int],
+        tls_args: TlsArgs,
+        timeout: float | None,
+    ) -> ssl.SSLSocket:
+        """The TLS socket once its handshake is done (bounded by ``timeout``).
+
+        Raises :class:`HandshakeFailed` saying why, the socket closed.
+        """
+        context, server_hostname = tls_args
+        try:
+            secured = context.wrap_socket(
+                sock, server_hostname=server_hostname, do_handshake_on_connect=False
+            )
+        except (OSError, ValueError) as exc:
+            sock.close()
+            raise HandshakeFailed(
+                f"cannot start TLS with {address[0]}:{address[1]}: {exc}"
+            ) from exc
+        try:
+            handshake(secured, timeout)
+        except HandshakeFailed as exc:
+            close_socket(secured)
+            raise HandshakeFailed(
+                f"TLS handshake with {address[0]}:{address[1]} failed: {exc}"
+            ) from exc
+        return secured
+
+    # -- waiting ----------------------------------------------------------------------
+    def _status(self, op: SingleResponseScu, batches: Iterable[None]) -> Dataset:
+        self._finish(op, batches)
+        return op.result()
+
+    def store_and_wait(
+        self,
+        dataset: Dataset | str | Path,
+        *,
+        on_sent: Callable[[], None] | None = None,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+        msg_id: int | None = None,
+        priority: int = Priority.MEDIUM,
+    ) -> StoreScu:
+        """:meth:`send_c_store` returning the finished operation, not a status Dataset.
+
+        C-GET and C-MOVE SCPs only need the response's Status for their counts;
+        building pynetdicom's status Dataset per sub-operation costs more than
+        encoding the C-STORE request.  ``on_sent`` runs once the request is on
+        the wire, before waiting for the response.
+        """
+        op, batches = self._start_store(dataset, msg_id, priority, originator_aet, originator_id)
+        self._finish(op, batches, on_sent)
+        return op
+
+    def _finish(
+        self,
+        op: SingleResponseScu,
+        batches: Iterable[None],
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        driver = self.driver
+        assert driver is not None
+        for _ in batches:
+            driver.flush()
+        self._wait(op, on_sent=on_sent)
+
+    def _responses(self, op: MultiResponseScu) -> Iterator[Responses]:
+        while True:
+            if not op.results and not op.done:
+                self._wait(op, until_result=True)
+            while op.results:
+                yield op.results.popleft()
+            if op.done:
+                return
+
+    def _send_queued(self, queued: bool) -> None:
+        assert self.driver is not None
+        if queued:
+            self.driver.flush()
 
     def _wait(
         self, op: Any, until_result: bool = False, on_sent: Callable[[], None] | None = None
@@ -429,18 +547,25 @@ class Association:
                 driver.pump(self.dimse_timeout)
                 driver.serve_operations(self.dimse_timeout)
             except TransportTimeout:
-                self.timed_out = True
-                self.error = f"no response within the DIMSE timeout ({self.dimse_timeout} s)"
-                LOG.error("%s; aborting", self.error)
-                self.engine.operations.pop(op.message_id, None)
-                op.on_timeout()
+                self._operation_timed_out(op)
                 self.abort()
                 return
 
-    def _require_established(self) -> Negotiated:
-        if not self.is_established or self.engine.negotiated is None:
-            raise RuntimeError(f"the association is not established: {self.describe_failure()}")
-        return self.engine.negotiated
+    def _read_until(self, finished: Callable[[], bool], timeout: float | None) -> bool:
+        """Write what is queued, then read until ``finished()`` or the socket is gone.
+
+        False when ``timeout`` passed with nothing read (ACSE waits: the
+        association request and its release).
+        """
+        driver = self.driver
+        assert driver is not None
+        driver.flush()
+        while not finished() and driver.sock is not None:
+            try:
+                driver.pump(timeout)
+            except TransportTimeout:
+                return False
+        return True
 
     # -- ending -----------------------------------------------------------------------
     def release(self) -> None:
@@ -448,14 +573,10 @@ class Association:
         if not self.is_established or self.driver is None:
             return
         self.engine.release()
-        self.driver.flush()
-        while self.engine.ul.state != "Sta1" and self.driver.sock is not None:
-            try:
-                self.driver.pump(self.acse_timeout)
-            except TransportTimeout:
-                LOG.error("no A-RELEASE-RP within %s s; aborting", self.acse_timeout)
-                self.abort()
-                return
+        if not self._read_until(lambda: self.engine.ul.state == "Sta1", self.acse_timeout):
+            self._release_timed_out()
+            self.abort()
+            return
         self.driver.close()
 
     def abort(self) -> None:
