@@ -22,13 +22,21 @@ def load(tmp_path: Path) -> tuple[InstanceIndex, list[Dataset]]:
     return index, instances
 
 
-def image_query(**keys: object) -> Dataset:
+def level_query(level: str, unique: str, **keys: object) -> Dataset:
     ds = Dataset()
-    ds.QueryRetrieveLevel = "IMAGE"
-    ds.SOPInstanceUID = ""
+    ds.QueryRetrieveLevel = level
+    setattr(ds, unique, "")
     for keyword, value in keys.items():
         setattr(ds, keyword, value)
     return ds
+
+
+def image_query(**keys: object) -> Dataset:
+    return level_query("IMAGE", "SOPInstanceUID", **keys)
+
+
+def study_query(**keys: object) -> Dataset:
+    return level_query("STUDY", "StudyInstanceUID", **keys)
 
 
 def uids(records: list[Record]) -> list[str]:
@@ -79,15 +87,6 @@ def test_a_re_stored_instance_is_found_under_its_new_study_only(tmp_path: Path) 
         str(moved.SOPInstanceUID)
     ]
     assert len(index) == len(instances)
-
-
-def study_query(**keys: object) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    ds.StudyInstanceUID = ""
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 def mixed_archive(tmp_path: Path) -> tuple[InstanceIndex, list[list[Dataset]]]:
