@@ -23,7 +23,12 @@ EXIT_TIMEOUT = 5
 
 def add_logging(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose mode")
-    parser.add_argument("-d", "--debug", action="store_true", help="debug mode")
+    parser.add_argument(
+        "-d",
+        "--debug",
+        action="store_true",
+        help="debug mode: also every chart transition, PDU and DIMSE message, per association",
+    )
 
 
 def add_timeouts(parser: argparse.ArgumentParser) -> None:
