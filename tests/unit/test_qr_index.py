@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydicom import Dataset
 
-from dimsefsm.qr.index import InstanceIndex, Record
+from dimsefsm.qr.index import INDEXED_TAGS, InstanceIndex, Record
 from dimsefsm.qr.matching import compile_query
 from tests.data.make import make_study, write_instance, write_study
 
@@ -112,8 +112,7 @@ def test_study_level_computed_attributes(tmp_path: Path) -> None:
         NumberOfPatientRelatedStudies="",
     )
     found = {
-        str(record.header.StudyInstanceUID): computed
-        for record, computed in index.find(query, "study-root")
+        str(m.record.header.StudyInstanceUID): m.computed for m in index.find(query, "study-root")
     }
     first = found[str(studies[0][0].StudyInstanceUID)]
     assert list(first.ModalitiesInStudy) == ["CT", "MR"]
@@ -126,13 +125,13 @@ def test_study_level_computed_attributes(tmp_path: Path) -> None:
 def test_modalities_in_study_filters_studies(tmp_path: Path) -> None:
     index, studies = mixed_archive(tmp_path)
     mr = [
-        str(r.header.StudyInstanceUID)
-        for r, _ in index.find(study_query(ModalitiesInStudy="MR"), "study-root")
+        str(m.record.header.StudyInstanceUID)
+        for m in index.find(study_query(ModalitiesInStudy="MR"), "study-root")
     ]
     assert mr == [str(studies[0][0].StudyInstanceUID)]
     ct = [
-        str(r.header.StudyInstanceUID)
-        for r, _ in index.find(study_query(ModalitiesInStudy="CT"), "study-root")
+        str(m.record.header.StudyInstanceUID)
+        for m in index.find(study_query(ModalitiesInStudy="CT"), "study-root")
     ]
     assert ct == [str(studies[0][0].StudyInstanceUID), str(studies[1][0].StudyInstanceUID)]
 
@@ -145,6 +144,25 @@ def test_series_level_instance_count(tmp_path: Path) -> None:
     query.SeriesInstanceUID = ""
     query.NumberOfSeriesRelatedInstances = ""
     counts = sorted(
-        int(c.NumberOfSeriesRelatedInstances) for _, c in index.find(query, "study-root")
+        int(m.computed.NumberOfSeriesRelatedInstances) for m in index.find(query, "study-root")
     )
     assert counts == [2, 3]
+
+
+def test_records_keep_only_the_indexed_attributes(tmp_path: Path) -> None:
+    index, _ = load(tmp_path)
+    record = index.snapshot()[0]
+    kept = {int(elem.tag) for elem in record.header}
+    assert kept <= INDEXED_TAGS
+    assert 0x00280100 not in kept  # Bits Allocated: no model key
+    assert len(record.full_header()) > len(record.header)
+
+
+def test_a_key_outside_the_index_is_matched_and_returned_from_the_files(tmp_path: Path) -> None:
+    """Bits Allocated (0028,0100) is no information-model key: the files answer for it."""
+    index, instances = load(tmp_path)
+    bits = int(instances[0].BitsAllocated)
+    query = image_query(StudyInstanceUID=str(instances[0].StudyInstanceUID), BitsAllocated=bits)
+    matches = list(index.find(query, "study-root"))
+    assert len(matches) == 4 and all(int(m.header.BitsAllocated) == bits for m in matches)
+    assert list(index.find(image_query(BitsAllocated=bits + 8), "study-root")) == []

@@ -1,7 +1,12 @@
-"""The embedded instance index of the Q/R SCP: headers in memory, files on disk.
+"""The embedded instance index of the Q/R SCP: query keys in memory, files on disk.
 
-Each stored instance contributes one header record (the data set without its
-pixel data) and its path.  Queries match records with the compiled matcher
+Each stored instance contributes one record: the attributes the information
+models name as keys (plus the few the SCP computes from), still undecoded,
+and its path.  A whole CT header kept in memory costs about 90 KiB with
+pydicom; the key attributes a tenth of that, so an archive of 100,000
+instances fits in a few hundred MiB.  A query or a response that names an
+attribute outside that set still works: the matched candidates' headers are
+read from their files, slower but exact.  Queries match records with the compiled matcher
 and return one record per entity of the query level, keyed by the unique
 keys down to that level, so a STUDY query yields each study once however
 many instances it holds.
@@ -22,19 +27,72 @@ from pathlib import Path
 from typing import Final
 
 from pydicom import Dataset, dcmread
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from dimsefsm.qr.matching import compile_query
-from dimsefsm.qr.models import MODELS
+from dimsefsm.qr.models import LEVEL_INDEPENDENT_TAGS, MODELS
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    header: Dataset
+    header: Dataset  # the INDEXED_TAGS attributes of the instance
     path: Path
+
+    def full_header(self) -> Dataset:
+        """Every attribute but the pixel data, read from the file (for non-indexed keys)."""
+        try:
+            return dcmread(self.path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError) as exc:
+            LOG.warning(
+                "%s cannot be read again (%s); using its indexed attributes", self.path, exc
+            )
+            return self.header
+
+
+def _indexed_tags() -> frozenset[int]:
+    tags: set[int] = set()
+    for model in MODELS.values():
+        for level in model.levels:
+            tags |= level.keys
+    # The character set decodes the text values; SOP Class UID and Modality feed the
+    # computed keys; the time zone offset, DT matching.
+    return frozenset(tags | {0x00080005, 0x00080016, 0x00080060, 0x00080201})
+
+
+INDEXED_TAGS: Final[frozenset[int]] = _indexed_tags()
+
+
+def _compact(header: Dataset) -> Dataset:
+    """The indexed attributes, left as read (undecoded until a query looks at them)."""
+    kept: dict[BaseTag, DataElement | RawDataElement] = {
+        tag: header.get_item(tag) for tag in list(header.keys()) if tag in INDEXED_TAGS
+    }
+    return Dataset(kept)
+
+
+def _needs_full_headers(identifier: Dataset) -> bool:
+    """True when a key is outside the indexed attributes (nor control, nor computed)."""
+    tags = (int(elem.tag) for elem in identifier)
+    return any(
+        tag not in INDEXED_TAGS
+        and tag not in COMPUTED_KEYS
+        and tag not in LEVEL_INDEPENDENT_TAGS
+        and tag >> 16 > 0x0002
+        for tag in tags
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One C-FIND match: its record, the header it matched on, the computed attributes."""
+
+    record: Record
+    header: Dataset
+    computed: Dataset
 
 
 # UID attributes a query can be narrowed by: matching on them is exact (UID list
@@ -65,7 +123,7 @@ class InstanceIndex:
         if not uid:
             LOG.warning("not indexed: %s has no SOP Instance UID", path)
             return None
-        record = Record(header, path)
+        record = Record(_compact(header), path)
         with self._lock:
             previous = self._records.get(uid)
             if previous is not None:
@@ -115,23 +173,11 @@ class InstanceIndex:
 
     def query(self, identifier: Dataset, model: str) -> Iterator[Record]:
         """Records matching ``identifier``, one per entity at its Query/Retrieve Level."""
-        matcher = compile_query(identifier)
-        level_name = str(identifier.get("QueryRetrieveLevel", ""))
-        info = MODELS.get(model)
-        uniques = info.unique_keys_down_to(level_name) if info is not None else ()
-        seen: set[tuple[str, ...]] = set()
-        for record in self.candidates(identifier):
-            if not matcher.matches(record.header):
-                continue
-            if uniques:
-                key = tuple(str(record.header.get(tag, "")) for tag in uniques)
-                if key in seen:
-                    continue
-                seen.add(key)
+        for record, _ in self._matches(identifier, model, per_entity=True):
             yield record
 
-    def find(self, identifier: Dataset, model: str) -> Iterator[tuple[Record, Dataset]]:
-        """C-FIND matches with the attributes no single instance holds, computed per entity.
+    def find(self, identifier: Dataset, model: str) -> Iterator[Match]:
+        """C-FIND matches, with the attributes no single instance holds computed per entity.
 
         Viewers list studies with Modalities in Study and the related-instance
         counts, and filter by modality (``ModalitiesInStudy=MR``); those values
@@ -140,27 +186,48 @@ class InstanceIndex:
         """
         wanted = [tag for tag in COMPUTED_KEYS if tag in identifier]
         if not wanted:
-            for record in self.query(identifier, model):
-                yield record, Dataset()
+            for record, header in self._matches(identifier, model, per_entity=True):
+                yield Match(record, header, Dataset())
             return
         plain, extra = Dataset(), Dataset()
         for elem in identifier:
             (extra if int(elem.tag) in COMPUTED_KEYS else plain).add(elem)
-        matcher, extra_matcher = compile_query(plain), compile_query(extra)
+        extra_matcher = compile_query(extra)
         info = MODELS.get(model)
         level_name = str(identifier.get("QueryRetrieveLevel", ""))
         uniques = info.unique_keys_down_to(level_name) if info is not None else ()
-        groups: dict[tuple[str, ...], list[Record]] = {}
-        for record in self.candidates(plain):
-            if matcher.matches(record.header):
-                key = tuple(str(record.header.get(tag, "")) for tag in uniques)
-                groups.setdefault(key, []).append(record)
+        groups: dict[tuple[str, ...], list[tuple[Record, Dataset]]] = {}
+        for record, header in self._matches(plain, model, per_entity=False):
+            key = tuple(str(record.header.get(tag, "")) for tag in uniques)
+            groups.setdefault(key, []).append((record, header))
         patients = self._by_patient() if any(t in _PATIENT_SCOPE for t in wanted) else {}
-        for records in groups.values():
+        for members in groups.values():
+            records = [record for record, _ in members]
             patient = str(records[0].header.get(_PATIENT_ID, ""))
             computed = computed_attributes(wanted, records, patients.get(patient, records))
             if extra_matcher.matches(computed):
-                yield records[0], computed
+                yield Match(records[0], members[0][1], computed)
+
+    def _matches(
+        self, identifier: Dataset, model: str, *, per_entity: bool
+    ) -> Iterator[tuple[Record, Dataset]]:
+        """Matching records with the header they matched on (full only when keys need it)."""
+        matcher = compile_query(identifier)
+        full = _needs_full_headers(identifier)
+        level_name = str(identifier.get("QueryRetrieveLevel", ""))
+        info = MODELS.get(model)
+        uniques = info.unique_keys_down_to(level_name) if info is not None and per_entity else ()
+        seen: set[tuple[str, ...]] = set()
+        for record in self.candidates(identifier):
+            header = record.full_header() if full else record.header
+            if not matcher.matches(header):
+                continue
+            if uniques:
+                key = tuple(str(record.header.get(tag, "")) for tag in uniques)
+                if key in seen:
+                    continue
+                seen.add(key)
+            yield record, header
 
     def _by_patient(self) -> dict[str, list[Record]]:
         grouped: dict[str, list[Record]] = {}

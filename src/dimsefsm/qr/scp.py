@@ -111,11 +111,11 @@ class QueryRetrieveSCP:
         if sop.model == WORKLIST_MODEL and self.worklist is not None:
             yield from self._worklist_matches(event)
             return
-        for record, computed in self.index.find(request, sop.model):
+        for match in self.index.find(request, sop.model):
             if event.is_cancelled:
                 return
-            response = response_identifier(request, record.header, retrieve_ae=self.ae.ae_title)
-            for elem in computed:
+            response = response_identifier(request, match.header, retrieve_ae=self.ae.ae_title)
+            for elem in match.computed:
                 response[elem.tag] = elem
             yield st.PENDING, response
 
