@@ -82,5 +82,8 @@ def run_qrscp(args: argparse.Namespace) -> int:
     )
     apply_network_args(scp.ae, args)
     scp.load()
-    serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers, ssl_context=server_tls(args))
+    try:
+        serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers, ssl_context=server_tls(args))
+    finally:
+        scp.close()
     return EXIT_OK

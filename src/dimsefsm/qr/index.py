@@ -31,6 +31,15 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
+from dimsefsm.qr.index_cache import (
+    CachedHeader,
+    Stamp,
+    copy_raw,
+    encode_header,
+    read_cache,
+    stamp_of,
+    write_cache,
+)
 from dimsefsm.qr.matching import compile_query
 from dimsefsm.qr.models import LEVEL_INDEPENDENT_TAGS, MODELS
 
@@ -41,6 +50,7 @@ LOG = logging.getLogger("dimsefsm.qr.index")
 class Record:
     header: Dataset  # the INDEXED_TAGS attributes of the instance
     path: Path
+    stamp: Stamp = (0, 0)  # the file's (size, mtime_ns) when it was read, for the cache
 
     def full_header(self) -> Dataset:
         """Every attribute but the pixel data, read from the file (for non-indexed keys)."""
@@ -108,14 +118,24 @@ class InstanceIndex:
         self._records: dict[str, Record] = {}
         self._by_uid: dict[int, dict[str, set[str]]] = {tag: {} for tag in _NARROWING_TAGS}
         self._order: dict[str, int] = {}  # storage order, kept when an instance is re-stored
+        self._encoded: dict[str, bytes] = {}  # cache form of each header, once written
         self._lock = threading.Lock()
+        self.cache_hits = 0  # headers the last load() took from the index cache
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def add_file(self, path: Path) -> Record | None:
+    def add_file(self, path: Path, cached: CachedHeader | None = None) -> Record | None:
+        """Index one stored file; ``cached`` is used when its size and time still match."""
+        encoded: bytes | None = None
         try:
-            header = dcmread(path, stop_before_pixels=True)
+            stamp = stamp_of(path)
+            header = cached.header() if cached is not None and cached.stamp == stamp else None
+            if header is None:
+                header = _compact(dcmread(path, stop_before_pixels=True))
+                encoded = copy_raw(header)  # before any value is decoded: a byte copy
+            else:
+                encoded = cached.data if cached is not None else None
         except (InvalidDicomError, OSError, ValueError) as exc:
             LOG.warning("not indexed: %s: %s", path, exc)
             return None
@@ -123,13 +143,17 @@ class InstanceIndex:
         if not uid:
             LOG.warning("not indexed: %s has no SOP Instance UID", path)
             return None
-        record = Record(_compact(header), path)
+        record = Record(header, path, stamp)
         with self._lock:
             previous = self._records.get(uid)
             if previous is not None:
                 self._unlink(uid, previous.header)
             self._records[uid] = record
             self._order.setdefault(uid, len(self._order))
+            if encoded is None:
+                self._encoded.pop(uid, None)
+            else:
+                self._encoded[uid] = encoded
             for tag, by_value in self._by_uid.items():
                 for value in _uid_values(header, tag):
                     by_value.setdefault(value, set()).add(uid)
@@ -145,12 +169,49 @@ class InstanceIndex:
                         del by_value[value]
 
     def load(self, directory: Path) -> int:
-        """Index every Part-10 file below ``directory`` (temporary files are skipped)."""
-        count = 0
+        """Index every Part-10 file below ``directory`` (hidden and temporary files skipped).
+
+        Headers whose file is unchanged since the last :meth:`save` come from the
+        cache; the cache is rewritten afterwards.
+        """
+        cache = read_cache(directory)
+        count = hits = 0
         for path in sorted(directory.rglob("*")):
-            if path.is_file() and not path.name.startswith(".") and self.add_file(path):
-                count += 1
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            cached = cache.get(path.relative_to(directory).as_posix())
+            record = self.add_file(path, cached)
+            if record is None:
+                continue
+            count += 1
+            if cached is not None and self._encoded.get(_uid_of(record)) is cached.data:
+                hits += 1
+        self.cache_hits = hits
+        LOG.info("indexed %d file(s), %d of them from the index cache", count, hits)
+        if hits != count or len(cache) != count:
+            self.save(directory)
         return count
+
+    def save(self, directory: Path) -> int:
+        """Write the index cache of the records stored below ``directory``.
+
+        A header is encoded once, the first time it is saved; later saves
+        reuse those bytes, so saving costs a file write, not a re-encode.
+        """
+        with self._lock:
+            records = [
+                (uid, r) for uid, r in self._records.items() if r.path.is_relative_to(directory)
+            ]
+        entries = []
+        for uid, record in records:
+            encoded = self._encoded.get(uid)
+            if encoded is None:
+                encoded = encode_header(record.header)
+                if encoded is None:
+                    continue
+                self._encoded[uid] = encoded
+            entries.append((record.path, record.stamp, encoded))
+        return write_cache(directory, entries)
 
     def snapshot(self) -> list[Record]:
         with self._lock:
@@ -290,6 +351,10 @@ def _distinct(records: list[Record], tag: int) -> list[str]:
         for value in values:
             seen.setdefault(str(value), None)
     return list(seen)
+
+
+def _uid_of(record: Record) -> str:
+    return str(record.header.get("SOPInstanceUID", ""))
 
 
 def _uid_values(dataset: Dataset, tag: int) -> list[str]:

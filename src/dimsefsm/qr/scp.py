@@ -93,6 +93,11 @@ class QueryRetrieveSCP:
             LOG.info("worklist: %d item(s) in %s", items, self.worklist.directory)
         return count
 
+    def close(self) -> None:
+        """Save the index cache, so the next start reads only files stored since."""
+        count = self.index.save(self.directory)
+        LOG.info("index cache: %d record(s) saved", count)
+
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:
         return [
