@@ -8,10 +8,9 @@ client's words.
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 from dimsefsm.transport.driver import RECV_SIZE
-from dimsefsm.transport.tls import TlsArgs, describe_tls_error
+from dimsefsm.transport.tls import TlsArgs, handshake_failure
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -49,12 +48,6 @@ async def _start_tls(
     try:
         async with asyncio.timeout(timeout):
             await writer.start_tls(context, server_hostname=server_hostname)
-    except TimeoutError as exc:
-        reason = str(exc) or f"no TLS handshake within {timeout:g} s"
-    except (ssl.SSLEOFError, ConnectionError):
-        reason = "the peer closed the connection during the TLS handshake"
-    except OSError as exc:  # SSLCertVerificationError included
-        reason = describe_tls_error(exc)
-    else:
-        return None
-    return f"TLS handshake with {where} failed: {reason}"
+    except OSError as exc:  # TimeoutError and SSLCertVerificationError included
+        return f"TLS handshake with {where} failed: {handshake_failure(exc, timeout)}"
+    return None

@@ -46,12 +46,8 @@ def handshake(
                 readers, writers = [sock], []
             except ssl.SSLWantWriteError:
                 readers, writers = [], [sock]
-            except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError) as exc:
-                raise HandshakeFailed(
-                    "the peer closed the connection during the TLS handshake"
-                ) from exc
             except OSError as exc:
-                raise HandshakeFailed(describe_tls_error(exc)) from exc
+                raise HandshakeFailed(handshake_failure(exc, timeout)) from exc
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise HandshakeFailed(f"no TLS handshake within {timeout:g} s")
@@ -65,6 +61,15 @@ def handshake(
     finally:
         with contextlib.suppress(OSError):
             sock.setblocking(True)
+
+
+def handshake_failure(exc: OSError, timeout: float | None) -> str:
+    """Why a handshake failed, in the same words for the blocking and the asyncio client."""
+    if isinstance(exc, TimeoutError):
+        return str(exc) or f"no TLS handshake within {timeout:g} s"
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError)):
+        return "the peer closed the connection during the TLS handshake"
+    return describe_tls_error(exc)
 
 
 def describe_tls_error(exc: BaseException) -> str:
