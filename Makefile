@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 11112
 AET    ?= DIMSEFSM
 STORE  ?= dicom-store
+# More qrscp flags for `make run`, e.g. QRSCP_ARGS="--dest STORESCP=127.0.0.1:11113 --worklist wl"
+QRSCP_ARGS ?=
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dcmtk graphviz
 
@@ -36,7 +38,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/dimsefsm qrscp $(PORT) -aet $(AET) -od $(STORE) -v
+	$(VENV)/bin/dimsefsm qrscp $(PORT) -aet $(AET) -od $(STORE) -v $(QRSCP_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
