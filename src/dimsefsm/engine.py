@@ -128,6 +128,10 @@ class AssociationEngine:
         # them through ``flush_output`` while the destination works.
         self.hold_output = False
         self.flush_output: Callable[[], None] = _nothing
+        # Set by the transport for handlers (``event.assoc`` on an SCP): who is connected,
+        # and over TLS the certificate the peer presented (``ssl.getpeercert()`` form).
+        self.peer_address: tuple[str, int] | None = None
+        self.peer_certificate: dict[str, Any] | None = None
         self.rq: AssociateRQ | None = None
         self.negotiated: Negotiated | None = None
         self.rejection: AssociateRJ | None = None

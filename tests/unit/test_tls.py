@@ -580,3 +580,37 @@ def test_movescu_store_receiver_listens_with_tls(pki: Pki, tmp_path: Path) -> No
             assert assoc.send_c_echo().Status == 0
     finally:
         receiver.shutdown()
+
+
+def test_handlers_see_the_peer_address_and_certificate(pki: Pki) -> None:
+    """Access control by certificate: ``event.assoc`` names the peer and what it presented."""
+    seen: list[tuple[object, object]] = []
+
+    def on_echo(event: Any) -> int:
+        seen.append((event.assoc.peer_address, event.assoc.peer_certificate))
+        return 0x0000
+
+    for context in (server_context(pki), None):
+        ae = AE(SCP_AET)
+        ae.add_supported_context(VERIFICATION)
+        server = ae.start_server(
+            (LOCALHOST, 0),
+            block=False,
+            evt_handlers=[(evt.EVT_C_ECHO, on_echo)],
+            ssl_context=context,
+        )
+        try:
+            tls = (client_context(pki), "localhost") if context is not None else None
+            with scu().associate(
+                LOCALHOST, server.address[1], ae_title=SCP_AET, tls_args=tls
+            ) as assoc:
+                assert assoc.send_c_echo().Status == 0
+        finally:
+            server.shutdown()
+    (tls_peer, certificate), (plain_peer, none) = seen
+    assert isinstance(tls_peer, tuple) and tls_peer[0] == LOCALHOST
+    assert isinstance(certificate, dict)
+    assert tuple(rdn for rdn in certificate["subject"] if rdn[0][0] == "commonName") == (
+        (("commonName", "client"),),
+    )
+    assert isinstance(plain_peer, tuple) and none is None

@@ -139,6 +139,9 @@ class AssociationServer:
 
     def _run_association(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         engine = self.make_engine(lambda: self.active_associations - 1)
+        engine.peer_address = peer
+        if isinstance(sock, ssl.SSLSocket):
+            engine.peer_certificate = sock.getpeercert() or None
         driver = SocketDriver(engine, sock, self.artim_timeout, wake=self._wake_r)
         try:
             engine.transport_accepted()
