@@ -132,8 +132,8 @@ def _lines() -> Iterator[str]:
             "Secure transport",
             "TLS 1.2 or later (PS3.15 Annex B), both roles: `tls_args` / `ssl_context` in "
             "the library, dcmtk's `+tls KEY CERT`, `+cf`, `+cd`, `-rc`, `-vc`, `-ic` on the "
-            "command line; interoperates with dcmtk's BCP 195 profile. C-MOVE "
-            "sub-associations of `qrscp` use plain TCP",
+            "command line; interoperates with dcmtk's BCP 195 profile. `qrscp` reaches its "
+            "C-MOVE destinations over TLS with `--dest-tls`",
         ),
     ):
         yield f"| {name} | {value} |"

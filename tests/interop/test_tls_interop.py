@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from tests.data.make import make_instance, write_instance
+from tests.data.make import make_instance, make_study, write_instance, write_study
 from tests.interop.peers import DcmtkServer, DimsefsmServer, run_tool, wait_until
 from tests.tls_pki import Pki, make_pki
 
@@ -127,3 +127,47 @@ def test_dcmtk_storescu_over_tls_to_dimsefsm_storescp(
     wait_until(arrived.exists, "the instance is stored")
     assert dcmread(arrived) == dcmread(sent)
     assert dcmread(arrived).PixelData == instance.PixelData
+
+
+def test_movescu_over_tls_moves_from_qrscp_to_a_tls_storescp(
+    dcmtk_server: Callable[..., DcmtkServer],
+    dimsefsm_server: Callable[..., DimsefsmServer],
+    pki: Pki,
+    tmp_path: Path,
+) -> None:
+    """TLS all the way: our movescu -> qrscp, and qrscp's sub-association -> dcmtk storescp.
+
+    dcmtk 3.6.7's movescu has no TLS, so our movescu asks; the destination that must see
+    TLS from qrscp (--dest-tls) is dcmtk's storescp, which requires our certificate.
+    """
+    received = tmp_path / "received"
+    received.mkdir()
+    destination = dcmtk_server(
+        ["storescp", "-aet", "DEST", *server_flags(pki), "-od", str(received)]
+    )
+    study = make_study(3, n_series=1)
+    write_study(tmp_path / "store", study)
+    qrscp = dimsefsm_server(
+        "qrscp",
+        "-aet",
+        "QR",
+        "-od",
+        str(tmp_path / "store"),
+        "--dest",
+        f"DEST={LOCALHOST}:{destination.port}",
+        "--dest-tls",
+        *server_flags(pki),
+    )
+    uid = study[0].StudyInstanceUID
+    keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid}"]
+    movescu = [*DIMSEFSM, "movescu", LOCALHOST, str(qrscp.port), "-S", "-aec", "QR"]
+    result = run_tool([*movescu, "-aem", "DEST", *client_flags(pki), *keys])
+    assert result.returncode == 0, result.stdout + result.stderr + qrscp.output()
+    wait_until(lambda: len(list(received.iterdir())) == 3, "three instances at storescp")
+    got = sorted(str(dcmread(path).SOPInstanceUID) for path in received.iterdir())
+    assert got == sorted(str(ds.SOPInstanceUID) for ds in study)
+
+
+def test_dest_tls_needs_a_certificate_of_our_own(tmp_path: Path) -> None:
+    result = run_tool([*DIMSEFSM, "qrscp", "0", "-od", str(tmp_path), "--dest-tls"])
+    assert result.returncode == 2 and "--dest-tls needs +tls" in result.stderr

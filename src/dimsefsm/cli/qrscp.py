@@ -17,7 +17,7 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
-from dimsefsm.cli.tls import add_tls_args, server_tls
+from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
 from dimsefsm.qr.scp import QueryRetrieveSCP
 
 
@@ -41,6 +41,12 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="AET=HOST:PORT",
         help="a C-MOVE destination (repeatable), like dcmqrscp's HostTable",
+    )
+    p.add_argument(
+        "--dest-tls",
+        action="store_true",
+        help="reach the C-MOVE destinations over TLS too (our +tls certificate, the +cf/+cd "
+        "trust, -ic to skip verifying them)",
     )
     p.add_argument(
         "--worklist",
@@ -77,13 +83,21 @@ def run_qrscp(args: argparse.Namespace) -> int:
     if args.worklist is not None and not args.worklist.is_dir():
         print(f"qrscp: --worklist {args.worklist} is not a directory", file=sys.stderr)
         return EXIT_USAGE
+    if args.dest_tls and args.enable_tls is None:
+        print("qrscp: --dest-tls needs +tls KEY CERT", file=sys.stderr)
+        return EXIT_USAGE
+    ssl_context = server_tls(args)
     scp = QueryRetrieveSCP(
-        args.aetitle, Path(args.output_directory), destinations, worklist=args.worklist
+        args.aetitle,
+        Path(args.output_directory),
+        destinations,
+        worklist=args.worklist,
+        destination_tls=client_context(args) if args.dest_tls else None,
     )
     apply_network_args(scp.ae, args)
     scp.load()
     try:
-        serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers, ssl_context=server_tls(args))
+        serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers, ssl_context=ssl_context)
     finally:
         scp.close()
     return EXIT_OK

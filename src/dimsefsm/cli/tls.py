@@ -119,6 +119,12 @@ def client_tls(args: argparse.Namespace) -> TlsArgs | None:
     """``tls_args`` for ``AE.associate`` from the flags; None for plain TCP."""
     if args.enable_tls is None and not args.anonymous_tls:
         return None
+    return client_context(args), args.host
+
+
+def client_context(args: argparse.Namespace) -> ssl.SSLContext:
+    """A client context from the flags: also what a TLS server uses to reach its C-MOVE
+    destinations (our certificate, the same trusted CAs)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if args.peer_cert == IGNORE:
@@ -127,7 +133,7 @@ def client_tls(args: argparse.Namespace) -> TlsArgs | None:
     elif not _trust(context, args):
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     _load_own_certificate(context, args)
-    return context, args.host
+    return context
 
 
 def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:

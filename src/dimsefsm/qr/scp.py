@@ -8,6 +8,7 @@ how a query becomes matches.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,11 @@ class QueryRetrieveSCP:
         directory: Path,
         destinations: dict[str, tuple[str, int]] | None = None,
         worklist: Path | None = None,
+        destination_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.directory = directory
         self.destinations = dict(destinations or {})
+        self.destination_tls = destination_tls  # C-MOVE sub-associations over TLS when set
         self.index = InstanceIndex()
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
         self.ae = AE(ae_title)
@@ -156,7 +159,11 @@ class QueryRetrieveSCP:
             LOG.warning("C-MOVE to unknown destination %r", event.move_destination)
             yield None, None
             return
-        yield destination
+        if self.destination_tls is not None:
+            host, port = destination
+            yield host, port, {"tls_args": (self.destination_tls, host)}
+        else:
+            yield destination
         paths = self.instances(event.identifier, event.context.abstract_syntax)
         LOG.info("C-MOVE: %d instance(s) to %s", len(paths), event.move_destination)
         yield len(paths)

@@ -270,7 +270,10 @@ class MoveScp(get.GetScp):
         if not ae.requested_contexts:
             return True  # nothing sendable: each item fails on its own below
         called = str(self.request.command.get("MoveDestination", "ANY-SCP"))
-        assoc = ae.associate(*self.destination, ae_title=called)
+        # The handler's options may secure the sub-association: {"tls_args": (context, host)}.
+        assoc = ae.associate(
+            *self.destination, ae_title=called, tls_args=self.options.get("tls_args")
+        )
         if not assoc.is_established:
             LOG.warning(
                 "C-MOVE destination %s at %s:%d: %s",
