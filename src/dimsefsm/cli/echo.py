@@ -11,7 +11,6 @@ from dimsefsm.cli.common import (
     EXIT_ABORTED,
     EXIT_FAILED_STATUS,
     EXIT_OK,
-    EXIT_REJECTED,
     EXIT_TIMEOUT,
     add_logging,
     add_server_args,
@@ -20,7 +19,8 @@ from dimsefsm.cli.common import (
     setup_logging,
     stop_on_sigterm,
 )
-from dimsefsm.cli.tls import add_tls_args, client_tls, server_tls
+from dimsefsm.cli.connect import open_association
+from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.sop_class import VERIFICATION
 
 
@@ -42,12 +42,9 @@ def run_echoscu(args: argparse.Namespace) -> int:
     ae = AE(args.aetitle)
     ae.add_requested_context(VERIFICATION)
     apply_network_args(ae, args)
-    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
-    if not assoc.is_established:
-        print(f"echoscu: {assoc.describe_failure()}", file=sys.stderr)
-        if assoc.is_rejected:
-            return EXIT_REJECTED
-        return EXIT_TIMEOUT if assoc.timed_out else EXIT_ABORTED
+    assoc = open_association("echoscu", ae, args)
+    if isinstance(assoc, int):
+        return assoc
     for _ in range(args.repeat):
         status = assoc.send_c_echo()
         if "Status" not in status:

@@ -10,7 +10,6 @@ from dimsefsm.cli.common import (
     EXIT_ABORTED,
     EXIT_FAILED_STATUS,
     EXIT_OK,
-    EXIT_REJECTED,
     EXIT_TIMEOUT,
     EXIT_USAGE,
     add_logging,
@@ -18,6 +17,7 @@ from dimsefsm.cli.common import (
     apply_network_args,
     setup_logging,
 )
+from dimsefsm.cli.connect import open_association
 from dimsefsm.cli.keys import QueryKeyError, build_identifier, parse_key
 from dimsefsm.cli.output import (
     MatchTable,
@@ -26,7 +26,8 @@ from dimsefsm.cli.output import (
     print_status_line,
     table_columns,
 )
-from dimsefsm.cli.tls import add_tls_args, client_tls
+from dimsefsm.cli.retrieve import add_model_flags
+from dimsefsm.cli.tls import add_tls_args
 from dimsefsm.qr.registry import (
     MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
@@ -47,46 +48,10 @@ def add_findscu(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("findscu", help="query (C-FIND SCU)", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=int)
-    model = p.add_mutually_exclusive_group()
-    model.add_argument(
-        "-P",
-        "--patient",
-        dest="model",
-        action="store_const",
-        const="P",
-        help="Patient Root information model",
-    )
-    model.add_argument(
-        "-S",
-        "--study",
-        dest="model",
-        action="store_const",
-        const="S",
-        help="Study Root information model",
-    )
-    model.add_argument(
-        "-O",
-        "--psonly",
-        dest="model",
-        action="store_const",
-        const="O",
-        help="Patient/Study Only information model",
-    )
-    model.add_argument(
-        "-W",
-        "--worklist",
-        dest="model",
-        action="store_const",
-        const="W",
-        help="Modality Worklist information model (default)",
-    )
-    p.add_argument(
-        "-k",
-        "--key",
-        action="append",
-        default=[],
-        metavar="KEY[=VALUE]",
-        help="query key by keyword or (gggg,eeee); sequences as dcmtk writes them",
+    add_model_flags(
+        p,
+        worklist=True,
+        key_help="query key by keyword or (gggg,eeee); sequences as dcmtk writes them",
     )
     p.add_argument(
         "--cancel", type=int, default=None, metavar="N", help="send C-CANCEL after N responses"
@@ -97,7 +62,7 @@ def add_findscu(sub: argparse._SubParsersAction) -> None:
     add_timeouts(p)
     add_tls_args(p, server=False)
     add_logging(p)
-    p.set_defaults(run=run_findscu, model="W")
+    p.set_defaults(run=run_findscu)
 
 
 def run_findscu(args: argparse.Namespace) -> int:
@@ -112,10 +77,9 @@ def run_findscu(args: argparse.Namespace) -> int:
     ae = AE(args.aetitle)
     ae.add_requested_context(sop_class)
     apply_network_args(ae, args)
-    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
-    if not assoc.is_established:
-        print(f"findscu: {assoc.describe_failure()}", file=sys.stderr)
-        return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
+    assoc = open_association("findscu", ae, args)
+    if isinstance(assoc, int):
+        return assoc
     if assoc.negotiated is None or assoc.negotiated.find_context(sop_class) is None:
         print(
             f"findscu: {args.call} did not accept the information model {sop_class}",

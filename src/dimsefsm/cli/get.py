@@ -9,17 +9,16 @@ from pathlib import Path
 
 from dimsefsm.ae import AE
 from dimsefsm.cli.common import (
-    EXIT_ABORTED,
-    EXIT_REJECTED,
     EXIT_USAGE,
     add_logging,
     add_timeouts,
     apply_network_args,
     setup_logging,
 )
+from dimsefsm.cli.connect import open_association
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
 from dimsefsm.cli.retrieve import add_model_flags, report
-from dimsefsm.cli.tls import add_tls_args, client_tls
+from dimsefsm.cli.tls import add_tls_args
 from dimsefsm.qr.registry import PATIENT_ROOT_GET, PATIENT_STUDY_ONLY_GET, STUDY_ROOT_GET
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import COMMON_STORAGE_SOP_CLASSES, UNCOMPRESSED_TRANSFER_SYNTAXES
@@ -39,7 +38,7 @@ def add_getscu(sub: argparse._SubParsersAction) -> None:
     add_timeouts(p)
     add_tls_args(p, server=False)
     add_logging(p)
-    p.set_defaults(run=run_getscu, model="P")
+    p.set_defaults(run=run_getscu)
 
 
 def run_getscu(args: argparse.Namespace) -> int:
@@ -62,8 +61,7 @@ def run_getscu(args: argparse.Namespace) -> int:
     logging.getLogger("dimsefsm.storage").setLevel(
         logging.INFO if args.verbose or args.debug else logging.WARNING
     )
-    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
-    if not assoc.is_established:
-        print(f"getscu: {assoc.describe_failure()}", file=sys.stderr)
-        return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
+    assoc = open_association("getscu", ae, args)
+    if isinstance(assoc, int):
+        return assoc
     return report("getscu", assoc, assoc.send_c_get(identifier, sop_class), Service.QR_GET)

@@ -11,17 +11,16 @@ from pydicom import Dataset
 
 from dimsefsm.ae import AE
 from dimsefsm.cli.common import (
-    EXIT_ABORTED,
-    EXIT_REJECTED,
     EXIT_USAGE,
     add_logging,
     add_timeouts,
     apply_network_args,
     setup_logging,
 )
+from dimsefsm.cli.connect import open_association
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
 from dimsefsm.cli.retrieve import add_model_flags, report
-from dimsefsm.cli.tls import add_tls_args, client_tls, server_tls
+from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.qr.registry import PATIENT_ROOT_MOVE, PATIENT_STUDY_ONLY_MOVE, STUDY_ROOT_MOVE
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
@@ -60,7 +59,7 @@ def add_movescu(sub: argparse._SubParsersAction) -> None:
     add_timeouts(p)
     add_tls_args(p, server=False)
     add_logging(p)
-    p.set_defaults(run=run_movescu, model="P")
+    p.set_defaults(run=run_movescu)
 
 
 def start_receiver(args: argparse.Namespace) -> AssociationServer:
@@ -102,10 +101,9 @@ def _move(args: argparse.Namespace, identifier: Dataset) -> int:
     logging.getLogger("dimsefsm.storage").setLevel(
         logging.INFO if args.verbose or args.debug else logging.WARNING
     )
-    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
-    if not assoc.is_established:
-        print(f"movescu: {assoc.describe_failure()}", file=sys.stderr)
-        return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
+    assoc = open_association("movescu", ae, args)
+    if isinstance(assoc, int):
+        return assoc
     destination = args.move_destination or args.aetitle
     return report(
         "movescu", assoc, assoc.send_c_move(identifier, destination, sop_class), Service.QR_MOVE

@@ -1,4 +1,4 @@
-"""What getscu and movescu share: model flags, and turning responses into a report."""
+"""What the Q/R SCUs share: model flags; for getscu and movescu, the response report."""
 
 from __future__ import annotations
 
@@ -21,40 +21,34 @@ _COUNT_KEYS = (
 )
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
+def add_model_flags(
+    p: argparse.ArgumentParser,
+    *,
+    worklist: bool = False,
+    key_help: str = "retrieve key by keyword or (gggg,eeee)",
+) -> None:
+    """dcmtk's model flags (-P default; findscu adds -W, its default) and the -k keys."""
     model = p.add_mutually_exclusive_group()
-    model.add_argument(
-        "-P",
-        "--patient",
-        dest="model",
-        action="store_const",
-        const="P",
-        help="Patient Root information model (default)",
-    )
-    model.add_argument(
-        "-S",
-        "--study",
-        dest="model",
-        action="store_const",
-        const="S",
-        help="Study Root information model",
-    )
-    model.add_argument(
-        "-O",
-        "--psonly",
-        dest="model",
-        action="store_const",
-        const="O",
-        help="Patient/Study Only information model",
-    )
+    flags = [
+        ("-P", "--patient", "P", "Patient Root information model"),
+        ("-S", "--study", "S", "Study Root information model"),
+        ("-O", "--psonly", "O", "Patient/Study Only information model"),
+    ]
+    if worklist:
+        flags.append(("-W", "--worklist", "W", "Modality Worklist information model"))
+    default = flags[-1][2] if worklist else "P"
+    for short, long, const, text in flags:
+        text += " (default)" if const == default else ""
+        model.add_argument(short, long, dest="model", action="store_const", const=const, help=text)
     p.add_argument(
         "-k",
         "--key",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="retrieve key by keyword or (gggg,eeee)",
+        metavar="KEY[=VALUE]" if worklist else "KEY=VALUE",
+        help=key_help,
     )
+    p.set_defaults(model=default)
 
 
 def report(

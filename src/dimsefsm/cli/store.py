@@ -12,10 +12,8 @@ from pydicom import Dataset
 
 from dimsefsm.ae import AE
 from dimsefsm.cli.common import (
-    EXIT_ABORTED,
     EXIT_FAILED_STATUS,
     EXIT_OK,
-    EXIT_REJECTED,
     EXIT_USAGE,
     add_logging,
     add_server_args,
@@ -23,9 +21,10 @@ from dimsefsm.cli.common import (
     apply_network_args,
     setup_logging,
 )
+from dimsefsm.cli.connect import open_association
 from dimsefsm.cli.echo import serve
 from dimsefsm.cli.progress import Progress
-from dimsefsm.cli.tls import add_tls_args, client_tls, server_tls
+from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.part10 import Part10Error, Part10Info, read_part10_info
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import (
@@ -110,10 +109,9 @@ def run_storescu(args: argparse.Namespace) -> int:
     for sop_class, syntaxes in contexts:
         ae.add_requested_context(sop_class, syntaxes)
     apply_network_args(ae, args)
-    assoc = ae.associate(args.host, args.port, ae_title=args.call, tls_args=client_tls(args))
-    if not assoc.is_established:
-        print(f"storescu: {assoc.describe_failure()}", file=sys.stderr)
-        return EXIT_REJECTED if assoc.is_rejected else EXIT_ABORTED
+    assoc = open_association("storescu", ae, args)
+    if isinstance(assoc, int):
+        return assoc
     counts = {Category.SUCCESS: 0, Category.WARNING: 0, Category.FAILURE: 0}
     if assoc.negotiated is None or not assoc.negotiated.contexts:
         # Said once here rather than as one "no accepted context" line per file.

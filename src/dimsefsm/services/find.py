@@ -10,7 +10,7 @@ Handlers keep pynetdicom's protocol: a generator of ``(status, identifier)``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from pydicom import Dataset
@@ -22,7 +22,7 @@ from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import find_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
-from dimsefsm.services.identifier import decode_request, decoding_transitions
+from dimsefsm.services.identifier import IdentifierCheck, IdentifierScp, decoding_transitions
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 
 LOG = logging.getLogger("dimsefsm.find")
@@ -197,9 +197,6 @@ class QueryEvent:
 FindEvent = QueryEvent
 
 
-IdentifierCheck = Callable[[str, Dataset], tuple[int, str, tuple[int, ...]] | None]
-
-
 def check_find_identifier(
     sop_class_uid: str, identifier: Dataset
 ) -> tuple[int, str, tuple[int, ...]] | None:
@@ -227,12 +224,10 @@ def _check(sop_class_uid: str, identifier: Dataset) -> tuple[int, str, tuple[int
     return problem.status, problem.comment, tuple(problem.offending)
 
 
-class FindScp:
+class FindScp(IdentifierScp):
     """One C-FIND-RQ being answered, one response per step."""
 
     chart = SCP_CHART
-    trace_label = ""  # set by the dispatcher: the association, for the transcript
-    state: str
 
     def __init__(
         self,
@@ -243,39 +238,15 @@ class FindScp:
         send: Callable[[Message], None],
         check: IdentifierCheck | None = None,
     ) -> None:
-        self.request = request
-        self.context = context
-        self.handler = handler
-        self.assoc = assoc
+        super().__init__(request, context, handler, assoc, check)
         self.send = send
-        self.check = check
-        self.cancel_requested = False
         self.matches = 0
-        self.generator: Iterator[Any] | None = None
-        self.identifier: Dataset | None = None
-        self.reply_status: int | None = None
         self.reply_identifier: bytes | None = None
-        self.comment: str | None = None
-        self.offending: tuple[int, ...] | None = None
         SCP_CHART.attach(self)
 
-    @property
-    def done(self) -> bool:
-        return self.state in SCP_CHART.final
-
-    # -- Decoding -----------------------------------------------------------------------
-    def start(self) -> None:
-        refusal = decode_request(self)
-        if refusal is not None:
-            return self._fire(refusal)
-        ctx = self.context
-        assert ctx is not None and self.handler is not None and self.identifier is not None
-        SCP_CHART.fire(self, "decoded")
-        event = FindEvent(self.assoc, self.request, ctx, self.identifier, self)
-        try:
-            self.generator = iter(self.handler(event))
-        except Exception as exc:
-            self._raised(exc)
+    def make_event(self, ctx: AcceptedContext) -> FindEvent:
+        assert self.identifier is not None
+        return FindEvent(self.assoc, self.request, ctx, self.identifier, self)
 
     # -- Matching ------------------------------------------------------------------------
     def step(self) -> None:
@@ -300,17 +271,6 @@ class FindScp:
     def cancel(self) -> None:
         LOG.info("C-CANCEL-FIND received after %d matches", self.matches)
         self.cancel_requested = True
-
-    def close(self) -> None:
-        generator, self.generator = self.generator, None
-        if generator is not None and hasattr(generator, "close"):
-            generator.close()
-
-    def _raised(self, exc: Exception) -> None:
-        LOG.exception("C-FIND handler raised")
-        self.comment = f"handler raised {type(exc).__name__}: {exc}"
-        self._fire("handler_raised")
-        self.close()
 
     def _classify(self, item: object) -> str:
         if not isinstance(item, tuple) or len(item) != 2:
@@ -352,9 +312,6 @@ class FindScp:
             return "unencodable"
         self.matches += 1
         return "pending" if status == st.PENDING else "pending_warning"
-
-    def _fire(self, trigger: str) -> None:
-        SCP_CHART.fire(self, trigger)
 
     def respond(self, event: EventData) -> None:
         code = SCP_CHART.status_of(event.event.name)

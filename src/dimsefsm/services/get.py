@@ -26,7 +26,7 @@ Counting rules (PS3.4 C.4.3.1, C.4.3.3.1, PS3.7 Table 9.1-3; each is also the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,8 @@ from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import get_rsp, store_rq
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, transition
-from dimsefsm.services.find import IdentifierCheck, QueryEvent
-from dimsefsm.services.identifier import decode_request, decoding_transitions
+from dimsefsm.services.find import QueryEvent
+from dimsefsm.services.identifier import IdentifierCheck, IdentifierScp, decoding_transitions
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 from dimsefsm.services.storage import StoreScu, store_source
 
@@ -307,13 +307,11 @@ class SubOperation(StoreScu):
         self.owner.sub_op_done(self)
 
 
-class GetScp:
+class GetScp(IdentifierScp):
     """One C-GET-RQ being answered; the transport steps it while ``ready``."""
 
-    state: str
     chart = SCP_CHART
     response_command = staticmethod(get_rsp)
-    trace_label = ""  # set by the dispatcher: the association, for the transcript
 
     def __init__(
         self,
@@ -324,15 +322,8 @@ class GetScp:
         engine: Any,
         check: IdentifierCheck | None = None,
     ) -> None:
-        self.request = request
-        self.context = context
-        self.handler = handler
-        self.assoc = assoc
+        super().__init__(request, context, handler, assoc, check)
         self.engine = engine
-        self.check = check
-        self.cancel_requested = False
-        self.generator: Iterator[Any] | None = None
-        self.identifier: Dataset | None = None
         self.announced = 0
         self.delivered = 0
         self.completed = 0
@@ -341,14 +332,7 @@ class GetScp:
         self.failed_uids: list[str] = []
         self.waiting: SubOperation | None = None
         self.counting = False  # counts go on every response once sub-operations are announced
-        self.reply_status: int | None = None
-        self.comment: str | None = None
-        self.offending: tuple[int, ...] | None = None
         self.chart.attach(self)
-
-    @property
-    def done(self) -> bool:
-        return self.state in self.chart.final
 
     @property
     def ready(self) -> bool:
@@ -358,19 +342,6 @@ class GetScp:
     @property
     def remaining(self) -> int:
         return max(self.announced - self.delivered, 0)
-
-    # -- Decoding -----------------------------------------------------------------------
-    def start(self) -> None:
-        refusal = decode_request(self)
-        if refusal is not None:
-            return self._fire(refusal)
-        ctx = self.context
-        assert ctx is not None and self.handler is not None
-        self._fire("decoded")
-        try:
-            self.generator = iter(self.handler(self.make_event(ctx)))
-        except Exception as exc:
-            self._raised(exc)
 
     def make_event(self, ctx: AcceptedContext) -> Any:
         assert self.identifier is not None
@@ -388,24 +359,31 @@ class GetScp:
         else:
             self._next_item()
 
+    # The trigger when the handler ends before yielding its count: C-GET knows one
+    # failure for it (0xC513); C-MOVE tells it apart as 0xC514.
+    missing_count = "bad_count"
+
     def _count(self) -> None:
         assert self.generator is not None
         try:
-            first = next(self.generator)
+            count = next(self.generator)
         except StopIteration:
             self.comment = "the handler yielded no number of sub-operations"
-            self._fire("bad_count")
+            self._end(self.missing_count)
             return
         except Exception as exc:
             self._raised(exc)
             return
-        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
-            self.comment = f"the first yield must be the number of sub-operations, not {first!r}"
-            self._fire("bad_count")
-            self.close()
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.comment = f"the count must be a non-negative number, not {count!r}"
+            self._end("bad_count")
             return
-        self.announced = first
+        self.announced = count
         self.counting = True
+        self.counted(count)
+
+    def counted(self, count: int) -> None:
+        """The count is valid: sub-operations may start."""
         self._fire("count")
 
     def _next_item(self) -> None:
@@ -548,9 +526,7 @@ class GetScp:
         self.cancel_requested = True
 
     def close(self) -> None:
-        generator, self.generator = self.generator, None
-        if generator is not None and hasattr(generator, "close"):
-            generator.close()
+        super().close()
         if self.state not in self.chart.final:
             LOG.info(
                 "%s ended by the association after %d completed, %d failed, %d warning",
@@ -559,15 +535,6 @@ class GetScp:
                 self.failed,
                 self.warning,
             )
-
-    def _raised(self, exc: Exception) -> None:
-        LOG.exception("%s handler raised", self.chart.name)
-        self.comment = f"handler raised {type(exc).__name__}: {exc}"
-        self._fire("handler_raised")
-        self.close()
-
-    def _fire(self, trigger: str) -> None:
-        self.chart.fire(self, trigger)
 
     # -- responses ------------------------------------------------------------------------
     def respond(self, event: EventData) -> None:

@@ -2,17 +2,24 @@
 
 Each chart declares the same four refusals from its Decoding state and runs
 the same checks in the same order; only the decode-failure status, the
-wording of the model check and the next state differ.
+wording of the model check and the next state differ.  :class:`IdentifierScp`
+is the operation side of it: the request, the Decoding checks, the handler's
+generator and how a handler failure ends it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from pydicom import Dataset
+
 from dimsefsm import status as st
+from dimsefsm.assoc.negotiation import AcceptedContext
 from dimsefsm.datasets import DatasetDecodeError, decode_dataset
-from dimsefsm.fsm import Transition, transition
+from dimsefsm.dimse.message import Message
+from dimsefsm.fsm import Chart, Transition, transition
 
 
 def decoding_transitions(
@@ -101,3 +108,70 @@ def decode_request(op: Any) -> str | None:
             log.info("%s identifier rejected: %s", what, op.comment)
             return "identifier_rejected"
     return None
+
+
+IdentifierCheck = Callable[[str, Dataset], tuple[int, str, tuple[int, ...]] | None]
+
+
+class IdentifierScp:
+    """A C-FIND, C-GET or C-MOVE request being answered: what the three operations share."""
+
+    chart: Chart
+    state: str
+    trace_label = ""  # set by the dispatcher: the association, for the transcript
+
+    def __init__(
+        self,
+        request: Message,
+        context: AcceptedContext | None,
+        handler: Callable[[Any], Any] | None,
+        assoc: Any,
+        check: IdentifierCheck | None = None,
+    ) -> None:
+        self.request = request
+        self.context = context
+        self.handler = handler
+        self.assoc = assoc
+        self.check = check
+        self.cancel_requested = False
+        self.generator: Iterator[Any] | None = None
+        self.identifier: Dataset | None = None
+        self.reply_status: int | None = None
+        self.comment: str | None = None
+        self.offending: tuple[int, ...] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in self.chart.final
+
+    def start(self) -> None:
+        """Decoding: refuse the request, or call the handler with its event."""
+        refusal = decode_request(self)
+        if refusal is not None:
+            return self._fire(refusal)
+        assert self.context is not None and self.handler is not None
+        self._fire("decoded")
+        try:
+            self.generator = iter(self.handler(self.make_event(self.context)))
+        except Exception as exc:
+            self._raised(exc)
+
+    def make_event(self, ctx: AcceptedContext) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the handler's generator (its ``finally`` runs), whatever ended the operation."""
+        generator, self.generator = self.generator, None
+        if generator is not None and hasattr(generator, "close"):
+            generator.close()
+
+    def _raised(self, exc: Exception) -> None:
+        logging.getLogger(type(self).__module__.replace("services.", "")).exception(
+            "%s handler raised", _REQUEST_NAMES.get(self.chart.name, self.chart.name)
+        )
+        self.comment = f"handler raised {type(exc).__name__}: {exc}"
+        self._fire("handler_raised")
+        self.close()
+
+    def _fire(self, trigger: str) -> None:
+        self.chart.fire(self, trigger)

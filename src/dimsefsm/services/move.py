@@ -176,8 +176,6 @@ class MoveScp(get.GetScp):
     def step(self) -> None:
         if self.state == _RESOLVING:
             self._resolve()
-        elif self.state == "AwaitingCount":
-            self._count()
         else:
             super().step()
 
@@ -217,23 +215,10 @@ class MoveScp(get.GetScp):
             self.options = dict(first[2])
         self._fire("destination_resolved")
 
-    def _count(self) -> None:
-        assert self.generator is not None
-        try:
-            count = next(self.generator)
-        except StopIteration:
-            self.comment = "the handler yielded no number of sub-operations"
-            self._end("no_destination")
-            return
-        except Exception as exc:
-            self._raised(exc)
-            return
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            self.comment = f"the count must be a non-negative number, not {count!r}"
-            self._end("bad_count")
-            return
-        self.announced = count
-        self.counting = True
+    missing_count = "no_destination"  # 0xC514: destination and/or count not yielded
+
+    def counted(self, count: int) -> None:
+        """Open the sub-association for what the first instances need, then start."""
         items, error = self._read_ahead(min(count, READ_AHEAD))
         if count and not self._connect(items):
             self.failed = count
@@ -241,9 +226,9 @@ class MoveScp(get.GetScp):
             self.delivered = self.failed
             self._end("destination_unreachable")
             return
-        rest = self.generator
-        self.generator = _replay(items, error, rest)
-        self._fire("count")
+        assert self.generator is not None
+        self.generator = _replay(items, error, self.generator)
+        super().counted(count)
 
     def _read_ahead(self, count: int) -> tuple[list[Any], Exception | None]:
         """The announced items, so the sub-association can propose what they need."""
