@@ -357,10 +357,10 @@ class OrthancServer(ServerProcess):
 
     It listens on ``dicom_port`` (AE title ``aet``) and on ``http_port`` for
     its REST API, without authentication, and knows the peers of
-    ``modalities`` (name -> (AE title, host, port)): only they may query and
-    retrieve (from 127.0.0.1), and they are the C-MOVE destinations and the
-    targets of its own SCU requests.  Orthanc 1.10 has no listen-address
-    option; remote HTTP access is refused, DICOM peers are checked by host.
+    ``modalities`` (name -> (AE title, host, port)): only they may use its
+    DICOM services, each from its host, and they are the C-MOVE destinations
+    and the targets of its own SCU requests.  Orthanc 1.10 has no
+    listen-address option; remote HTTP access is refused.
     Ready when the kernel lists both ports as listening sockets of the process.
 
     Stopped with SIGKILL: its graceful shutdown spends 3.5 s in fixed polling
@@ -405,8 +405,8 @@ class OrthancServer(ServerProcess):
             "DicomPort": self.dicom_port,
             "DicomCheckCalledAet": True,
             "DicomCheckModalityHost": True,
-            "DicomAlwaysAllowEcho": True,
-            "DicomAlwaysAllowStore": True,
+            "DicomAlwaysAllowEcho": False,
+            "DicomAlwaysAllowStore": False,
             # Without this, Orthanc keeps its SCU associations open for 5 s.
             "DicomAssociationCloseDelay": 0,
             "DicomScuTimeout": 20,
