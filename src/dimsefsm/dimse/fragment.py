@@ -10,10 +10,11 @@ it, and GDCM's ``gdcmscu`` relies on that: given both in one PDU it loses the
 data set (C-FIND responses vanish, C-MOVE sub-operations store nothing).
 Within the data set, PDUs are filled greedily.
 
-Headers are packed with ``struct`` and fragments are ``memoryview`` slices, so
-the data set is copied exactly once, into the bytes handed to the transport:
-:func:`encode_message_bytes` builds every PDU of a message in one buffer, so
-the separate command PDU costs no extra send call and no extra copy.
+Headers are packed with ``struct`` and fragments are ``memoryview`` slices
+until a PDU's bytes are joined.  :func:`encode_message_bytes` joins every PDU
+of a message into one buffer, so the data set is copied once and the separate
+command PDU costs no extra send call; :func:`iter_dataset_pdus` joins one PDU
+at a time, for data sets streamed from disk.
 """
 
 from __future__ import annotations
