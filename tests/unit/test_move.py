@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.dataelem import DataElement
 
 from dimsefsm import AE, evt
 from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
@@ -185,6 +186,35 @@ def test_no_context_and_not_a_dataset(dest: Destination) -> None:
     assert responses(op)[-1] == (0xB000, -1, 1, 2, 0)
     failed = op.results[-1][1]
     assert failed is not None and "1.2.3.5.1" in str(failed.FailedSOPInstanceUIDList)
+
+
+def test_unsendable_instances_fail_alone_and_the_move_goes_on(
+    dest: Destination, tmp_path: Path
+) -> None:
+    """Issue 11.8: an instance no C-STORE can carry is a failed sub-operation, listed and
+    logged; the sub-association stays up for the next one (a Dataset without a SOP Class
+    UID used to end the whole association)."""
+    long_uid = "1.2." + "9" * 70
+    over_long = instance(2)
+    over_long.add(DataElement(0x00080018, "UI", long_uid, validation_mode=config.IGNORE))
+    no_class = instance(4)
+    del no_class.SOPClassUID
+    items = [instance(1), over_long, tmp_path / "gone.dcm", no_class, instance(5)]
+    before = RECORDER.count("c-move-scp", "unsendable")
+    op = start(make_pair(handler_for(dest.port, *((0xFF00, item) for item in items))))
+    assert responses(op) == [
+        (0xFF00, 4, 1, 0, 0),
+        (0xFF00, 3, 1, 1, 0),
+        (0xFF00, 2, 1, 2, 0),
+        (0xFF00, 1, 1, 3, 0),
+        (0xFF00, 0, 2, 3, 0),
+        (0xB000, -1, 2, 3, 0),
+    ]
+    assert [uid for uid, _ in dest.received] == ["1.2.3.5.1", "1.2.3.5.5"]
+    failed = op.results[-1][1]
+    assert failed is not None
+    assert list(failed.FailedSOPInstanceUIDList) == [long_uid, "1.2.3.5.4"]
+    assert RECORDER.count("c-move-scp", "unsendable") == before + 3
 
 
 def test_extra_yields_are_ignored(dest: Destination) -> None:
