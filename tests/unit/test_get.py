@@ -147,6 +147,16 @@ def fired(chart: str, name: str) -> int:
     return RECORDER.count(chart, name)
 
 
+def recording(calls: list[Any]) -> Callable[[Any], Iterator[Any]]:
+    """A handler that notes each call and yields nothing (the tests expect no call)."""
+
+    def handler(event: Any) -> Iterator[Any]:
+        calls.append(event)
+        yield from ()
+
+    return handler
+
+
 def test_all_succeed_pending_carries_four_counts_final_has_no_remaining() -> None:
     """PS3.7 9.1.3: Pending shall carry all four counts; Success shall not carry Remaining."""
     pair, stored = make_pair(yields(3, *((0xFF00, instance(n)) for n in range(3))))
@@ -471,6 +481,28 @@ def test_scu_unknown_status_while_retrieving() -> None:
     pair, _ = make_pair(yields(1, (0xD123, None)))
     op = start(pair)
     assert op.state == "Failed"
+
+
+def test_identifier_over_the_bound_is_a701_and_the_handler_never_runs() -> None:
+    """Issue 11.12: 0xA701 (out of resources, unable to calculate matches) with a comment."""
+    called: list[Any] = []
+    pair, _ = make_pair(recording(called))
+    ident = identifier()
+    ident.add_new(0x0040A160, "UT", "*" * (2 << 20))
+    op = start(pair, ident)
+    status = op.results[-1][0]
+    assert responses(op) == [(0xA701, -1, -1, -1, -1)] and called == []
+    assert "exceeds" in status.ErrorComment and pair.acceptor.is_established
+
+
+def test_uid_key_longer_than_64_is_a900() -> None:
+    """A UID list may be long (one UID per instance), but no UID has more than 64 characters."""
+    ident = identifier()
+    uid = DataElement(0x0020000D, "UI", ["1.2.3", "1." + "2" * 63], validation_mode=config.IGNORE)
+    ident.add(uid)
+    op = start(make_pair(yields(0))[0], ident)
+    assert op.results[-1][0].Status == 0xA900
+    assert int(op.results[-1][0].OffendingElement) == 0x0020000D
 
 
 def test_strip_bulk_data() -> None:

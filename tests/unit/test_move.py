@@ -151,6 +151,16 @@ def responses(op: MoveScu) -> list[tuple[int, ...]]:
     ]
 
 
+def recording(calls: list[Any]) -> Callable[[Any], Iterator[Any]]:
+    """A handler that notes each call and yields nothing (the tests expect no call)."""
+
+    def handler(event: Any) -> Iterator[Any]:
+        calls.append(event)
+        yield from ()
+
+    return handler
+
+
 def test_moves_with_move_originator_fields(dest: Destination, tmp_path: Path) -> None:
     """The destination sees the C-MOVE requestor's AE title and Message ID on every C-STORE."""
     path = write_instance(tmp_path / "f.dcm", make_instance(sop_instance_uid="1.2.3.5.99"))
@@ -385,6 +395,15 @@ def test_decoding_failures(dest: Destination) -> None:
     assert [r[0] for r in responses(start(make_pair(h), destination=None))] == [0x0212]
     assert [r[0] for r in responses(start(make_pair(None)))] == [0x0122]
     assert [r[0] for r in responses(start(make_pair(h), identifier(study=None)))] == [0xA900]
+
+
+def test_identifier_over_the_bound_is_a701(dest: Destination) -> None:
+    """Issue 11.12: C-MOVE refuses an oversize identifier like C-GET (0xA701), no handler."""
+    called: list[Any] = []
+    ident = identifier()
+    ident.add_new(0x0040A160, "UT", "*" * (2 << 20))
+    op = start(make_pair(recording(called)), ident)
+    assert responses(op) == [(0xA701, -1, -1, -1, -1)] and called == []
 
 
 def test_zero_sub_operations(dest: Destination) -> None:

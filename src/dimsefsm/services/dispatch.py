@@ -101,6 +101,7 @@ class RequestDispatcher:
                 self.assoc,
                 engine.send_message,
                 check_find_identifier,
+                engine.max_identifier_size,
             )
             op.trace_label = engine.label
             op.start()
@@ -115,6 +116,7 @@ class RequestDispatcher:
                 self.assoc,
                 engine,
                 check_retrieve_identifier,
+                engine.max_identifier_size,
             )
             get.trace_label = engine.label
             get.start()
@@ -129,6 +131,7 @@ class RequestDispatcher:
                 self.assoc,
                 engine,
                 check_retrieve_identifier,
+                engine.max_identifier_size,
                 make_ae=self.make_ae,
             )
             move.trace_label = engine.label

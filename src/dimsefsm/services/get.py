@@ -39,6 +39,7 @@ from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
 from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import get_rsp, store_rq
 from dimsefsm.dimse.message import Message
+from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.fsm import Chart, transition
 from dimsefsm.part10 import Part10Error, read_part10_info
 from dimsefsm.services.find import QueryEvent
@@ -70,7 +71,9 @@ SCP_CHART = Chart(
         *decoding_transitions(
             "get",
             st.GET_DECODE_FAILED,
-            "The identifier lacks the unique keys the retrieve level needs.",
+            st.OUT_OF_RESOURCES_MATCHES,
+            "The identifier lacks the unique keys the retrieve level needs, or a key "
+            "value is longer than its VR allows (PS3.5 6.2).",
             "AwaitingCount",
         ),
         transition(
@@ -337,8 +340,9 @@ class GetScp(IdentifierScp):
         assoc: Any,
         engine: Any,
         check: IdentifierCheck | None = None,
+        max_identifier_size: int = MAX_IDENTIFIER_LENGTH,
     ) -> None:
-        super().__init__(request, context, handler, assoc, check)
+        super().__init__(request, context, handler, assoc, check, max_identifier_size)
         self.engine = engine
         self.announced = 0
         self.delivered = 0
