@@ -54,6 +54,7 @@ from tests.data.make import (
     SMALL_PIXEL_BYTES,
     make_instance,
     write_instance,
+    write_instance_with_pydicom,
 )
 from tests.interop.peers import (
     DcmtkServer,
@@ -424,7 +425,7 @@ def broken_store(study: Study, tmp_path: Path) -> Iterator[tuple[AE, int, list[P
     good = [study.files[uid] for uid in study.expected("SERIES")]
     long_uid = make_instance(PatientID=study.patient_id, StudyInstanceUID=study.study_uid)
     long_uid.add(DataElement(0x00080018, "UI", LONG_UID, validation_mode=config.IGNORE))
-    bad = write_instance(tmp_path / "long-uid.dcm", long_uid)
+    bad = write_instance_with_pydicom(tmp_path / "long-uid.dcm", long_uid)  # our writer may refuse
     vanished = tmp_path / "vanished.dcm"
     files = [good[0], bad, vanished, *good[1:]]
 
