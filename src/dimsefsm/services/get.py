@@ -502,7 +502,7 @@ class GetScp(IdentifierScp):
         """The peer accepted no context on which we may send this SOP class (as its SCU)."""
         if self.yielded_no_instance(_):
             return False
-        sop_class = instance_sop_class(self.unsent)
+        sop_class = instance_identity(self.unsent)[0]
         if sop_class is None:
             return False
         return not any(
@@ -655,28 +655,26 @@ class GetScp(IdentifierScp):
         )
 
 
+def instance_identity(dataset: object) -> tuple[str | None, str | None]:
+    """(SOP Class UID, SOP Instance UID) of a yielded instance, None where it cannot be told.
+
+    A path is read for its file meta only; an unreadable file tells nothing.
+    """
+    if isinstance(dataset, Dataset):
+        sop_class, sop_instance = dataset.get("SOPClassUID"), dataset.get("SOPInstanceUID")
+        return (str(sop_class) if sop_class else None, str(sop_instance) if sop_instance else None)
+    if isinstance(dataset, (str, Path)):
+        try:
+            info = read_part10_info(Path(dataset))
+        except (Part10Error, OSError):
+            return None, None
+        return info.sop_class_uid or None, info.sop_instance_uid or None
+    return None, None
+
+
 def instance_uid(dataset: object) -> str | None:
-    """The SOP Instance UID of a yielded instance, if it can be told (file meta for a path)."""
-    if isinstance(dataset, Dataset):
-        return str(dataset.get("SOPInstanceUID", "")) or None
-    if isinstance(dataset, (str, Path)):
-        try:
-            return read_part10_info(Path(dataset)).sop_instance_uid or None
-        except (Part10Error, OSError):
-            return None
-    return None
-
-
-def instance_sop_class(dataset: object) -> str | None:
-    """The SOP Class UID of a yielded instance, if it can be told."""
-    if isinstance(dataset, Dataset):
-        return str(dataset.get("SOPClassUID", "")) or None
-    if isinstance(dataset, (str, Path)):
-        try:
-            return read_part10_info(Path(dataset)).sop_class_uid or None
-        except (Part10Error, OSError):
-            return None
-    return None
+    """The SOP Instance UID of a yielded instance, for the Failed SOP Instance UID List."""
+    return instance_identity(dataset)[1]
 
 
 def _describe(dataset: object) -> str:
