@@ -227,6 +227,16 @@ def test_unsendable_instances_fail_alone_and_the_move_goes_on(
     assert RECORDER.count("c-move-scp", "unsendable") == before + 3
 
 
+def test_nothing_sendable_opens_no_sub_association_and_fails_all(
+    dest: Destination, tmp_path: Path
+) -> None:
+    """No instance read ahead names a SOP class: no sub-association, each one fails (0xA702)."""
+    items = [(0xFF00, tmp_path / "gone.dcm"), (0xFF00, 42)]
+    op = start(make_pair(handler_for(dest.port, *items)))
+    assert responses(op) == [(0xFF00, 1, 0, 1, 0), (0xFF00, 0, 0, 2, 0), (0xA702, -1, 0, 2, 0)]
+    assert dest.received == [] and op.results[-1][1] is None
+
+
 def test_extra_yields_are_ignored(dest: Destination) -> None:
     op = start(
         make_pair(handler_for(dest.port, (0xFF00, instance(1)), (0xFF00, instance(2)), count=1))

@@ -288,8 +288,15 @@ class MoveScp(get.GetScp):
             self._fire("extra_ignored")
             return
         self.delivered += 1
+        if not isinstance(dataset, (Dataset, str, Path)):
+            self.sub_op_unsendable(dataset, TypeError(f"{type(dataset).__name__} is no instance"))
+            return
         assoc = self.sub_assoc
-        if assoc is not None and not assoc.is_established:
+        if assoc is None:
+            # None of the instances read ahead had a SOP class to propose: nothing was opened.
+            self.sub_op_unsendable(dataset, ValueError("no sub-association carries it"))
+            return
+        if not assoc.is_established:
             if not self.destination_lost:
                 self.destination_lost = True
                 LOG.warning(
@@ -298,10 +305,6 @@ class MoveScp(get.GetScp):
                     assoc.describe_failure(),
                 )
             self._failed(dataset)
-            return
-        if assoc is None or not isinstance(dataset, (Dataset, str, Path)):
-            # No sub-association: none of the instances read ahead could be sent either.
-            self.sub_op_unsendable(dataset, ValueError("the destination has no context for it"))
             return
         try:
             code = assoc.store_and_wait(
