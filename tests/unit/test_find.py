@@ -377,6 +377,23 @@ def deflate_bomb(inflated: int) -> bytes:
     return data + b"\x00" if len(data) % 2 else data
 
 
+def test_response_identifier_over_the_bound_is_dropped_with_its_status_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SCU bounds what it receives too: the Pending still counts, its identifier is None."""
+    big = match(1)
+    big.add_new(0x0040A160, "UT", "x" * (2 << 20))
+    pair = make_pair(yields((0xFF00, big), (0xFF00, match(2))))
+    buffered = watch_buffered(pair.requestor)
+    with caplog.at_level("WARNING", logger="dimsefsm.scu"):
+        op = start(pair)
+    assert statuses(op) == [0xFF00, 0xFF00, 0x0000]
+    first, second = op.results[0][1], op.results[1][1]
+    assert first is None and second is not None and second.PatientName == "Doe^2"
+    assert max(buffered) <= pair.requestor.max_identifier_size
+    assert any("dropped" in r.getMessage() for r in caplog.records)
+
+
 def test_deflate_bomb_is_refused_after_the_bound_not_inflated() -> None:
     """64 MiB inflated from ~64 KB on the wire: inflation stops at the bound (0xA700);
     the allocations of the whole exchange stay far below what inflating would take."""
