@@ -138,9 +138,15 @@ class MultiResponseScu:
     state: str
     trace_label = ""  # the engine names the association when the operation starts
 
-    def __init__(self, message_id: int, context: AcceptedContext) -> None:
+    def __init__(
+        self,
+        message_id: int,
+        context: AcceptedContext,
+        max_identifier_size: int = MAX_IDENTIFIER_LENGTH,
+    ) -> None:
         self.message_id = message_id
         self.context = context
+        self.max_identifier_size = max_identifier_size  # inflated identifiers stop here
         self.results: deque[tuple[Dataset, Dataset | None]] = deque()
         self.chart.attach(self)
 
@@ -183,7 +189,7 @@ class MultiResponseScu:
                     message.dataset,
                     self.context.transfer_syntax,
                     convert_values=False,
-                    max_length=MAX_IDENTIFIER_LENGTH,
+                    max_length=self.max_identifier_size,
                 )
             except DatasetDecodeError as exc:
                 LOG.warning("%s response identifier cannot be decoded: %s", self.chart.name, exc)
