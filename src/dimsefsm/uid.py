@@ -25,6 +25,13 @@ MAX_UID_LENGTH: Final = 64
 _COMPONENT: Final = r"(?:0|[1-9][0-9]*)"
 _UID: Final = re.compile(rf"{_COMPONENT}(?:\.{_COMPONENT})*")
 _NOT_UID_CHARACTER: Final = re.compile(r"[^0-9.]")
+# Named rather than quoted: an ErrorComment turns a backslash into "/".
+_CHARACTER_NAMES: Final = {
+    " ": "a space",
+    "\\": "a backslash (a second value)",
+    "/": "a slash",
+    "\x00": "a NUL",
+}
 
 
 def uid_problem(value: object) -> str | None:
@@ -44,7 +51,8 @@ def uid_problem(value: object) -> str | None:
         return None
     bad = _NOT_UID_CHARACTER.search(text)
     if bad is not None:
-        return f"holds {bad.group()!r} (only digits and dots)"
+        char = bad.group()
+        return f"holds {_CHARACTER_NAMES.get(char, f'U+{ord(char):04X}')} (only digits and dots)"
     if text.startswith(".") or text.endswith(".") or ".." in text:
         return "has an empty component"
     return "has a component with a leading zero"
