@@ -310,7 +310,9 @@ def build_file_meta(
     return bytes(PREAMBLE_LENGTH) + MAGIC + group_length + body
 
 
-_FILENAME_SAFE_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
+_FILENAME_SAFE_BYTES = frozenset(
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-"
+)
 _MAX_FILENAME_STEM = 128
 _NOT_A_UID_PREFIX = "x_"
 TEMP_SUFFIX = ".part"
@@ -357,7 +359,6 @@ def remove_stale_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
-
 
 
 _WRITE_BUFFER = 256 * 1024

@@ -22,6 +22,7 @@ and the association goes on.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 from collections.abc import Callable, Mapping
@@ -413,10 +414,8 @@ class StoreScp(SingleResponseScp):
         event = StoreEvent(self.assoc, self.request, ctx, raw, path, dataset, commit)
         trigger = "success" if self.handler is None else self.call_handler(self.handler, event)
         if self.sink is not None and self.sink.path is None and self._keeps(trigger):
-            try:
+            with contextlib.suppress(OSError):  # kept in sink.write_error
                 self.commit()
-            except OSError:
-                pass  # kept in sink.write_error
         if self.sink is not None and self.sink.write_error is not None:
             return self._write_failed()
         return self.fire(trigger)
