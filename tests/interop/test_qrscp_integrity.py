@@ -32,7 +32,7 @@ from tests.data.make import (
     make_instance,
     write_instance,
 )
-from tests.interop.peers import LOCALHOST, DimsefsmServer, LineReadyServer, run_tool
+from tests.interop.peers import LOCALHOST, DimsefsmServer, LineReadyServer, run_tool, wait_until
 
 QR_AET = "QRSCP"
 STORESCU = "/usr/bin/storescu"
@@ -124,7 +124,8 @@ def test_a_uid_with_leading_dots_does_not_overwrite_another_patient(
     )
     assert log.count("Received Store Response (Success)") == 1, log
     assert "Received Store Response (Unknown Status: 0x117)" in log, log
-    assert "has an empty component" in qrscp.output()
+    logged = "AffectedSOPInstanceUID '..1.2.826.0.1.3680043.10.1138.5' has an empty component"
+    wait_until(lambda: logged in qrscp.output(), "qrscp logs the refusal")
     found = find_images(qrscp.port, tmp_path / "find")
     assert [(str(ds.SOPInstanceUID), ds.PatientID) for ds in found] == [
         (str(first.SOPInstanceUID), "FIRST")
@@ -286,9 +287,8 @@ def test_a_failed_disk_write_is_out_of_resources_and_the_association_goes_on(
             (0xA700, "cannot write the file: File too large"),
             (0x0000, ""),
         ]
-        assert "writing to disk failed, temporary file discarded: [Errno 27] File too large" in (
-            server.output()
-        )
+        logged = "writing to disk failed, temporary file discarded: [Errno 27] File too large"
+        wait_until(lambda: logged in server.output(), "qrscp logs the failed write")
         found = find_images(server.port, tmp_path / "find")
         assert [str(ds.SOPInstanceUID) for ds in found] == [str(dcmread(small).SOPInstanceUID)]
     assert sorted(p.name for p in store.iterdir() if p.suffix != "") == [

@@ -56,7 +56,10 @@ class Refusal:
 def _values(header: Dataset) -> dict[int, list[str]]:
     """The checked attributes' values, decoded in a copy so ``header`` stays raw (cacheable)."""
     tags = (_SOP_CLASS, _SOP_INSTANCE, _PATIENT_ID, _STUDY, _SERIES)
-    copy = Dataset({tag: header.get_item(tag) for tag in (*tags, _CHARSET) if tag in header})
+    copy = Dataset()
+    for tag in (*tags, _CHARSET):
+        if tag in header:
+            copy[tag] = header.get_item(tag)
     values: dict[int, list[str]] = {}
     for tag in tags:
         value = copy[tag].value if tag in copy else None
