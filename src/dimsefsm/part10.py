@@ -403,6 +403,7 @@ class Part10Writer:
         self.meta_length = len(meta)
         self.bytes_written = 0  # data set bytes, the meta header not included
         self._fsync = fsync
+        self._synced = False  # sync() ran and nothing was written since
         self._closed = False
         self.temp_path, self._file = self._create_temp(safe_uid_filename(sop_instance_uid, ""))
         try:
@@ -438,9 +439,20 @@ class Part10Writer:
             raise ValueError(f"flush of a closed Part10Writer for {self.path}")
         self._file.flush()
 
+    def sync(self) -> None:
+        """Flush and fsync the data written so far (``close()`` then has little left to sync).
+
+        Lets a caller make the bytes durable before it takes a lock under which
+        it renames the file, so concurrent writers do not wait on each other's disk.
+        """
+        self.flush()
+        os.fsync(self._file.fileno())
+        self._synced = True
+
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         if self._closed:
             raise ValueError(f"write to a closed Part10Writer for {self.path}")
+        self._synced = False
         self.bytes_written += self._file.write(chunk)
 
     def close(self) -> Path:
@@ -449,7 +461,7 @@ class Part10Writer:
             raise ValueError(f"Part10Writer for {self.path} is already closed")
         try:
             self._file.flush()
-            if self._fsync:
+            if self._fsync and not self._synced:
                 os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self.temp_path, self.path)

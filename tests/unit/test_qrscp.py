@@ -174,6 +174,7 @@ def test_fsync_makes_file_and_directory_durable_before_success(
         path = write_instance(tmp_path / "one.dcm", make_instance())
         with scu().associate(*server.address, ae_title="QRSCP") as assoc:
             assert assoc.send_c_store(path).Status == 0
-            assert len(synced) == 2  # the file, then its directory entry, before the answer
+            # The data when the transfer ends, then the directory entry after the rename.
+            assert len(synced) == 2
     finally:
         server.shutdown()

@@ -199,6 +199,7 @@ class FileSink:
         self.checker: DatasetChecker | None = None
         self.error: DatasetDecodeError | None = None
         self.path: Path | None = None
+        self.fsync = fsync
         sop_class = command.get("AffectedSOPClassUID")
         sop_instance = command.get("AffectedSOPInstanceUID")
         if uid_problem(sop_class) or uid_problem(sop_instance):
@@ -246,10 +247,17 @@ class FileSink:
         self.checker = None
 
     def close(self) -> FileSink:
-        """The transfer ended: hand the buffered bytes to the OS, so the handler can read them."""
+        """The transfer ended: hand the buffered bytes to the OS, so the handler can read them.
+
+        With ``fsync`` they are made durable here, before the handler runs: an
+        archive that commits under a lock then holds it only for the rename.
+        """
         if self.writer is not None:
             try:
-                self.writer.flush()
+                if self.fsync:
+                    self.writer.sync()
+                else:
+                    self.writer.flush()
             except OSError as exc:
                 self._failed(exc)
         return self
