@@ -63,6 +63,7 @@ class RequestDispatcher:
             context.transfer_syntax,
             engine.negotiated.peer_ae,
             self.storage.validate,
+            fsync=self.storage.fsync,
         )
 
     def __call__(self, engine: AssociationEngine, message: Message) -> None:
