@@ -174,7 +174,7 @@ def test_two_associations_storing_one_uid_into_two_studies_at_once(
     assert all(sorted(codes) == [0x0000, 0x0117] for codes in results.values()), results
     for n in range(rounds):
         record = scp.index.get(f"1.2.3.7.{n + 1}")
-        assert record is not None
+        assert record is not None and record.path is not None
         on_disk = dcmread(record.path, stop_before_pixels=True)
         assert on_disk.PatientID == record.header.PatientID  # the index answers what it delivers
     assert len(list((tmp_path / "store").glob("*.dcm"))) == rounds

@@ -1,110 +1,93 @@
-"""The embedded instance index of the Q/R SCP: query keys in memory, files on disk.
+"""The archive index of the Q/R SCP: a database of key attributes, headers and file paths.
 
-Each stored instance contributes one record: the attributes the information
-models name as keys (plus the few the SCP computes from), still undecoded,
-and its path.  A whole CT header kept in memory costs about 90 KiB with
-pydicom; the key attributes a tenth of that, so an archive of 100,000
-instances fits in a few hundred MiB.  A query or a response that names an
-attribute outside that set still works: the matched candidates' headers are
-read from their files, slower but exact.  Queries match records with the compiled matcher
-and return one record per entity of the query level, keyed by the unique
-keys down to that level, so a STUDY query yields each study once however
-many instances it holds.
+Every stored instance is a row of the ``instance`` table under its series,
+study and patient rows (``qr.db.schema``), with the key attributes of each
+level as columns and the instance's header (no pixel data) kept whole, so a
+query is answered from the database alone: no file is opened, at start or
+per query.  The default database is a SQLite file under the storage
+directory; any SQLAlchemy URL (``postgresql+psycopg://...``) lets several
+processes share one index and one storage tree.
 
-One SOP Instance UID belongs to one place: a record is replaced only by a
-record of the same Patient ID, Study and Series (a retransmission).  At
-load, a second file holding an indexed UID under another patient, study or
-series is not indexed (a warning names both files), so no study lists an
-instance that would be delivered from another study's file.  A file is
-structure-checked the first time it is indexed (a truncated file is not
-served); the files the SCP writes itself are complete by construction.
+Filing rule (issue 11, item 7), held by the database so that every process
+agrees: one SOP Instance UID has one place.  :meth:`ArchiveIndex.file` checks
+the UID's row, writes the rows, renames the file into place (the caller's
+``commit``) and commits, all in one write transaction: a re-store into the
+same Patient ID, study and series replaces the file; one into another place
+is refused and the first stays.  The instance row is written before the file
+is renamed, so a second process filing the same UID at the same moment waits
+on (PostgreSQL) or is serialised behind (SQLite) the first, then sees its row.
 
-A retrieve or a query naming Study, Series or SOP Instance UIDs (the usual
-case: a viewer drilling down, every C-GET and C-MOVE) looks at the records of
-those UIDs only, through one dictionary per UID attribute, so its cost follows
-the size of the study, not of the archive.
+An entity's attributes (a patient's name, a study's date) are those its
+instances carry; when they disagree, the most recently stored non-empty value
+wins, and a C-FIND response is built from the entity's first instance.
+
+Files already on disk (an archive from elsewhere, or a storage directory
+from before the database) are imported once: each file is structure-checked
+(a torn file is not indexed), examined like a received instance and filed
+under the same rule; a file already indexed under its path is skipped
+without being read, so importing twice changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pydicom import Dataset, dcmread
-from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import BaseTag
+from sqlalchemy import Connection, CursorResult, Engine, Table, func, select
+from sqlalchemy.exc import IntegrityError
 
 from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
 from dimsefsm.part10 import iter_file_chunks, read_part10_info
-from dimsefsm.qr.admission import identity_of
-from dimsefsm.qr.index_cache import (
-    CachedHeader,
-    Stamp,
-    copy_raw,
-    encode_header,
-    read_cache,
-    stamp_of,
-    write_cache,
+from dimsefsm.qr.admission import examine, identity_of
+from dimsefsm.qr.db.columns import level_values
+from dimsefsm.qr.db.computed import COMPUTED_KEYS, computed_attributes
+from dimsefsm.qr.db.header import header_bytes, header_of
+from dimsefsm.qr.db.query import compile_find
+from dimsefsm.qr.db.schema import (
+    WRITE_OPTION,
+    default_url,
+    instance,
+    open_engine,
+    patient,
+    schema_table,
+    series,
+    study,
 )
-from dimsefsm.qr.matching import compile_query
-from dimsefsm.qr.models import LEVEL_INDEPENDENT_TAGS, MODELS
+
+__all__ = [
+    "COMPUTED_KEYS",
+    "ArchiveIndex",
+    "Conflict",
+    "ImportCounts",
+    "Match",
+    "Record",
+    "check_structure",
+]
 
 LOG = logging.getLogger("dimsefsm.qr.index")
+
+_KEY_DEPTH: Final = {0x00100020: 0, 0x0020000D: 1, 0x0020000E: 2, 0x00080018: 3}
+_FILING_ATTEMPTS: Final = 3
+_STREAM_BATCH: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    header: Dataset  # the INDEXED_TAGS attributes of the instance
-    path: Path
-    stamp: Stamp = (0, 0)  # the file's (size, mtime_ns) when it was read, for the cache
+    """An indexed instance (or an entity's first instance): its file and its header."""
 
-    def full_header(self) -> Dataset:
-        """Every attribute but the pixel data, read from the file (for non-indexed keys)."""
-        try:
-            return dcmread(self.path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError) as exc:
-            LOG.warning(
-                "%s cannot be read again (%s); using its indexed attributes", self.path, exc
-            )
-            return self.header
+    path: Path | None
+    blob: bytes | None = field(default=None, repr=False)
 
-
-def _indexed_tags() -> frozenset[int]:
-    tags: set[int] = set()
-    for model in MODELS.values():
-        for level in model.levels:
-            tags |= level.keys
-    # The character set decodes the text values; SOP Class UID and Modality feed the
-    # computed keys; the time zone offset, DT matching.
-    return frozenset(tags | {0x00080005, 0x00080016, 0x00080060, 0x00080201})
-
-
-INDEXED_TAGS: Final[frozenset[int]] = _indexed_tags()
-
-
-def _compact(header: Dataset) -> Dataset:
-    """The indexed attributes, left as read (undecoded until a query looks at them)."""
-    kept: dict[BaseTag, DataElement | RawDataElement] = {
-        tag: header.get_item(tag) for tag in list(header.keys()) if tag in INDEXED_TAGS
-    }
-    return Dataset(kept)
-
-
-def _needs_full_headers(identifier: Dataset) -> bool:
-    """True when a key is outside the indexed attributes (nor control, nor computed)."""
-    tags = (int(elem.tag) for elem in identifier)
-    return any(
-        tag not in INDEXED_TAGS
-        and tag not in COMPUTED_KEYS
-        and tag not in LEVEL_INDEPENDENT_TAGS
-        and tag >> 16 > 0x0002
-        for tag in tags
-    )
+    @property
+    def header(self) -> Dataset:
+        return header_of(self.blob) if self.blob is not None else Dataset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,290 +99,20 @@ class Match:
     computed: Dataset
 
 
-# UID attributes a query can be narrowed by: matching on them is exact (UID list
-# matching, PS3.4 C.2.2.2.2), so the records holding the named UIDs are all the
-# candidates there are.
-_NARROWING_TAGS: Final = (0x0020000D, 0x0020000E, 0x00080018)
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The UID is already filed elsewhere: where (for the refusal's log line)."""
+
+    patient_id: str
+    study_uid: str
+    path: Path
 
 
-class InstanceIndex:
-    """Thread-safe: storage threads add while query threads iterate a snapshot."""
-
-    def __init__(self) -> None:
-        self._records: dict[str, Record] = {}
-        self._by_uid: dict[int, dict[str, set[str]]] = {tag: {} for tag in _NARROWING_TAGS}
-        self._order: dict[str, int] = {}  # storage order, kept when an instance is re-stored
-        self._encoded: dict[str, bytes] = {}  # cache form of each header, once written
-        self._lock = threading.Lock()
-        self.cache_hits = 0  # headers the last load() took from the index cache
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def get(self, sop_instance_uid: str) -> Record | None:
-        with self._lock:
-            return self._records.get(sop_instance_uid)
-
-    def add_file(self, path: Path, cached: CachedHeader | None = None) -> Record | None:
-        """Index one file found in the store; ``cached`` is used when its size and time match.
-
-        A file not taken from the cache is structure-checked first (a torn
-        file is not indexed), and a file holding an indexed SOP Instance UID
-        under another patient, study or series is not indexed: the first stays.
-        """
-        encoded: bytes | None = None
-        try:
-            stamp = stamp_of(path)
-            header = cached.header() if cached is not None and cached.stamp == stamp else None
-            if header is None:
-                check_structure(path)
-                header = _compact(dcmread(path, stop_before_pixels=True))
-                encoded = copy_raw(header)  # before any value is decoded: a byte copy
-            else:
-                encoded = cached.data if cached is not None else None
-        except (InvalidDicomError, OSError, ValueError) as exc:
-            LOG.warning("not indexed: %s: %s", path, exc)
-            return None
-        uid = str(header.get("SOPInstanceUID", ""))
-        if not uid:
-            LOG.warning("not indexed: %s has no SOP Instance UID", path)
-            return None
-        previous = self.get(uid)
-        if previous is not None and previous.path != path:
-            try:
-                same = identity_of(previous.header) == identity_of(header)
-            except (ValueError, TypeError, UnicodeError):
-                same = False
-            if not same:
-                LOG.warning(
-                    "not indexed: %s holds SOP Instance UID %s, already indexed from %s "
-                    "under another patient, study or series",
-                    path,
-                    uid,
-                    previous.path,
-                )
-                return None
-        return self._insert(uid, Record(header, path, stamp), encoded)
-
-    def add_header(self, path: Path, header: Dataset) -> Record:
-        """Index a file the SCP has just written and examined: no second read, no check.
-
-        ``header`` is the file's data set (at least its indexed attributes, as
-        read); the caller has decided that it may replace any record of its UID.
-        """
-        compact = _compact(header)
-        uid = str(compact.get("SOPInstanceUID", ""))
-        return self._insert(uid, Record(compact, path, stamp_of(path)), copy_raw(compact))
-
-    def _insert(self, uid: str, record: Record, encoded: bytes | None) -> Record:
-        header = record.header
-        with self._lock:
-            previous = self._records.get(uid)
-            if previous is not None:
-                self._unlink(uid, previous.header)
-            self._records[uid] = record
-            self._order.setdefault(uid, len(self._order))
-            if encoded is None:
-                self._encoded.pop(uid, None)
-            else:
-                self._encoded[uid] = encoded
-            for tag, by_value in self._by_uid.items():
-                for value in _uid_values(header, tag):
-                    by_value.setdefault(value, set()).add(uid)
-        return record
-
-    def _unlink(self, uid: str, header: Dataset) -> None:
-        for tag, by_value in self._by_uid.items():
-            for value in _uid_values(header, tag):
-                holders = by_value.get(value)
-                if holders is not None:
-                    holders.discard(uid)
-                    if not holders:
-                        del by_value[value]
-
-    def load(self, directory: Path) -> int:
-        """Index every Part-10 file below ``directory`` (hidden and temporary files skipped).
-
-        Headers whose file is unchanged since the last :meth:`save` come from the
-        cache; the cache is rewritten afterwards.
-        """
-        cache = read_cache(directory)
-        count = hits = 0
-        for path in sorted(directory.rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            cached = cache.get(path.relative_to(directory).as_posix())
-            record = self.add_file(path, cached)
-            if record is None:
-                continue
-            count += 1
-            if cached is not None and self._encoded.get(_uid_of(record)) is cached.data:
-                hits += 1
-        self.cache_hits = hits
-        LOG.info("indexed %d file(s), %d of them from the index cache", count, hits)
-        if hits != count or len(cache) != count:
-            self.save(directory)
-        return count
-
-    def save(self, directory: Path) -> int:
-        """Write the index cache of the records stored below ``directory``.
-
-        A header is encoded once, the first time it is saved; later saves
-        reuse those bytes, so saving costs a file write, not a re-encode.
-        """
-        with self._lock:
-            records = [
-                (uid, r) for uid, r in self._records.items() if r.path.is_relative_to(directory)
-            ]
-        entries = []
-        for uid, record in records:
-            encoded = self._encoded.get(uid)
-            if encoded is None:
-                encoded = encode_header(record.header)
-                if encoded is None:
-                    continue
-                self._encoded[uid] = encoded
-            entries.append((record.path, record.stamp, encoded))
-        return write_cache(directory, entries)
-
-    def snapshot(self) -> list[Record]:
-        with self._lock:
-            return list(self._records.values())
-
-    def candidates(self, identifier: Dataset) -> list[Record]:
-        """The records the identifier's UID keys allow, in the order they were stored."""
-        wanted: set[str] | None = None
-        with self._lock:
-            for tag, by_value in self._by_uid.items():
-                values = _uid_values(identifier, tag)
-                if not values:
-                    continue  # absent or universal: no narrowing by this attribute
-                holders = set().union(*(by_value.get(v, ()) for v in values))
-                wanted = holders if wanted is None else wanted & holders
-            if wanted is None:
-                return list(self._records.values())
-            order = self._order
-            return [self._records[uid] for uid in sorted(wanted, key=order.__getitem__)]
-
-    def query(self, identifier: Dataset, model: str) -> Iterator[Record]:
-        """Records matching ``identifier``, one per entity at its Query/Retrieve Level."""
-        for record, _ in self._matches(identifier, model, per_entity=True):
-            yield record
-
-    def find(self, identifier: Dataset, model: str) -> Iterator[Match]:
-        """C-FIND matches, with the attributes no single instance holds computed per entity.
-
-        Viewers list studies with Modalities in Study and the related-instance
-        counts, and filter by modality (``ModalitiesInStudy=MR``); those values
-        describe the whole study, series or patient, so they are computed from
-        its instances and matched after the instance-level keys.
-        """
-        wanted = [tag for tag in COMPUTED_KEYS if tag in identifier]
-        if not wanted:
-            for record, header in self._matches(identifier, model, per_entity=True):
-                yield Match(record, header, Dataset())
-            return
-        plain, extra = Dataset(), Dataset()
-        for elem in identifier:
-            (extra if int(elem.tag) in COMPUTED_KEYS else plain).add(elem)
-        extra_matcher = compile_query(extra)
-        info = MODELS.get(model)
-        level_name = str(identifier.get("QueryRetrieveLevel", ""))
-        uniques = info.unique_keys_down_to(level_name) if info is not None else ()
-        groups: dict[tuple[str, ...], list[tuple[Record, Dataset]]] = {}
-        for record, header in self._matches(plain, model, per_entity=False):
-            key = tuple(str(record.header.get(tag, "")) for tag in uniques)
-            groups.setdefault(key, []).append((record, header))
-        patients = self._by_patient() if any(t in _PATIENT_SCOPE for t in wanted) else {}
-        for members in groups.values():
-            records = [record for record, _ in members]
-            patient = str(records[0].header.get(_PATIENT_ID, ""))
-            computed = computed_attributes(wanted, records, patients.get(patient, records))
-            if extra_matcher.matches(computed):
-                yield Match(records[0], members[0][1], computed)
-
-    def _matches(
-        self, identifier: Dataset, model: str, *, per_entity: bool
-    ) -> Iterator[tuple[Record, Dataset]]:
-        """Matching records with the header they matched on (full only when keys need it)."""
-        matcher = compile_query(identifier)
-        full = _needs_full_headers(identifier)
-        level_name = str(identifier.get("QueryRetrieveLevel", ""))
-        info = MODELS.get(model)
-        uniques = info.unique_keys_down_to(level_name) if info is not None and per_entity else ()
-        seen: set[tuple[str, ...]] = set()
-        for record in self.candidates(identifier):
-            header = record.full_header() if full else record.header
-            if not matcher.matches(header):
-                continue
-            if uniques:
-                key = tuple(str(record.header.get(tag, "")) for tag in uniques)
-                if key in seen:
-                    continue
-                seen.add(key)
-            yield record, header
-
-    def _by_patient(self) -> dict[str, list[Record]]:
-        grouped: dict[str, list[Record]] = {}
-        for record in self.snapshot():
-            grouped.setdefault(str(record.header.get(_PATIENT_ID, "")), []).append(record)
-        return grouped
-
-
-# Attributes of a patient, study or series that no instance carries: (VR, scope).
-COMPUTED_KEYS: Final[dict[int, tuple[str, str]]] = {
-    0x00080061: ("CS", "study"),  # Modalities in Study
-    0x00080062: ("UI", "study"),  # SOP Classes in Study
-    0x00201200: ("IS", "patient"),  # Number of Patient Related Studies
-    0x00201202: ("IS", "patient"),  # Number of Patient Related Series
-    0x00201204: ("IS", "patient"),  # Number of Patient Related Instances
-    0x00201206: ("IS", "study"),  # Number of Study Related Series
-    0x00201208: ("IS", "study"),  # Number of Study Related Instances
-    0x00201209: ("IS", "series"),  # Number of Series Related Instances
-}
-_PATIENT_SCOPE: Final = frozenset(
-    t for t, (_, scope) in COMPUTED_KEYS.items() if scope == "patient"
-)
-_PATIENT_ID: Final = 0x00100020
-_STUDY_UID: Final = 0x0020000D
-_SERIES_UID: Final = 0x0020000E
-
-
-def computed_attributes(tags: list[int], entity: list[Record], patient: list[Record]) -> Dataset:
-    """The values of ``tags`` for an entity made of ``entity``'s instances.
-
-    Study- and series-scope counts use the records of the matched entity (at
-    STUDY level: the study's instances); patient-scope counts use every
-    record of the same Patient ID.
-    """
-    result = Dataset()
-    for tag in tags:
-        vr, scope = COMPUTED_KEYS[tag]
-        records = patient if scope == "patient" else entity
-        if tag == 0x00080061:
-            value: object = _distinct(records, 0x00080060)
-        elif tag == 0x00080062:
-            value = _distinct(records, 0x00080016)
-        elif tag == 0x00201200:
-            value = str(len(_distinct(records, _STUDY_UID)))
-        elif tag in (0x00201202, 0x00201206):
-            value = str(len(_distinct(records, _SERIES_UID)))
-        else:
-            value = str(len(records))
-        result.add(DataElement(tag, vr, value))
-    return result
-
-
-def _distinct(records: list[Record], tag: int) -> list[str]:
-    seen: dict[str, None] = {}
-    for record in records:
-        elem = record.header.get(tag)
-        if elem is None or elem.value in (None, ""):
-            continue
-        values = [elem.value] if isinstance(elem.value, str) else list(elem.value)
-        for value in values:
-            seen.setdefault(str(value), None)
-    return list(seen)
+@dataclass
+class ImportCounts:
+    imported: int = 0
+    skipped: int = 0  # already indexed under the same path: not read again
+    refused: int = 0  # torn, unreadable, failing the admission checks, or filed elsewhere
 
 
 def check_structure(path: Path) -> None:
@@ -418,16 +131,289 @@ def check_structure(path: Path) -> None:
         raise ValueError(f"data set is not complete: {exc}") from None
 
 
-def _uid_of(record: Record) -> str:
-    return str(record.header.get("SOPInstanceUID", ""))
+def _candidate_files(directory: Path) -> list[Path]:
+    """Files below ``directory``; hidden ones (the database, temporary files) are not DICOM."""
+    return sorted(
+        path for path in directory.rglob("*") if path.is_file() and not path.name.startswith(".")
+    )
 
 
-def _uid_values(dataset: Dataset, tag: int) -> list[str]:
-    """The non-empty UID values of ``tag`` (a UID list has several)."""
-    elem = dataset.get(tag)
-    if elem is None or elem.value is None or elem.value == "":
-        return []
-    raw = elem.value
-    values = [raw] if isinstance(raw, str) else list(raw)
-    texts = [text for text in (str(v).strip("\x00 ") for v in values) if text]
-    return [] if texts == ['""'] else texts  # "" asks for empty values: no narrowing
+class ArchiveIndex:
+    """Thread-safe: every operation takes its own connection from the engine's pool."""
+
+    def __init__(self, directory: Path, database: str | None = None) -> None:
+        self.directory = directory
+        self.url = database or default_url(directory)
+        self._engine: Engine | None = None
+        # Only spares SQLite's busy handler the threads of this process: the database
+        # itself serialises filing (BEGIN IMMEDIATE, the unique SOP Instance UID).
+        self._filing = threading.Lock()
+
+    # -- life cycle ------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect and check the schema (``SchemaError`` if this database is not usable)."""
+        if self._engine is None:
+            self._engine = open_engine(self.url)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self.open()
+        assert self._engine is not None
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __len__(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(instance)).scalar_one())
+
+    # -- paths -----------------------------------------------------------------------------
+    def _stored_path(self, path: Path) -> str:
+        """Relative to the storage directory when inside it (several nodes may mount it)."""
+        if path.is_absolute() == self.directory.is_absolute() and path.is_relative_to(
+            self.directory
+        ):
+            return path.relative_to(self.directory).as_posix()
+        return str(path.absolute())
+
+    def _resolve(self, stored: str) -> Path:
+        return self.directory / stored
+
+    # -- filing ----------------------------------------------------------------------------
+    def get(self, sop_instance_uid: str) -> Record | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(instance.c.path, instance.c.header).where(
+                    instance.c.sop_uid == sop_instance_uid
+                )
+            ).first()
+        return None if row is None else Record(self._resolve(row.path), row.header)
+
+    def file(self, header: Dataset, commit: Callable[[], Path]) -> Path | Conflict:
+        """Check the UID's place, write the rows and ``commit()`` the file, as one transaction.
+
+        ``header`` has passed ``admission.examine``.  Returns the committed
+        path, or the :class:`Conflict` when the UID is filed under another
+        patient, study or series (``commit`` is then not called).  ``OSError``
+        from ``commit`` rolls the rows back and propagates.
+        """
+        identity = identity_of(header)
+        uid = str(header.SOPInstanceUID).strip("\0 ")
+        levels = level_values(header)
+        blob = header_bytes(header)
+        for attempt in range(_FILING_ATTEMPTS):
+            try:
+                with self._filing, self.engine.connect() as connection:
+                    connection = connection.execution_options(**{WRITE_OPTION: True})
+                    with connection.begin():
+                        return self._file(connection, uid, identity, levels, blob, commit)
+            except IntegrityError:
+                # Another process inserted a row of this UID (or its patient, study, series)
+                # between our check and our insert: look again.
+                if attempt == _FILING_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _file(
+        self,
+        connection: Connection,
+        uid: str,
+        identity: tuple[str, str, str],
+        levels: dict[str, dict[str, str | None]],
+        blob: bytes,
+        commit: Callable[[], Path],
+    ) -> Path | Conflict:
+        chain = patient.join(study, study.c.patient_pk == patient.c.pk)
+        chain = chain.join(series, series.c.study_pk == study.c.pk)
+        chain = chain.join(instance, instance.c.series_pk == series.c.pk)
+        row = connection.execute(
+            select(
+                instance.c.pk,
+                instance.c.path,
+                patient.c.patient_id,
+                study.c.study_uid,
+                series.c.series_uid,
+            )
+            .select_from(chain)
+            .where(instance.c.sop_uid == uid)
+        ).first()
+        if row is not None and (row.patient_id, row.study_uid, row.series_uid) != identity:
+            return Conflict(row.patient_id, row.study_uid, self._resolve(row.path))
+        patient_pk = _upsert(connection, patient, {"patient_id": identity[0]}, levels["PATIENT"])
+        study_pk = _upsert(
+            connection, study, {"patient_pk": patient_pk, "study_uid": identity[1]}, levels["STUDY"]
+        )
+        series_pk = _upsert(
+            connection, series, {"study_pk": study_pk, "series_uid": identity[2]}, levels["SERIES"]
+        )
+        values = dict(levels["IMAGE"], series_pk=series_pk, header=blob)
+        if row is None:
+            # The row first: a concurrent filer of this UID now waits for our commit.
+            inserted = connection.execute(instance.insert().values(sop_uid=uid, path="", **values))
+            pk = _inserted_pk(inserted)
+        else:
+            pk = row.pk
+        path = commit()
+        connection.execute(
+            instance.update()
+            .where(instance.c.pk == pk)
+            .values(path=self._stored_path(path), **values)
+        )
+        return path
+
+    # -- import ----------------------------------------------------------------------------
+    def add_file(self, path: Path) -> Record | None:
+        """Index one file found on disk, checked like a received instance; None if not indexed."""
+        try:
+            check_structure(path)
+            header = dcmread(path, stop_before_pixels=True)
+            uid = str(header.get("SOPInstanceUID", "") or "")
+            command = {
+                "AffectedSOPInstanceUID": uid,
+                "AffectedSOPClassUID": str(header.get("SOPClassUID", "") or ""),
+            }
+        except (InvalidDicomError, OSError, ValueError, TypeError) as exc:
+            LOG.warning("not indexed: %s: %s", path, exc)
+            return None
+        if not uid:
+            LOG.warning("not indexed: %s has no SOP Instance UID", path)
+            return None
+        refusal = examine(header, command)
+        if refusal is not None:
+            LOG.warning("not indexed: %s: %s", path, refusal.comment)
+            return None
+        try:
+            outcome = self.file(header, lambda: path)
+        except ValueError as exc:
+            LOG.warning("not indexed: %s: %s", path, exc)
+            return None
+        if isinstance(outcome, Conflict):
+            LOG.warning(
+                "not indexed: %s holds SOP Instance UID %s, already indexed from %s "
+                "under another patient, study or series",
+                path,
+                uid,
+                outcome.path,
+            )
+            return None
+        return Record(outcome, header_bytes(header))
+
+    def is_indexed(self, path: Path) -> bool:
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(instance.c.pk).where(instance.c.path == self._stored_path(path)).limit(1)
+            ).first()
+        return found is not None
+
+    def import_directory(
+        self, directory: Path, progress: Callable[[int, int], None] | None = None
+    ) -> ImportCounts:
+        """Index every file below ``directory`` not indexed yet; the files stay where they are."""
+        counts = ImportCounts()
+        files = _candidate_files(directory)
+        for done, path in enumerate(files, 1):
+            if self.is_indexed(path):
+                counts.skipped += 1
+            elif self.add_file(path) is None:
+                counts.refused += 1
+            else:
+                counts.imported += 1
+            if progress is not None:
+                progress(done, len(files))
+        LOG.info(
+            "import of %s: %d instance(s) indexed, %d already indexed, %d not indexed",
+            directory,
+            counts.imported,
+            counts.skipped,
+            counts.refused,
+        )
+        return counts
+
+    def import_storage_once(self) -> ImportCounts | None:
+        """On the first start over a storage directory with files: import them, never again."""
+        with self.engine.connect() as connection:
+            done = connection.execute(select(schema_table.c.storage_imported)).scalar_one()
+        if done:
+            return None
+        counts = None
+        if len(self) == 0 and self.directory.is_dir() and _candidate_files(self.directory):
+            counts = self.import_directory(self.directory)
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                connection.execute(schema_table.update().values(storage_imported=1))
+        return counts
+
+    # -- queries ---------------------------------------------------------------------------
+    def find(self, identifier: Dataset, model: str) -> Generator[Match, None, None]:
+        """C-FIND matches, one per entity at the Query/Retrieve Level, streamed from a cursor.
+
+        Closing the generator (a C-CANCEL) closes the cursor and returns the connection.
+        """
+        yield from self._rows(identifier, model, with_header=True)
+
+    def query(self, identifier: Dataset, model: str) -> Iterator[Record]:
+        """The records (paths) ``identifier`` names: what a C-GET or C-MOVE sends."""
+        for match in self._rows(identifier, model, with_header=False):
+            yield match.record
+
+    def _rows(self, identifier: Dataset, model: str, *, with_header: bool) -> Iterator[Match]:
+        compiled = compile_find(identifier, model, with_header=with_header, with_path=True)
+        key_depths = [_KEY_DEPTH[tag] for tag in compiled.uniques if tag in _KEY_DEPTH]
+        seen: set[tuple[Any, ...]] = set()
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=_STREAM_BATCH).execute(
+                compiled.statement
+            )
+            with contextlib.closing(result):
+                for row in result:
+                    mapping = row._mapping
+                    blob = mapping.get("header")
+                    header = header_of(blob) if blob is not None else Dataset()
+                    if compiled.residual is not None and not compiled.residual.matches(header):
+                        continue
+                    if key_depths:  # a study-root study may span two patients' rows
+                        key = tuple(mapping[f"key{d}"] for d in key_depths)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    computed = Dataset()
+                    if compiled.computed_tags:
+                        pks = tuple(mapping[f"pk{d}"] for d in range(compiled.entity_depth + 1))
+                        computed = computed_attributes(connection, compiled.computed_tags, pks)
+                        matcher = compiled.computed_matcher
+                        if matcher is not None and not matcher.matches(computed):
+                            continue
+                    stored = mapping.get("path")
+                    path = self._resolve(stored) if stored is not None else None
+                    yield Match(Record(path, blob), header, computed)
+
+
+def _upsert(
+    connection: Connection, table: Table, keys: dict[str, Any], values: dict[str, str | None]
+) -> int:
+    """The row of ``keys`` with ``values`` (non-empty ones win), inserted if new; its pk."""
+    where = [table.c[name] == value for name, value in keys.items()]
+    row = connection.execute(
+        select(table.c.pk, *(table.c[name] for name in values)).where(*where)
+    ).first()
+    if row is None:
+        return _inserted_pk(connection.execute(table.insert().values(**keys, **values)))
+    changed = {
+        name: value
+        for name, value in values.items()
+        if value is not None and row._mapping[name] != value
+    }
+    if changed:
+        connection.execute(table.update().where(table.c.pk == row.pk).values(**changed))
+    return int(row.pk)
+
+
+def _inserted_pk(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])

@@ -5,32 +5,34 @@ in the service charts; this module only knows where instances are kept and
 how a query becomes matches.
 
 Filing rule (an archive must never answer with another patient's data): a
-received instance is examined (``qr.admission``) and then, under one lock
-shared by every association, checked against the index, renamed into place
-and indexed, so two associations storing the same SOP Instance UID at once
-cannot both win.  A re-store of a UID into the same Patient ID, study and
+received instance is examined (``qr.admission``) and then, in one database
+transaction (``qr.index.ArchiveIndex.file``), checked against the index,
+indexed and renamed into place, so two associations (or two processes
+sharing the database) storing the same SOP Instance UID at once cannot both
+win.  A re-store of a UID into the same Patient ID, study and
 series replaces the stored file (a retransmission); one into another
 patient, study or series is refused (0x0117) and the first stays intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dimsefsm import evt
 from dimsefsm import status as st
 from dimsefsm.ae import AE
 from dimsefsm.part10 import remove_stale_temp_files
-from dimsefsm.qr.admission import Refusal, examine, identity_of
-from dimsefsm.qr.index import InstanceIndex
+from dimsefsm.qr.admission import Refusal, examine
+from dimsefsm.qr.index import ArchiveIndex, Conflict
 from dimsefsm.qr.models import response_identifier
 from dimsefsm.qr.registry import (
     COMPOSITE_INSTANCE_NO_BULK_GET,
@@ -82,13 +84,13 @@ class QueryRetrieveSCP:
         worklist: Path | None = None,
         destination_tls: ssl.SSLContext | None = None,
         fsync: bool = False,
+        database: str | None = None,
     ) -> None:
+        """``database``: an SQLAlchemy URL; default a SQLite file under ``directory``."""
         self.directory = directory
         self.destinations = dict(destinations or {})
         self.destination_tls = destination_tls  # C-MOVE sub-associations over TLS when set
-        self.index = InstanceIndex()
-        # Held from the index check to the index update of one instance (see the module doc).
-        self._filing = threading.Lock()
+        self.index = ArchiveIndex(directory, database)
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
@@ -103,20 +105,27 @@ class QueryRetrieveSCP:
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
 
     def load(self) -> int:
+        """Open the index (``SchemaError`` if unusable); returns the number of instances.
+
+        No stored file is read: the database holds what queries need.  Only on
+        the first start over a storage directory that already holds files are
+        they imported (once).
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         for path in remove_stale_temp_files(self.directory):
             LOG.warning("removed %s: a temporary file left by a server that was stopped", path)
-        count = self.index.load(self.directory)
-        LOG.info("indexed %d instance(s) from %s", count, self.directory)
+        self.index.open()
+        self.index.import_storage_once()
+        count = len(self.index)
+        LOG.info("index %s: %d instance(s)", self.index.url, count)
         if self.worklist is not None:
             items = len(self.worklist.items())
             LOG.info("worklist: %d item(s) in %s", items, self.worklist.directory)
         return count
 
     def close(self) -> None:
-        """Save the index cache, so the next start reads only files stored since."""
-        count = self.index.save(self.directory)
-        LOG.info("index cache: %d record(s) saved", count)
+        """Return the database connections (every change is already committed)."""
+        self.index.close()
 
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:
@@ -138,26 +147,27 @@ class QueryRetrieveSCP:
         refusal = examine(header, command)
         if refusal is not None:
             return self._refuse(uid, refusal)
-        with self._filing:
-            previous = self.index.get(uid)
-            if previous is not None and identity_of(previous.header) != identity_of(header):
-                patient, study, _ = identity_of(previous.header)
-                LOG.warning(
-                    "C-STORE %s refused: already stored for patient %r in study %s (%s)",
-                    uid,
-                    patient,
-                    study,
-                    previous.path,
-                )
-                return _status(
-                    st.INVALID_OBJECT_INSTANCE,
-                    "SOPInstanceUID already stored in another patient/study/series",
-                )
-            try:
-                path = event.commit()
-            except OSError:
-                return st.OUT_OF_RESOURCES  # the SCP answers it (write_failed) and logs why
-            self.index.add_header(path, header)
+        try:
+            outcome = self.index.file(header, event.commit)
+        except OSError:
+            return st.OUT_OF_RESOURCES  # the SCP answers it (write_failed) and logs why
+        except SQLAlchemyError as exc:
+            LOG.error("C-STORE %s: the index database failed, not stored: %s", uid, exc)
+            return st.OUT_OF_RESOURCES
+        except ValueError as exc:
+            return self._refuse(uid, Refusal(st.CANNOT_UNDERSTAND, f"header not indexable: {exc}"))
+        if isinstance(outcome, Conflict):
+            LOG.warning(
+                "C-STORE %s refused: already stored for patient %r in study %s (%s)",
+                uid,
+                outcome.patient_id,
+                outcome.study_uid,
+                outcome.path,
+            )
+            return _status(
+                st.INVALID_OBJECT_INSTANCE,
+                "SOPInstanceUID already stored in another patient/study/series",
+            )
         return st.SUCCESS
 
     @staticmethod
@@ -172,13 +182,15 @@ class QueryRetrieveSCP:
         if sop.model == WORKLIST_MODEL and self.worklist is not None:
             yield from self._worklist_matches(event)
             return
-        for match in self.index.find(request, sop.model):
-            if event.is_cancelled:
-                return
-            response = response_identifier(request, match.header, retrieve_ae=self.ae.ae_title)
-            for elem in match.computed:
-                response[elem.tag] = elem
-            yield st.PENDING, response
+        # closing(): a C-CANCEL (or an aborted association) closes the cursor at once.
+        with contextlib.closing(self.index.find(request, sop.model)) as matches:
+            for match in matches:
+                if event.is_cancelled:
+                    return
+                response = response_identifier(request, match.header, retrieve_ae=self.ae.ae_title)
+                for elem in match.computed:
+                    response[elem.tag] = elem
+                yield st.PENDING, response
 
     def _worklist_matches(self, event: Any) -> Iterator[tuple[int, Any]]:
         assert self.worklist is not None
@@ -195,7 +207,9 @@ class QueryRetrieveSCP:
         query = Dataset(identifier)
         if "QueryRetrieveLevel" in query:
             query.QueryRetrieveLevel = "IMAGE"  # one record per instance
-        return [record.path for record in self.index.query(query, sop.model)]
+        return [
+            record.path for record in self.index.query(query, sop.model) if record.path is not None
+        ]
 
     def on_get(self, event: Any) -> Iterator[Any]:
         paths = self.instances(event.identifier, event.context.abstract_syntax)

@@ -1,0 +1,217 @@
+"""Tables of the archive index, the engine set-up and the schema version check.
+
+Four tables follow the Q/R information model (PS3.4 C.6): ``patient`` (by
+Patient ID), ``study`` (by patient and Study Instance UID), ``series`` (by
+study and Series Instance UID) and ``instance`` (by SOP Instance UID, unique
+across the archive: one place per instance, enforced by the database so that
+several processes sharing one database agree).  Each level holds the key
+attributes of its level as columns (see ``columns``), indexed where queries
+commonly match; an instance also keeps its whole header without pixel data
+(Explicit VR Little Endian bytes), so any key can be matched and returned
+without opening its file, and the path of its file.
+
+Types are portable (Integer, String, LargeBinary): the same tables work on
+SQLite and PostgreSQL.  The only SQLite-specific code is the engine set-up
+below: WAL (readers never wait for the writer, the writer never waits for a
+streaming reader), ``synchronous=NORMAL``, case-sensitive ``LIKE`` (DICOM
+matching is case sensitive, as ``LIKE`` is on PostgreSQL) and
+``BEGIN IMMEDIATE`` for write transactions (the filing check and the write
+are one serialised step across processes).
+
+The ``dimsefsm_schema`` table holds the schema version.  A database written
+by a newer dimsefsm, or a foreign database holding tables of these names, is
+refused at start with a clear error instead of being misread.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import make_url
+
+from dimsefsm.qr.db.columns import LEVEL_COLUMNS
+
+LOG = logging.getLogger("dimsefsm.qr.index")
+
+SCHEMA_VERSION: Final = 1
+DEFAULT_DATABASE_SUFFIX: Final = ".index.sqlite"
+"""The default SQLite file is the storage directory's name with this suffix, beside it: the
+storage directory holds instances only (and SQLite's ``-wal``/``-shm`` files stay out too)."""
+
+WRITE_OPTION: Final = "dimsefsm_write"
+"""Execution option marking a connection whose transactions write (SQLite: BEGIN IMMEDIATE)."""
+
+metadata = MetaData()
+
+schema_table = Table(
+    "dimsefsm_schema",
+    metadata,
+    Column("version", Integer, nullable=False),
+    Column("storage_imported", Integer, nullable=False, default=0),
+)
+
+
+def _columns(level: str) -> list[Column[Any]]:
+    return [Column(spec.column, String, nullable=True) for spec in LEVEL_COLUMNS[level]]
+
+
+patient = Table(
+    "patient",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("patient_id", String, nullable=False),
+    *_columns("PATIENT"),
+    UniqueConstraint("patient_id", name="uq_patient_id"),
+)
+study = Table(
+    "study",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("patient_pk", Integer, ForeignKey("patient.pk"), nullable=False),
+    Column("study_uid", String, nullable=False),
+    *_columns("STUDY"),
+    UniqueConstraint("patient_pk", "study_uid", name="uq_study"),
+)
+series = Table(
+    "series",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("study_pk", Integer, ForeignKey("study.pk"), nullable=False),
+    Column("series_uid", String, nullable=False),
+    *_columns("SERIES"),
+    UniqueConstraint("study_pk", "series_uid", name="uq_series"),
+)
+instance = Table(
+    "instance",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("series_pk", Integer, ForeignKey("series.pk"), nullable=False),
+    Column("sop_uid", String, nullable=False),
+    *_columns("IMAGE"),
+    Column("path", String, nullable=False),
+    Column("header", LargeBinary, nullable=False),
+    UniqueConstraint("sop_uid", name="uq_instance_sop_uid"),
+)
+
+LEVEL_TABLES: Final = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
+
+# Unique keys are covered by the unique constraints; these serve hierarchy walks
+# (the foreign keys), the UID lookups of retrieves and the common matching keys.
+for _table in (study, series, instance):
+    for _column in _table.columns:
+        if _column.foreign_keys:
+            Index(f"ix_{_table.name}_{_column.name}", _column)
+Index("ix_study_study_uid", study.c.study_uid)
+Index("ix_series_series_uid", series.c.series_uid)
+Index("ix_instance_path", instance.c.path)
+for _level, _table in LEVEL_TABLES.items():
+    for _spec in LEVEL_COLUMNS[_level]:
+        if _spec.indexed:
+            Index(f"ix_{_table.name}_{_spec.column}", _table.c[_spec.column])
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this version (newer, foreign or damaged)."""
+
+
+def default_path(directory: Path) -> Path:
+    """``dicom-store`` -> ``dicom-store.index.sqlite`` in the same parent directory."""
+    resolved = directory.absolute()
+    return resolved.with_name(resolved.name + DEFAULT_DATABASE_SUFFIX)
+
+
+def default_url(directory: Path) -> str:
+    return f"sqlite:///{default_path(directory)}"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions are begun below, not by pysqlite
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA case_sensitive_like=ON",
+            "PRAGMA foreign_keys=ON",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def open_engine(url: str) -> Engine:
+    """An engine on ``url`` with the tables present and the schema version checked."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60.0, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=56,
+        )
+        _sqlite_setup(engine)
+    else:
+        engine = create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=True)
+    try:
+        check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def check_schema(engine: Engine) -> None:
+    """Create the tables of an empty database; refuse an unknown or newer schema."""
+    url = engine.url.render_as_string(hide_password=True)
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            names = set(inspect(connection).get_table_names())
+            ours = {table.name for table in metadata.sorted_tables}
+            if schema_table.name not in names:
+                if names & ours:
+                    raise SchemaError(
+                        f"database {url} holds tables {sorted(names & ours)} but no "
+                        f"{schema_table.name} table: not a dimsefsm index, refused"
+                    )
+                metadata.create_all(connection)
+                connection.execute(
+                    schema_table.insert().values(version=SCHEMA_VERSION, storage_imported=0)
+                )
+                LOG.info("index database %s created (schema version %d)", url, SCHEMA_VERSION)
+                return
+            versions = connection.execute(select(schema_table.c.version)).scalars().all()
+    if len(versions) != 1:
+        raise SchemaError(f"database {url}: {schema_table.name} has {len(versions)} rows, not 1")
+    (version,) = versions
+    if version != SCHEMA_VERSION:
+        newer = "a newer" if version > SCHEMA_VERSION else "an unknown older"
+        raise SchemaError(
+            f"database {url} has schema version {version}, {newer} one than this dimsefsm "
+            f"knows ({SCHEMA_VERSION}): refused, nothing changed"
+        )
