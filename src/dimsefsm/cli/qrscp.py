@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from dimsefsm.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -17,8 +19,10 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
+from dimsefsm.cli.progress import Progress
 from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
+from dimsefsm.qr.db.schema import SchemaError
 from dimsefsm.qr.scp import QueryRetrieveSCP
 
 
@@ -56,6 +60,22 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="serve Modality Worklist C-FIND from the DICOM files in DIR (like wlmscpfs)",
     )
+    p.add_argument(
+        "--database",
+        default=None,
+        metavar="URL",
+        help="the index database, an SQLAlchemy URL (postgresql+psycopg://USER@HOST/DB lets "
+        "several qrscp share one index); default a SQLite file beside the storage directory, "
+        "named after it (dicom-store.index.sqlite)",
+    )
+    p.add_argument(
+        "--import",
+        dest="import_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="index the DICOM files below DIR (once; the files stay where they are), then serve",
+    )
     add_fsync_arg(p)
     add_server_args(p)
     add_timeouts(p)
@@ -70,6 +90,20 @@ def parse_destination(spec: str) -> tuple[str, tuple[str, int]]:
     if not (sep and colon and aet and host and port.isdigit()):
         raise ValueError(f"--dest wants AET=HOST:PORT, got {spec!r}")
     return aet.strip(), (host, int(port))
+
+
+def import_files(scp: QueryRetrieveSCP, directory: Path) -> None:
+    """``--import DIR``: index its files, with a progress bar on a terminal."""
+    bars: list[Progress] = []
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(Progress(total, f"import {directory}"))
+        bars[0].update(done)
+
+    scp.index.import_directory(directory, progress=update)
+    if bars:
+        bars[0].finish()
 
 
 def run_qrscp(args: argparse.Namespace) -> int:
@@ -96,9 +130,19 @@ def run_qrscp(args: argparse.Namespace) -> int:
         worklist=args.worklist,
         destination_tls=client_context(args) if args.dest_tls else None,
         fsync=args.fsync,
+        database=args.database,
     )
     apply_network_args(scp.ae, args)
-    scp.load()
+    if args.import_dir is not None and not args.import_dir.is_dir():
+        print(f"qrscp: --import {args.import_dir} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        scp.load()
+    except (SchemaError, SQLAlchemyError) as exc:
+        print(f"qrscp: index database: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.import_dir is not None:
+        import_files(scp, args.import_dir)
     try:
         serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers, ssl_context=ssl_context)
     finally:

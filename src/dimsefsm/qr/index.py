@@ -76,6 +76,7 @@ LOG = logging.getLogger("dimsefsm.qr.index")
 _KEY_DEPTH: Final = {0x00100020: 0, 0x0020000D: 1, 0x0020000E: 2, 0x00080018: 3}
 _FILING_ATTEMPTS: Final = 3
 _STREAM_BATCH: Final = 64
+_IMPORT_LOG_EVERY: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +325,8 @@ class ArchiveIndex:
                 counts.imported += 1
             if progress is not None:
                 progress(done, len(files))
+            if done % _IMPORT_LOG_EVERY == 0:
+                LOG.info("import of %s: %d of %d file(s) done", directory, done, len(files))
         LOG.info(
             "import of %s: %d instance(s) indexed, %d already indexed, %d not indexed",
             directory,

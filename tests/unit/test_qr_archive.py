@@ -1,0 +1,221 @@
+"""The archive index as a database: streaming, cancel, import, restart, two indexes on one file."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import Dataset
+from sqlalchemy import event
+
+from dimsefsm.qr import index as index_module
+from dimsefsm.qr.index import ArchiveIndex, Conflict
+from dimsefsm.qr.scp import QueryRetrieveSCP
+from tests.data.make import make_instance, make_study, write_instance, write_study
+
+
+def study_query(**keys: object) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = ""
+    ds.PatientName = ""
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[ArchiveIndex]:
+    archive = ArchiveIndex(tmp_path / "store")
+    archive.open()
+    yield archive
+    archive.close()
+
+
+def file_studies(index: ArchiveIndex, count: int, tmp_path: Path) -> None:
+    """``count`` one-instance studies filed straight into the index (no file is needed)."""
+    for n in range(count):
+        ds = make_instance(PatientID=f"P{n}", PatientName=f"Name^{n}")
+        assert isinstance(index.file(ds, lambda n=n: tmp_path / f"{n}.dcm"), Path)
+
+
+class VmSteps:
+    """Counts SQLite virtual-machine steps (in hundreds) on every connection of an engine."""
+
+    def __init__(self, index: ArchiveIndex) -> None:
+        self.count = 0
+        index.engine.pool.dispose()  # connections opened from now on are counted
+
+        @event.listens_for(index.engine, "connect")
+        def counted(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.set_progress_handler(self.step, 100)
+
+    def step(self) -> int:
+        self.count += 1
+        return 0  # go on
+
+
+def test_the_first_match_leaves_before_the_last_row_is_read(
+    index: ArchiveIndex, tmp_path: Path
+) -> None:
+    """Item 13.2: responses stream from a cursor; the statement is not run to the end first."""
+    file_studies(index, 400, tmp_path)
+    steps = VmSteps(index)
+    matches = index.find(study_query(), "study-root")
+    first = next(matches)
+    at_first = steps.count
+    rest = list(matches)
+    assert first.header.PatientID == "P0" and len(rest) == 399
+    assert at_first * 3 < steps.count, (at_first, steps.count)
+
+
+def test_closing_the_stream_stops_the_cursor_and_returns_the_connection(
+    index: ArchiveIndex, tmp_path: Path
+) -> None:
+    """A C-CANCEL closes the generator: no further row is read, the connection is returned."""
+    file_studies(index, 400, tmp_path)
+    steps = VmSteps(index)
+    matches = index.find(study_query(), "study-root")
+    next(matches)
+    assert index.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    matches.close()
+    at_close = steps.count
+    assert index.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    complete = list(index.find(study_query(), "study-root"))
+    assert len(complete) == 400 and at_close * 3 < steps.count - at_close
+
+
+def test_a_store_is_filed_while_a_query_is_streaming(index: ArchiveIndex, tmp_path: Path) -> None:
+    """A streaming reader holds no write lock (SQLite WAL): a C-STORE meanwhile commits."""
+    file_studies(index, 200, tmp_path)
+    matches = index.find(study_query(), "study-root")
+    next(matches)
+    ds = make_instance(PatientID="DURING")
+    assert index.file(ds, lambda: tmp_path / "during.dcm") == tmp_path / "during.dcm"
+    assert index.get(str(ds.SOPInstanceUID)) is not None
+    assert len(list(matches)) >= 199
+    matches.close()
+
+
+def test_two_indexes_on_one_database_keep_one_place_per_uid(tmp_path: Path) -> None:
+    """Item 11.7 through the database: two processes' indexes, no shared Python lock."""
+    store = tmp_path / "store"
+    first, second = ArchiveIndex(store), ArchiveIndex(store)
+    rounds = 10
+    results: dict[int, list[str]] = {n: [] for n in range(rounds)}
+    barrier = threading.Barrier(2)
+
+    def file_all(index: ArchiveIndex, side: str) -> None:
+        for n in range(rounds):
+            ds = make_instance(sop_instance_uid=f"1.2.3.8.{n + 1}", PatientID=side)
+            barrier.wait(timeout=30)
+            outcome = index.file(ds, lambda side=side, n=n: tmp_path / f"{side}{n}.dcm")
+            results[n].append("conflict" if isinstance(outcome, Conflict) else side)
+
+    threads = [
+        threading.Thread(target=file_all, args=(index, side))
+        for index, side in ((first, "A"), (second, "B"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        for n, outcomes in results.items():
+            assert sorted(outcomes)[0] in ("A", "B") and sorted(outcomes)[1] == "conflict"
+            record = second.get(f"1.2.3.8.{n + 1}")
+            winner = next(o for o in outcomes if o != "conflict")
+            assert record is not None and record.header.PatientID == winner
+            assert record.path == tmp_path / f"{winner}{n}.dcm"
+        assert len(first) == len(second) == rounds
+    finally:
+        first.close()
+        second.close()
+
+
+# -- import ---------------------------------------------------------------------------------
+def test_import_reports_progress_refuses_torn_files_and_is_idempotent(
+    index: ArchiveIndex,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    files = write_study(elsewhere / "a", make_study(4, n_series=2))
+    files += write_study(elsewhere / "b", make_study(2, n_series=1))
+    torn = files[-1]
+    with torn.open("r+b") as file:
+        file.truncate(torn.stat().st_size - 100)
+    seen: list[tuple[int, int]] = []
+    with caplog.at_level(logging.INFO, logger="dimsefsm.qr.index"):
+        counts = index.import_directory(elsewhere, progress=lambda d, t: seen.append((d, t)))
+    assert (counts.imported, counts.skipped, counts.refused) == (5, 0, 1)
+    assert seen == [(n, 6) for n in range(1, 7)]
+    assert f"not indexed: {torn}: data set is not complete" in caplog.text
+    assert len(index) == 5
+    record = index.get(files[0].stem)
+    assert record is not None and record.path == files[0]  # indexed where it is
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an indexed file was read again")
+
+    monkeypatch.setattr(index_module, "dcmread", no_reading)
+    again = index.import_directory(elsewhere)
+    assert (again.imported, again.skipped, again.refused) == (0, 5, 1)
+    assert len(index) == 5
+
+
+# -- start-up -------------------------------------------------------------------------------
+def test_a_restart_reads_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 13.3: the first start imports the storage directory once; later ones read nothing."""
+    store = tmp_path / "store"
+    study = make_study(5, n_series=2, patient_name="Before^Restart")
+    write_study(store, study)
+    first = QueryRetrieveSCP("QRSCP", store)
+    assert first.load() == 5
+    first.close()
+    for path in store.iterdir():
+        path.write_bytes(b"not DICOM any more")  # a start that read them would drop them
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a file was read at start")
+
+    monkeypatch.setattr(index_module, "dcmread", no_reading)
+    monkeypatch.setattr(index_module, "check_structure", no_reading)
+    second = QueryRetrieveSCP("QRSCP", store)
+    try:
+        assert second.load() == 5
+        names = {str(m.header.PatientName) for m in second.index.find(study_query(), "study-root")}
+        assert names == {"Before^Restart"}
+    finally:
+        second.close()
+
+
+def test_files_put_into_the_store_later_are_not_imported_at_start(tmp_path: Path) -> None:
+    """The automatic import happens on the first start only; later ones use --import."""
+    store = tmp_path / "store"
+    scp = QueryRetrieveSCP("QRSCP", store)
+    assert scp.load() == 0
+    scp.close()
+    write_instance(store / "late.dcm", make_instance())
+    again = QueryRetrieveSCP("QRSCP", store)
+    try:
+        assert again.load() == 0
+        assert again.index.import_directory(store).imported == 1
+    finally:
+        again.close()
+
+
+def test_an_explicit_database_url_is_used(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere.sqlite'}"
+    scp = QueryRetrieveSCP("QRSCP", tmp_path / "store", database=url)
+    try:
+        scp.load()
+        assert (tmp_path / "elsewhere.sqlite").is_file()
+        assert not (tmp_path / "store.index.sqlite").exists()
+    finally:
+        scp.close()
