@@ -254,15 +254,17 @@ def _storage_rules() -> Iterator[str]:
         "SOP Class or Instance UID than the command (0xA900).",
         "One SOP Instance UID, one place: a re-store into the same Patient ID, study and "
         "series replaces the stored instance (a retransmission); one into another patient, "
-        "study or series is refused with 0x0117 and the first stays. The check, the rename "
-        "into place and the index update are atomic across associations.",
+        "study or series is refused with 0x0117 and the first stays. The check, the index "
+        "update and the rename into place are one database transaction, atomic across "
+        "associations and across processes sharing the index database.",
         "Success or Warning is sent only once the file is complete and renamed into place; "
         "with `--fsync` (StorageConfig.fsync) after the file and its directory are on disk. "
         "A failed disk write discards the temporary file and answers 0xA700 Out of "
         "Resources; the association continues.",
-        "At start, temporary files left by a killed server are deleted; a file is checked "
-        "for a complete data set when first indexed (a torn file is not served); the index "
-        "cache carries a SHA-256 checksum and is discarded, the files re-read, when it fails.",
+        "At start, temporary files left by a killed server are deleted; no stored file is "
+        "read (the index database holds the headers). A file imported from disk (`--import "
+        "DIR`, or the storage directory on the first start) is checked for a complete data "
+        "set and examined like a received instance; a torn file is not indexed.",
     ):
         yield f"- {rule}"
 

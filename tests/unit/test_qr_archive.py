@@ -40,7 +40,8 @@ def file_studies(index: ArchiveIndex, count: int, tmp_path: Path) -> None:
     """``count`` one-instance studies filed straight into the index (no file is needed)."""
     for n in range(count):
         ds = make_instance(PatientID=f"P{n}", PatientName=f"Name^{n}")
-        assert isinstance(index.file(ds, lambda n=n: tmp_path / f"{n}.dcm"), Path)
+        path = tmp_path / f"{n}.dcm"
+        assert index.file(ds, lambda path=path: path) == path  # type: ignore[misc]
 
 
 class VmSteps:
@@ -113,7 +114,8 @@ def test_two_indexes_on_one_database_keep_one_place_per_uid(tmp_path: Path) -> N
         for n in range(rounds):
             ds = make_instance(sop_instance_uid=f"1.2.3.8.{n + 1}", PatientID=side)
             barrier.wait(timeout=30)
-            outcome = index.file(ds, lambda side=side, n=n: tmp_path / f"{side}{n}.dcm")
+            path = tmp_path / f"{side}{n}.dcm"
+            outcome = index.file(ds, lambda path=path: path)  # type: ignore[misc]
             results[n].append("conflict" if isinstance(outcome, Conflict) else side)
 
     threads = [
