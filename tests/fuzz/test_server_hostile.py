@@ -13,10 +13,12 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydicom.dataset import Dataset
 
 from dimsefsm import AE
 from dimsefsm.assoc.negotiation import RequestorProposal, build_request, propose_contexts
@@ -24,8 +26,11 @@ from dimsefsm.dimse.commands import encode_command
 from dimsefsm.dimse.fragment import encode_message
 from dimsefsm.pdu.codec import PduFramer
 from dimsefsm.pdu.model import ReleaseRQ
-from dimsefsm.sop_class import IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
+from dimsefsm.qr.registry import STUDY_ROOT_FIND
+from dimsefsm.sop_class import CT_IMAGE_STORAGE, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
 from dimsefsm.transport.server import AssociationServer
+from tests.data.make import make_instance
+from tests.interop.peers import LOCALHOST, DimsefsmServer
 
 RQ = build_request(
     RequestorProposal(
@@ -165,3 +170,53 @@ def test_thousand_hostile_connections(server: AssociationServer) -> None:
 def test_a_valid_stream_is_served_completely(server: AssociationServer) -> None:
     """AC, the C-ECHO response, then the A-RELEASE-RP: the last PDU we read."""
     assert _exchange(server.address, VALID_STREAM) == "ReleaseRP"
+
+
+# -- one client must not freeze the others (issue 11, item 10) --------------------------------
+@pytest.mark.filterwarnings("ignore:The PN component length:UserWarning")
+def test_a_pathological_wild_card_query_leaves_other_associations_served(tmp_path: Path) -> None:
+    """``*A*A*A*B`` against a 1,000-character name once froze qrscp (no C-ECHO for 40 s).
+
+    qrscp runs in its own process, so a server holding its interpreter cannot
+    stall this test's client threads: the C-ECHO on a second association must
+    be answered (within the DIMSE timeout) while the query is being matched,
+    and the query must still find exactly the one matching patient.
+    """
+    near_miss = "A" * 1000
+    wanted = "A" * 999 + "B"
+    instances = [
+        make_instance(PatientName=near_miss, PatientID="NEAR"),
+        make_instance(PatientName=wanted, PatientID="WANTED"),
+    ]
+    with DimsefsmServer(["qrscp", "0", "-aet", "QRSCP", "-od", str(tmp_path / "store")]) as qrscp:
+        address = (LOCALHOST, qrscp.port)
+        ae = AE("CHECK")
+        ae.add_requested_context(VERIFICATION)
+        ae.add_requested_context(CT_IMAGE_STORAGE)
+        ae.add_requested_context(STUDY_ROOT_FIND)
+        ae.dimse_timeout = 20
+        with ae.associate(*address, ae_title="QRSCP") as store:
+            assert [store.send_c_store(ds).Status for ds in instances] == [0, 0]
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.PatientName = "*A*A*A*B"
+        query.PatientID = ""
+        query.StudyInstanceUID = ""
+        with (
+            ae.associate(*address, ae_title="QRSCP") as echo,
+            ae.associate(*address, ae_title="QRSCP") as find,
+        ):
+            assert echo.is_established and find.is_established
+            found: list[tuple[int, str | None]] = []
+
+            def run_query() -> None:
+                for status, identifier in find.send_c_find(query, STUDY_ROOT_FIND):
+                    found.append((status.Status, identifier and identifier.PatientID))
+
+            querying = threading.Thread(target=run_query)
+            querying.start()
+            try:
+                assert echo.send_c_echo().Status == 0
+            finally:
+                querying.join()
+        assert found == [(0xFF00, "WANTED"), (0x0000, None)]
