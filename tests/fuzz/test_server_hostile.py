@@ -9,8 +9,10 @@ thread, no extra file descriptor and no significant memory.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +27,12 @@ from dimsefsm.assoc.negotiation import RequestorProposal, build_request, propose
 from dimsefsm.dimse.commands import encode_command
 from dimsefsm.dimse.fragment import encode_message
 from dimsefsm.pdu.codec import PduFramer
-from dimsefsm.pdu.model import ReleaseRQ
+from dimsefsm.pdu.model import Abort, AssociateAC, ReleaseRQ
 from dimsefsm.qr.registry import STUDY_ROOT_FIND
 from dimsefsm.sop_class import CT_IMAGE_STORAGE, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
 from dimsefsm.transport.server import AssociationServer
 from tests.data.make import make_instance
-from tests.interop.peers import LOCALHOST, DimsefsmServer
+from tests.interop.peers import LOCALHOST, DimsefsmServer, run_tool
 
 RQ = build_request(
     RequestorProposal(
@@ -211,7 +213,8 @@ def test_a_pathological_wild_card_query_leaves_other_associations_served(tmp_pat
 
             def run_query() -> None:
                 for status, identifier in find.send_c_find(query, STUDY_ROOT_FIND):
-                    found.append((status.Status, identifier and identifier.PatientID))
+                    patient = None if identifier is None else str(identifier.PatientID)
+                    found.append((int(status.Status), patient))
 
             querying = threading.Thread(target=run_query)
             querying.start()
@@ -220,3 +223,197 @@ def test_a_pathological_wild_card_query_leaves_other_associations_served(tmp_pat
             finally:
                 querying.join()
         assert found == [(0xFF00, "WANTED"), (0x0000, None)]
+
+
+# -- one client must not lock the others out (issue 11, item 11) -----------------------------
+SCP_AET = "SCP"
+# A P-DATA-TF header announcing a 1,000-byte body: trickled, it never completes in a test.
+LONG_PDATA = struct.pack(">BBL", 0x04, 0, 1000) + bytes(1000)
+
+
+class Trickler:
+    """Sends ``data`` one byte per ``interval`` on ``sock`` until stopped or refused.
+
+    The pace is the behaviour under test (a slow-loris peer), not a synchronisation.
+    """
+
+    def __init__(self, sock: socket.socket, data: bytes, interval: float = 0.05) -> None:
+        self.sock, self.data, self.interval = sock, data, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="test-trickler")
+        self.thread.start()
+
+    def _run(self) -> None:
+        for index in range(len(self.data)):
+            if self.stop.is_set():
+                return
+            try:
+                self.sock.send(self.data[index : index + 1])
+            except OSError:
+                return  # the server closed us: what the tests wait for
+            self.stop.wait(self.interval)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _dos_server(**attrs: object) -> AssociationServer:
+    ae = AE(SCP_AET)
+    ae.add_supported_context(VERIFICATION)
+    ae.require_called_aet = True
+    for name, value in attrs.items():
+        assert hasattr(ae, name), name
+        setattr(ae, name, value)
+    return ae.start_server((LOCALHOST, 0), block=False)
+
+
+def _echoscu(server: AssociationServer) -> subprocess.CompletedProcess[str]:
+    """dcmtk's echoscu (by absolute path, TCP_NODELAY=1): a real peer wanting service."""
+    return run_tool(["/usr/bin/echoscu", "-aec", SCP_AET, LOCALHOST, str(server.address[1])])
+
+
+def _pdus_until_closed(sock: socket.socket) -> list[object]:
+    """Every PDU the server sends until it closes the connection (the event waited for)."""
+    sock.settimeout(30)  # a hang guard only: each test's timers are far shorter
+    framer = PduFramer()
+    pdus: list[object] = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            return pdus
+        framer.feed(data)
+        while (pdu := framer.next_pdu()) is not None:
+            pdus.append(pdu)
+
+
+def _associate(sock: socket.socket) -> None:
+    """Send our A-ASSOCIATE-RQ and read the server's A-ASSOCIATE-AC."""
+    sock.sendall(build_request(RequestorProposal("HOSTILE", SCP_AET, CONTEXTS)).encode())
+    framer = PduFramer()
+    sock.settimeout(30)
+    while (pdu := framer.next_pdu()) is None:
+        data = sock.recv(65536)
+        assert data, "closed before the A-ASSOCIATE-AC"
+        framer.feed(data)
+    assert isinstance(pdu, AssociateAC), pdu
+
+
+CONTEXTS = propose_contexts([(VERIFICATION, [IMPLICIT_VR_LITTLE_ENDIAN])])
+
+
+def _baseline() -> tuple[int, int]:
+    _join_association_threads()
+    return threading.active_count(), _fds()
+
+
+def test_silent_and_trickling_connections_hold_no_association_slot() -> None:
+    """4 silent sockets and 4 trickling an A-ASSOCIATE-RQ leave both slots to a real peer.
+
+    Before issue 11 every connection took a slot from its first moment, so
+    ``maximum_associations`` idle sockets made echoscu's request "local limit
+    exceeded" until ARTIM (30 s) closed them.
+    """
+    threads, fds = _baseline()
+    server = _dos_server(maximum_associations=2, maximum_pending_connections=32)
+    silent = [socket.create_connection(server.address) for _ in range(4)]
+    slow = [socket.create_connection(server.address) for _ in range(4)]
+    tricklers = [Trickler(sock, RQ) for sock in slow]
+    try:
+        for _ in range(2):
+            result = _echoscu(server)
+            assert result.returncode == 0, result.stdout + result.stderr
+        assert server.active_associations == 0
+    finally:
+        for trickler in tricklers:
+            trickler.close()
+        for sock in silent + slow:
+            sock.close()
+        server.shutdown()
+    assert _baseline() == (threads, fds)
+
+
+def test_silent_connections_are_closed_when_artim_expires() -> None:
+    """Sta2 + ARTIM (AE.artim_timeout): each silent socket sees the server close it."""
+    threads, fds = _baseline()
+    server = _dos_server(artim_timeout=0.5, network_timeout=60)
+    silent = [socket.create_connection(server.address) for _ in range(4)]
+    try:
+        assert [_pdus_until_closed(sock) for sock in silent] == [[]] * 4
+        result = _echoscu(server)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        for sock in silent:
+            sock.close()
+        server.shutdown()
+    assert _baseline() == (threads, fds)
+
+
+def test_a_trickled_pdu_is_aborted_and_frees_its_slot(caplog: pytest.LogCaptureFixture) -> None:
+    """Both slots held by associations trickling a P-DATA PDU: each is aborted at its deadline.
+
+    Every byte used to restart the idle (network) timer, so a peer sending one
+    byte a second held its slot for ever.  The PDU deadline counts from the
+    PDU's first byte: A-ABORT (service provider), a log line, the slot freed.
+    """
+    threads, fds = _baseline()
+    server = _dos_server(
+        maximum_associations=2, pdu_timeout=0.5, network_timeout=60, artim_timeout=0.5
+    )
+    socks = [socket.create_connection(server.address) for _ in range(2)]
+    tricklers: list[Trickler] = []
+    try:
+        for sock in socks:
+            _associate(sock)
+        assert server.active_associations == 2
+        tricklers = [Trickler(sock, LONG_PDATA) for sock in socks]
+        for sock in socks:
+            assert _pdus_until_closed(sock) == [Abort(source=2, reason=0)]
+        result = _echoscu(server)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        for trickler in tricklers:
+            trickler.close()
+        for sock in socks:
+            sock.close()
+        server.shutdown()
+    assert _baseline() == (threads, fds)
+    overdue = [r for r in caplog.records if "of a PDU and not the rest within" in r.message]
+    assert len(overdue) == 2
+
+
+def test_pending_connections_beyond_the_cap_close_the_oldest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At ``maximum_pending_connections`` a new connection closes the oldest pending one."""
+    threads, fds = _baseline()
+    server = _dos_server(maximum_pending_connections=3, artim_timeout=60)
+    silent = [socket.create_connection(server.address) for _ in range(3)]
+    try:
+        newest = socket.create_connection(server.address)
+        silent.append(newest)
+        assert _pdus_until_closed(silent[0]) == []  # the oldest: closed to make room
+        still_open, _, _ = select.select(silent[1:], [], [], 0)
+        assert still_open == []
+        result = _echoscu(server)  # evicts the next oldest, then is served
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert _pdus_until_closed(silent[1]) == []
+        assert server.pending_connections <= 3
+    finally:
+        for sock in silent:
+            sock.close()
+        server.shutdown()
+    assert _baseline() == (threads, fds)
+    assert any("closing the oldest" in r.message for r in caplog.records)
+
+
+def test_cli_timeout_flag_sets_artim() -> None:
+    """``echoscp -to S``: a silent connection is closed after S seconds, not a fixed 30."""
+    with (
+        DimsefsmServer(["echoscp", "0", "-aet", SCP_AET, "-to", "0.5"]) as echoscp,
+        socket.create_connection((LOCALHOST, echoscp.port)) as silent,
+    ):
+        assert _pdus_until_closed(silent) == []
