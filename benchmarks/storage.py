@@ -18,12 +18,19 @@ waits for its DIMSE timeout).
 
 The memory test sends one huge instance with dcmtk storescu to a fresh SCP and
 reads the SCP's peak RSS from the kernel (``benchmarks.rss``).
+
+The durability test prices ``--fsync``: dcmtk storescu sends the small
+instances to dimsefsm storescp and qrscp with and without it, into a directory
+on a real disk (tmpfs makes fsync free), best of two runs each; the figures go
+to the notes (key ``disk_small_per_s``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +42,7 @@ from tests.interop.peers import (
     DimsefsmServer,
     LineReadyServer,
     ServerProcess,
+    ServerStartError,
     free_port,
 )
 
@@ -208,6 +216,7 @@ class StorageWorkload:
             matrix = StorageMatrix(result, counts, data, root)
             matrix.run()
             matrix.run_memory()
+            matrix.run_fsync()
         result.seconds = time.perf_counter() - started
         return result
 
@@ -354,6 +363,56 @@ class StorageMatrix(RepeatingMatrix):
             f"large MB/s: {shown(LARGE_MB_PER_S.key)}"
         )
 
+    # -- the cost of --fsync --------------------------------------------------------------
+    def run_fsync(self) -> None:
+        """Small instances/s on disk: dimsefsm storescp and qrscp, without and with --fsync."""
+        instances = self.data["small"]
+        timeout = max(60.0, len(instances.files) * 0.1)
+        rates: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="bench-store-disk-", dir=disk_root()) as root:
+            for program in ("storescp", "qrscp"):
+                for flags in ((), ("--fsync",)):
+                    label = " ".join((program, *flags))
+                    received = Path(root) / label.replace(" ", "")
+                    received.mkdir()
+                    best = None
+                    for _ in range(2):
+                        args = [program, str(free_port()), "-od", str(received), "-aet", CALLED_AE]
+                        try:
+                            with DimsefsmServer([*args, *flags]) as server:
+                                run = storescu(server.port, [str(instances.directory)], timeout)
+                        except ServerStartError as exc:
+                            run = Run(error=f"server did not start: {exc}")
+                        stored = sum(1 for p in received.glob("*.dcm"))
+                        shutil.rmtree(received)
+                        received.mkdir()
+                        if run.error is None and stored < len(instances.files):
+                            run.error = f"stored {stored} of {len(instances.files)}"
+                        if run.error is not None:
+                            self.result.notes.append(f"--fsync cost: {label}: {run.error}")
+                            break
+                        rate = len(instances.files) / run.seconds
+                        best = rate if best is None else max(best, rate)
+                    if best is None:
+                        continue
+                    rates[label] = best
+                    self.add(Figure("disk_small_per_s", "dcmtk", f"dimsefsm {label}", best))
+                    self.progress("dcmtk", f"dimsefsm {label}", "disk", f"{best:8.1f} inst/s")
+        parts = []
+        for program in ("storescp", "qrscp"):
+            plain, synced = rates.get(program), rates.get(f"{program} --fsync")
+            if plain and synced:
+                parts.append(
+                    f"{program} {plain:,.0f} -> {synced:,.0f} inst/s with --fsync "
+                    f"({synced / plain:.2f}x, "
+                    f"{1e3 / synced - 1e3 / plain:.2f} ms more per instance)"
+                )
+        if parts:
+            self.result.notes.append(
+                f"--fsync cost, {len(instances.files)} small instances from dcmtk storescu into "
+                f"{disk_root()} (a real disk, one association): " + "; ".join(parts)
+            )
+
     # -- peak memory ----------------------------------------------------------------------
     def run_memory(self) -> None:
         huge_mib = self.counts.huge_bytes // MIB
@@ -433,3 +492,28 @@ class StorageMatrix(RepeatingMatrix):
 
 
 WORKLOAD = StorageWorkload()
+
+
+def disk_root() -> Path:
+    """A directory on a real file system: the temporary directory unless it is tmpfs."""
+    candidate = Path(tempfile.gettempdir())
+    return candidate if not _on_tmpfs(candidate) else Path.home()
+
+
+def _on_tmpfs(path: Path) -> bool:
+    """True when the longest mount point above ``path`` is a tmpfs (Linux /proc/mounts)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    best, kind = "", ""
+    resolved = os.path.realpath(path)
+    for line in mounts:
+        fields = line.split()
+        if (
+            len(fields) >= 3
+            and (resolved + "/").startswith(fields[1].rstrip("/") + "/")
+            and len(fields[1]) > len(best)
+        ):
+            best, kind = fields[1], fields[2]
+    return kind == "tmpfs"

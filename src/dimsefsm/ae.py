@@ -18,6 +18,7 @@ from dimsefsm.assoc.negotiation import (
     propose_contexts,
 )
 from dimsefsm.association import Association, AssociationCore
+from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.model import RoleSelection
 from dimsefsm.services.dispatch import RequestDispatcher
@@ -52,6 +53,14 @@ class AE:
         # (else A-ABORT): the network timeout alone restarts with every byte.
         self.pdu_timeout: float | None = 60.0
         self.maximum_pdu_size: int = DEFAULT_MAX_PDU
+        self.maximum_identifier_size: int = MAX_IDENTIFIER_LENGTH
+        """Bytes a C-FIND/C-GET/C-MOVE identifier may have, as received and once inflated.
+
+        A larger one is refused (0xA700, 0xA701 for retrieves) and dropped as it
+        arrives, so no peer can make us hold or inflate more; C-STORE data sets are
+        not identifiers and are not bounded here.  1 MiB lets a C-MOVE list about
+        16,000 SOP Instance UIDs; real queries are a few hundred bytes.
+        """
         # Slots, held by established associations only (beyond: A-ASSOCIATE-RJ).
         self.maximum_associations: int = 10
         # Connections still without an association (awaiting their A-ASSOCIATE-RQ or
@@ -131,7 +140,11 @@ class AE:
         )
         dispatcher = RequestDispatcher(dict(evt_handlers or ()), storage=self.storage)
         engine = AssociationEngine(
-            requestor=True, proposal=proposal, on_request=dispatcher, sink_for=dispatcher.sink_for
+            requestor=True,
+            proposal=proposal,
+            on_request=dispatcher,
+            sink_for=dispatcher.sink_for,
+            max_identifier_size=self.maximum_identifier_size,
         )
         assoc = kind(
             engine,
@@ -182,6 +195,7 @@ class AE:
         handlers = dict(evt_handlers or ())
 
         storage = self.storage
+        max_identifier_size = self.maximum_identifier_size
 
         def make_engine(active: Callable[[], int]) -> AssociationEngine:
             dispatcher = RequestDispatcher(handlers, storage=storage)
@@ -191,6 +205,7 @@ class AE:
                 active_associations=active,
                 on_request=dispatcher,
                 sink_for=dispatcher.sink_for,
+                max_identifier_size=max_identifier_size,
             )
             dispatcher.assoc = engine  # handlers see event.assoc.negotiated (peer AE, contexts)
             return engine

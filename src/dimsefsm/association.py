@@ -384,7 +384,7 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         engine = self.engine
         message_id = msg_id if msg_id is not None else engine.next_message_id()
         self.last_message_id = message_id
-        op = op_class(message_id, ctx)
+        op = op_class(message_id, ctx, engine.max_identifier_size)
         engine.start_operation(message_id, op)
         op.sent()
         engine.send_message(

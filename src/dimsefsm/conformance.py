@@ -39,6 +39,7 @@ from dimsefsm.sop_class import (
     UNCOMPRESSED_TRANSFER_SYNTAXES,
     VERIFICATION,
 )
+from dimsefsm.uid import MAX_UID_LENGTH
 
 # Which status table gives a chart's codes their meaning.
 _CHART_SERVICE = {
@@ -193,6 +194,10 @@ def _lines() -> Iterator[str]:
         "asked and matches them like any other key (e.g. `ModalitiesInStudy=MR`)."
     )
     yield ""
+    yield "## 6. Storage behaviour of `dimsefsm qrscp` (and `storescp`)"
+    yield ""
+    yield from _storage_rules()
+    yield ""
     yield "## Annex A. Storage SOP classes"
     yield ""
     yield "| SOP class | UID |"
@@ -235,6 +240,39 @@ def _matching_rules() -> Iterator[str]:
             bullets[-1] += " " + stripped
     for bullet in bullets:
         yield f"- {bullet}"
+
+
+def _storage_rules() -> Iterator[str]:
+    """How the archive files what it receives (the checks of ``qr.admission`` and the index)."""
+    uid_rule = (
+        f"digits and dots, no empty component, no leading zero, at most {MAX_UID_LENGTH} "
+        "characters, trailing NUL padding ignored"
+    )
+    for rule in (
+        "Every Storage SCP of the library refuses a C-STORE-RQ whose Affected SOP Instance "
+        f"or Class UID is not a UID (PS3.5 9.1: {uid_rule}) with 0x0117 Invalid SOP Instance "
+        "and an ErrorComment; nothing is written.",
+        "File names are injective in the UID: a valid UID is its own file name "
+        "(`<UID>.dcm`); any other value is escaped and prefixed `x_`, so no two values share "
+        "a file.",
+        "`qrscp` also refuses, with nothing kept, an instance whose data set lacks SOP Class "
+        "or SOP Instance UID (Study and Series Instance UID too, except for Non-Patient "
+        "Objects), holds one that is not a UID (0x0117 for the SOP Instance UID, 0xA900 for "
+        "the others) or that has several values (0xA900; Patient ID too), or names another "
+        "SOP Class or Instance UID than the command (0xA900).",
+        "One SOP Instance UID, one place: a re-store into the same Patient ID, study and "
+        "series replaces the stored instance (a retransmission); one into another patient, "
+        "study or series is refused with 0x0117 and the first stays. The check, the rename "
+        "into place and the index update are atomic across associations.",
+        "Success or Warning is sent only once the file is complete and renamed into place; "
+        "with `--fsync` (StorageConfig.fsync) after the file and its directory are on disk. "
+        "A failed disk write discards the temporary file and answers 0xA700 Out of "
+        "Resources; the association continues.",
+        "At start, temporary files left by a killed server are deleted; a file is checked "
+        "for a complete data set when first indexed (a torn file is not served); the index "
+        "cache carries a SHA-256 checksum and is discarded, the files re-read, when it fails.",
+    ):
+        yield f"- {rule}"
 
 
 def _names(uids: Iterable[str]) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "ConversionError",
     "DatasetChecker",
     "DatasetDecodeError",
+    "DatasetTooLarge",
     "TransferSyntaxFacts",
     "UnknownTransferSyntaxError",
     "check_dataset_bytes",
@@ -76,6 +77,14 @@ class DatasetDecodeError(ValueError):
     def __init__(self, message: str, offset: int | None = None) -> None:
         super().__init__(message if offset is None else f"{message} (at byte {offset})")
         self.offset = offset
+
+
+class DatasetTooLarge(DatasetDecodeError):
+    """The data set is longer than the caller's bound (raw, or once inflated)."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class ConversionError(ValueError):
@@ -489,12 +498,22 @@ def check_dataset_bytes(data: bytes | bytearray | memoryview, transfer_syntax: s
 # --------------------------------------------------------------------------- decode
 
 
-def _inflate(data: bytes | bytearray | memoryview) -> bytes:
+def _inflate(data: bytes | bytearray | memoryview, max_length: int | None = None) -> bytes:
+    """Inflate a deflated data set; above ``max_length`` bytes stop and raise `DatasetTooLarge`.
+
+    The bound goes to zlib as its output limit: a deflate bomb is refused after
+    ``max_length`` bytes of output, never inflated whole and then measured.
+    """
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
-        plain = inflater.decompress(data)
+        if max_length is None:
+            plain = inflater.decompress(data)
+        else:
+            plain = inflater.decompress(data, max_length + 1)
     except zlib.error as exc:
         raise DatasetDecodeError(f"deflated data set is corrupt: {exc}") from None
+    if max_length is not None and len(plain) > max_length:
+        raise DatasetTooLarge(f"deflated data set inflates past {max_length} bytes", max_length)
     if not inflater.eof:
         raise DatasetDecodeError("deflated data set ends before its deflate stream does")
     if inflater.unused_data.strip(b"\x00"):
@@ -510,9 +529,17 @@ def _deflate(plain: bytes) -> bytes:
 
 
 def decode_dataset(
-    data: bytes | bytearray | memoryview, transfer_syntax: str, *, convert_values: bool = True
+    data: bytes | bytearray | memoryview,
+    transfer_syntax: str,
+    *,
+    convert_values: bool = True,
+    max_length: int | None = None,
 ) -> Dataset:
     """Decode a data set, every element parsed; `DatasetDecodeError` on any fault.
+
+    With ``max_length`` a data set longer than that many bytes, as given or once
+    inflated, raises `DatasetTooLarge` (a peer's identifier: see
+    ``AE.maximum_identifier_size``).
 
     With ``convert_values=False`` the structure is still checked in full (every
     header, length, item and sequence delimiter) but values are converted when
@@ -526,7 +553,9 @@ def decode_dataset(
     when the target byte order differs.
     """
     facts = _facts_for_decode(transfer_syntax)
-    plain = _inflate(data) if facts.deflated else bytes(data)
+    if max_length is not None and len(data) > max_length:
+        raise DatasetTooLarge(f"data set of {len(data)} bytes, over {max_length}", max_length)
+    plain = _inflate(data, max_length) if facts.deflated else bytes(data)
     checker = DatasetChecker.for_encoding(facts.implicit, facts.little_endian)
     checker.feed(plain)
     checker.finish()

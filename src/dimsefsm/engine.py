@@ -30,7 +30,7 @@ from dimsefsm.dimse.commands import decode_command, encode_command
 from dimsefsm.dimse.errors import DimseError
 from dimsefsm.dimse.fragment import encode_message
 from dimsefsm.dimse.message import Message
-from dimsefsm.dimse.reassemble import DatasetSink, Reassembler
+from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH, DatasetSink, Reassembler
 from dimsefsm.pdu.codec import PduFramer
 from dimsefsm.pdu.errors import PduError
 from dimsefsm.pdu.model import AbortReason, AbortSource, AssociateAC, AssociateRJ, AssociateRQ
@@ -105,6 +105,7 @@ class AssociationEngine:
         active_associations: Callable[[], int] = lambda: 0,
         on_request: RequestHandler | None = None,
         sink_for: SinkFactory | None = None,
+        max_identifier_size: int = MAX_IDENTIFIER_LENGTH,
     ) -> None:
         if requestor and proposal is None:
             raise ValueError("a requestor needs a proposal")
@@ -121,7 +122,12 @@ class AssociationEngine:
         local_max = proposal.max_pdu if proposal else policy.max_pdu  # type: ignore[union-attr]
         self.framer = PduFramer(max_body=max(local_max, _FRAMER_FLOOR) + 1024)
         self.sink_for = sink_for
-        self.reassembler = Reassembler(self._on_command if sink_for is not None else None)
+        # Identifiers (every data set but a C-STORE's) above this are refused, not kept.
+        self.max_identifier_size = max_identifier_size
+        self.reassembler = Reassembler(
+            self._on_command if sink_for is not None else None,
+            max_identifier_length=max_identifier_size,
+        )
         self.outbox: list[fx.Effect] = []
         # An SCP operation may hold its queued responses back until its next
         # sub-operation is on the wire (see MoveScp); the transport then sends

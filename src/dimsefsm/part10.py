@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from dimsefsm.uid import is_valid_uid
+
 __all__ = [
     "Part10Error",
     "Part10Info",
@@ -31,6 +33,7 @@ __all__ = [
     "read_dataset_bytes",
     "read_part10",
     "read_part10_info",
+    "remove_stale_temp_files",
     "safe_uid_filename",
 ]
 
@@ -307,24 +310,55 @@ def build_file_meta(
     return bytes(PREAMBLE_LENGTH) + MAGIC + group_length + body
 
 
-_UNSAFE_FILENAME_CHARS = re.compile(r"[^0-9A-Za-z._-]")
+_FILENAME_SAFE_BYTES = frozenset(
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-"
+)
 _MAX_FILENAME_STEM = 128
+_NOT_A_UID_PREFIX = "x_"
+TEMP_SUFFIX = ".part"
+# What Part10Writer names its temporary files: hidden, a random tag, the suffix.
+_TEMP_NAME = re.compile(rf"\..+\.[0-9a-f]{{12}}{re.escape(TEMP_SUFFIX)}")
 
 
 def safe_uid_filename(uid: str, suffix: str = ".dcm") -> str:
-    """A file name for a UID that cannot escape the directory or hide itself.
+    """A file name for a UID: injective, and it cannot escape the directory or hide itself.
 
-    A UID from the wire may hold anything: characters outside [0-9A-Za-z._-]
-    become "_", leading dots are dropped (no "..", no hidden files), and an
-    over-long value is cut and completed with a hash so distinct UIDs stay distinct.
+    Two different UIDs must never share a file, or storing one overwrites the
+    other.  A valid UID (PS3.5 9.1, trailing NUL padding ignored) is its own
+    name: it holds only digits and dots and never starts with a dot.  Any
+    other value from the wire gets the prefix ``x_`` (no valid UID has an
+    underscore, so the two kinds cannot meet) and every byte outside
+    ``[0-9A-Za-z.-]`` written as ``_`` and two hex digits, ``_`` itself
+    included, so distinct values stay distinct.  An escaped value longer than
+    128 characters is named by its SHA-256 instead.
     """
-    stem = _UNSAFE_FILENAME_CHARS.sub("_", uid.strip("\x00 ")).lstrip(".")
-    if not stem:
+    text = uid.rstrip("\x00")
+    if not text:
         raise ValueError(f"cannot build a file name from UID {uid!r}")
-    if len(stem) > _MAX_FILENAME_STEM:
-        digest = hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-        stem = f"{stem[: _MAX_FILENAME_STEM - 17]}_{digest}"
-    return stem + suffix
+    if is_valid_uid(text):
+        return text + suffix
+    raw = text.encode("utf-8", "surrogateescape")
+    escaped = "".join(chr(b) if b in _FILENAME_SAFE_BYTES else f"_{b:02x}" for b in raw)
+    if len(escaped) > _MAX_FILENAME_STEM - len(_NOT_A_UID_PREFIX):
+        escaped = "sha256_" + hashlib.sha256(raw).hexdigest()
+    return _NOT_A_UID_PREFIX + escaped + suffix
+
+
+def remove_stale_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``directory``; return their paths.
+
+    A :class:`Part10Writer` that is not closed or aborted (the process was
+    killed) leaves its hidden ``.NAME.XXXXXXXXXXXX.part`` file behind, never
+    to be completed.  Call this at start, before any writer of this process
+    opens one in the same directory.
+    """
+    removed = []
+    for path in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+        if _TEMP_NAME.fullmatch(path.name) and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 _WRITE_BUFFER = 256 * 1024
@@ -369,6 +403,7 @@ class Part10Writer:
         self.meta_length = len(meta)
         self.bytes_written = 0  # data set bytes, the meta header not included
         self._fsync = fsync
+        self._synced = False  # sync() ran and nothing was written since
         self._closed = False
         self.temp_path, self._file = self._create_temp(safe_uid_filename(sop_instance_uid, ""))
         try:
@@ -382,7 +417,7 @@ class Part10Writer:
         # file gets the same permissions as any file the user creates.
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         while True:
-            temp_path = self.directory / f".{stem}.{secrets.token_hex(6)}.part"
+            temp_path = self.directory / f".{stem}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
             try:
                 fd = os.open(temp_path, flags, 0o666)
             except FileExistsError:
@@ -404,9 +439,20 @@ class Part10Writer:
             raise ValueError(f"flush of a closed Part10Writer for {self.path}")
         self._file.flush()
 
+    def sync(self) -> None:
+        """Flush and fsync the data written so far (``close()`` then has little left to sync).
+
+        Lets a caller make the bytes durable before it takes a lock under which
+        it renames the file, so concurrent writers do not wait on each other's disk.
+        """
+        self.flush()
+        os.fsync(self._file.fileno())
+        self._synced = True
+
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         if self._closed:
             raise ValueError(f"write to a closed Part10Writer for {self.path}")
+        self._synced = False
         self.bytes_written += self._file.write(chunk)
 
     def close(self) -> Path:
@@ -415,7 +461,7 @@ class Part10Writer:
             raise ValueError(f"Part10Writer for {self.path} is already closed")
         try:
             self._file.flush()
-            if self._fsync:
+            if self._fsync and not self._synced:
                 os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self.temp_path, self.path)

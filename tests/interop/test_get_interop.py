@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom import dcmread
+from pydicom import config, dcmread
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import generate_uid
@@ -53,6 +54,7 @@ from tests.data.make import (
     SMALL_PIXEL_BYTES,
     make_instance,
     write_instance,
+    write_instance_with_pydicom,
 )
 from tests.interop.peers import (
     DcmtkServer,
@@ -410,6 +412,89 @@ def test_refused_sub_operations_are_failed_and_listed(
         assert stored == []
     assert "NumberOfRemainingSuboperations" not in final
     assert qrscp.alive
+
+
+# -- an SCP whose store holds instances no C-STORE can carry ------------------------------
+LONG_UID = "1.2." + "9" * 70  # 74 characters: over the 64 of UI (PS3.5 9.1)
+
+
+@pytest.fixture
+def broken_store(study: Study, tmp_path: Path) -> Iterator[tuple[AE, int, list[Path]]]:
+    """A library C-GET SCP over the study's first series plus an over-long UID and a vanished
+    file (deleted between the count and the send), in that order: bad ones in the middle."""
+    good = [study.files[uid] for uid in study.expected("SERIES")]
+    long_uid = make_instance(PatientID=study.patient_id, StudyInstanceUID=study.study_uid)
+    long_uid.add(DataElement(0x00080018, "UI", LONG_UID, validation_mode=config.IGNORE))
+    bad = write_instance_with_pydicom(tmp_path / "long-uid.dcm", long_uid)  # our writer may refuse
+    vanished = tmp_path / "vanished.dcm"
+    files = [good[0], bad, vanished, *good[1:]]
+
+    def on_get(event: Any) -> Iterator[Any]:
+        yield len(files)
+        for path in files:
+            yield PENDING, str(path)
+
+    ae = AE(QR_AET)
+    ae.add_supported_context(STUDY_ROOT_GET)
+    for uid in (CT_IMAGE_STORAGE, MR_IMAGE_STORAGE):
+        ae.add_supported_context(uid, scp_role=True)
+    server = ae.start_server((LOCALHOST, 0), block=False, evt_handlers=[(evt.EVT_C_GET, on_get)])
+    try:
+        yield ae, server.address[1], files
+    finally:
+        ae.shutdown()
+
+
+def test_dcmtk_getscu_gets_every_good_instance_past_unsendable_ones(
+    broken_store: tuple[AE, int, list[Path]],
+    study: Study,
+    out_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 11.8: an over-long UID and a vanished file are failed sub-operations; the
+    instances after them arrive and the C-GET ends with Warning 0xB000.  Before, the SCP
+    waited for a C-STORE response that never came until its network timeout aborted."""
+    _, port, files = broken_store
+    keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study.study_uid}"]
+    options = ["-v", "-S", "-aec", QR_AET, "-od", str(out_dir), *keys]
+    with caplog.at_level("WARNING", logger="dimsefsm.get"):
+        result = run_tool(["getscu", *options, LOCALHOST, str(port)])
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log
+    assert "DIMSE status is: Warning: SubOperationsCompleteOneOrMoreFailures" in log
+    assert log.count("Received C-GET Response") == len(files) + 1
+    good = study.expected("SERIES")
+    assert dcmtk_final_counts(log) == {
+        "Remaining": 0,
+        "Completed": len(good),
+        "Failed": 2,
+        "Warning": 0,
+    }
+    assert_received(out_dir, study, good)
+    lines = [r.getMessage() for r in caplog.records if "failed before sending" in r.getMessage()]
+    assert len(lines) == 2 and LONG_UID in lines[0] and "vanished.dcm" in lines[1], lines
+
+
+def test_unsendable_instances_are_listed_in_the_final_response(
+    broken_store: tuple[AE, int, list[Path]], study: Study
+) -> None:
+    """The same over sockets with our SCU: the failed list names the UID it could read."""
+    _, port, files = broken_store
+    stored: list[str] = []
+
+    def on_store(event: Any) -> int:
+        stored.append(str(event.dataset.SOPInstanceUID))
+        return SUCCESS
+
+    ae = retrieving_ae(StorageConfig(mode="dataset"))
+    responses = retrieve(ae, port, QR_AET, study.identifier("STUDY"), [(evt.EVT_C_STORE, on_store)])
+    *pending, (final, failed) = responses
+    assert [status.Status for status, _ in pending] == [PENDING] * len(files)
+    assert final.Status == WARNING_SUBOPS_FAILED
+    good = study.expected("SERIES")
+    assert counts_of(final) == (len(good), 2, 0)
+    assert failed is not None and uid_list(failed.FailedSOPInstanceUIDList) == [LONG_UID]
+    assert stored == good
 
 
 # -- a requestor that aborts in the middle -------------------------------------------------

@@ -22,6 +22,7 @@ from dimsefsm.datasets import (
     ConversionError,
     DatasetChecker,
     DatasetDecodeError,
+    DatasetTooLarge,
     UnknownTransferSyntaxError,
     check_dataset_bytes,
     convert_dataset_bytes,
@@ -533,3 +534,26 @@ def test_lazy_decode_checks_the_structure_and_converts_values_on_access(syntax: 
     assert lazy.PatientName == ds.PatientName
     with pytest.raises(DatasetDecodeError):
         decode_dataset(encoded[:-1], syntax, convert_values=False)
+
+
+def test_max_length_stops_a_deflate_bomb_at_the_bound() -> None:
+    """The bound is zlib's output limit: 32 MiB of zeros are refused after 1 MiB + 1."""
+    head = struct.pack("<HH2sHL", 0x0040, 0xA160, b"UT", 0, 32 << 20)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bomb = deflater.compress(head) + deflater.compress(bytes(32 << 20)) + deflater.flush()
+    with pytest.raises(DatasetTooLarge, match="inflates past 1048576 bytes") as info:
+        decode_dataset(bomb, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, max_length=1 << 20)
+    assert info.value.limit == 1 << 20
+    assert isinstance(info.value, DatasetDecodeError)  # callers that only know 0xCx10 still work
+
+
+def test_max_length_bounds_raw_bytes_and_admits_the_exact_size() -> None:
+    ds = Dataset()
+    ds.PatientName = "Doe^Jane"
+    for syntax in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
+        data = encode_dataset(ds, syntax)
+        plain = encode_dataset(ds, EXPLICIT_VR_LITTLE_ENDIAN)
+        size = max(len(data), len(plain))
+        assert decode_dataset(data, syntax, max_length=size).PatientName == "Doe^Jane"
+        with pytest.raises(DatasetTooLarge):
+            decode_dataset(data, syntax, max_length=min(len(data), len(plain)) - 1)

@@ -269,3 +269,42 @@ def test_failing_sink_write_propagates_and_aborts() -> None:
         reassembler.feed([PDV(1, False, True, b"ab")])
     assert factory.sinks[0].aborted
     assert not reassembler.in_progress
+
+
+# -- the identifier bound (issue 11.12) ------------------------------------------------------
+FIND = cmd.encode_command(cmd.find_rq(3, "1.2.840.10008.5.1.4.1.2.2.1"))
+
+
+def feed_watching(reassembler: Reassembler, pdvs: list[PDV]) -> tuple[list[Message], int]:
+    """Feed one PDV at a time; the messages and the most bytes the reassembler ever held."""
+    messages: list[Message] = []
+    most = 0
+    for pdv in pdvs:
+        messages += reassembler.feed([pdv])
+        most = max(most, reassembler.buffered)
+    return messages, most
+
+
+def test_identifier_over_the_bound_is_counted_not_kept() -> None:
+    reassembler = Reassembler(max_identifier_length=4096)
+    pdvs = command_pdvs(FIND) + data_pdvs(b"\x00" * 100_000, 1000)
+    (message,), most = feed_watching(reassembler, pdvs)
+    assert message.dataset is None and message.discarded_length == 100_000
+    assert message.command["CommandField"] == cmd.CommandField.C_FIND_RQ
+    assert most <= 4096 and reassembler.buffered == 0 and not reassembler.in_progress
+    # The next message is reassembled as usual.
+    (after,) = reassembler.feed(command_pdvs(FIND) + data_pdvs(b"\x01" * 10, 10))
+    assert after.dataset == b"\x01" * 10 and after.discarded_length is None
+
+
+def test_identifier_of_exactly_the_bound_is_kept() -> None:
+    reassembler = Reassembler(max_identifier_length=4096)
+    (message,) = reassembler.feed(command_pdvs(FIND) + data_pdvs(b"\x02" * 4096, 1000))
+    assert message.dataset == b"\x02" * 4096 and message.discarded_length is None
+
+
+def test_c_store_data_sets_are_not_identifiers() -> None:
+    """A C-STORE's data set is the user's (or the disk's) business: never bounded here."""
+    reassembler = Reassembler(max_identifier_length=4096)
+    (message,) = reassembler.feed(command_pdvs(STORE) + data_pdvs(b"\x03" * 10_000, 1000))
+    assert message.dataset == b"\x03" * 10_000

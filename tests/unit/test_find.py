@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import struct
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
 
 from dimsefsm import evt
 from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
@@ -17,6 +22,7 @@ from dimsefsm.engine import AssociationEngine
 from dimsefsm.fsm import RECORDER
 from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.find import SCP_CHART, SCU_CHART, FindScu
+from dimsefsm.sop_class import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN as DEFLATED
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN as EVRLE
 from tests.pair import EnginePair
 
@@ -44,13 +50,13 @@ def match(n: int) -> Dataset:
 Handler = Callable[[Any], Iterator[Any]]
 
 
-def make_pair(handler: Handler | None) -> EnginePair:
+def make_pair(handler: Handler | None, syntax: str = EVRLE) -> EnginePair:
     proposal = RequestorProposal(
         "SCU",
         "SCP",
-        propose_contexts([(STUDY_ROOT_FIND, [EVRLE]), (PATIENT_ROOT_FIND, [EVRLE])]),
+        propose_contexts([(STUDY_ROOT_FIND, [syntax]), (PATIENT_ROOT_FIND, [EVRLE])]),
     )
-    policy = AcceptorPolicy("SCP", {STUDY_ROOT_FIND: (EVRLE,)})
+    policy = AcceptorPolicy("SCP", {STUDY_ROOT_FIND: (syntax,)})
     dispatcher = RequestDispatcher({evt.EVT_C_FIND: handler} if handler else {})
     pair = EnginePair(
         AssociationEngine(requestor=True, proposal=proposal),
@@ -82,7 +88,8 @@ def start(
             command[key] = value
     if identifier is None:
         identifier = query()
-    data = identifier if isinstance(identifier, bytes) else encode_dataset(identifier, EVRLE)
+    syntax = ctx.transfer_syntax
+    data = identifier if isinstance(identifier, bytes) else encode_dataset(identifier, syntax)
     engine.send_message(Message(1, command, data))
     if run:
         pair.run()
@@ -100,6 +107,16 @@ def fired(chart: str, name: str) -> int:
 def yields(*items: Any) -> Handler:
     def handler(event: Any) -> Iterator[Any]:
         yield from items
+
+    return handler
+
+
+def recording(calls: list[Any]) -> Callable[[Any], Iterator[Any]]:
+    """A handler that notes each call and yields nothing (the tests expect no call)."""
+
+    def handler(event: Any) -> Iterator[Any]:
+        calls.append(event)
+        yield from ()
 
     return handler
 
@@ -288,6 +305,161 @@ def test_identifier_without_level_is_a900() -> None:
     ds.PatientName = "Doe*"
     op = start(make_pair(yields()), ds)
     assert statuses(op) == [0xA900]
+
+
+# -- bounded identifiers (issue 11.12) -----------------------------------------------------
+def long_text(size: int) -> Dataset:
+    """A STUDY query whose Text Value (UT, a 32-bit length) holds ``size`` bytes of wildcards."""
+    ds = query()
+    ds.add_new(0x0040A160, "UT", "*" * size)
+    return ds
+
+
+def watch_buffered(engine: AssociationEngine) -> list[int]:
+    """The bytes the engine's reassembler holds after every chunk it receives."""
+    seen: list[int] = []
+    receive = engine.data_received
+
+    def data_received(data: bytes) -> None:
+        receive(data)
+        seen.append(engine.reassembler.buffered)
+
+    engine.data_received = data_received  # type: ignore[method-assign]
+    return seen
+
+
+def test_identifier_over_the_bound_is_a700_and_never_kept_whole() -> None:
+    """Bytes past the maximum identifier size are dropped as they arrive; 0xA700 answers,
+    the handler never runs, and the association serves the next query."""
+    called: list[Dataset] = []
+
+    def handler(event: Any) -> Iterator[Any]:
+        called.append(event.identifier)
+        yield 0xFF00, match(1)
+
+    pair = make_pair(handler)
+    limit = pair.acceptor.max_identifier_size
+    assert limit == 1 << 20
+    buffered = watch_buffered(pair.acceptor)
+    before = fired("c-find-scp", "identifier_too_large")
+    op = start(pair, long_text(3 * limit))
+    status = op.results[-1][0]
+    assert statuses(op) == [0xA700] and called == []
+    assert status.ErrorComment.startswith("identifier of ") and str(limit) in status.ErrorComment
+    assert max(buffered) <= limit
+    assert fired("c-find-scp", "identifier_too_large") == before + 1
+    assert statuses(start(pair)) == [0xFF00, 0x0000] and len(called) == 1
+
+
+def test_identifier_at_the_bound_is_served() -> None:
+    """Just under the bound is an identifier like any other (the UT value is 2 bytes short)."""
+    pair = make_pair(yields())
+    base = len(encode_dataset(long_text(0), EVRLE))
+    op = start(pair, long_text(pair.acceptor.max_identifier_size - base))
+    assert statuses(op) == [0x0000]
+
+
+def deflate_bomb(inflated: int) -> bytes:
+    """A deflated STUDY query whose Text Value inflates to ``inflated`` bytes of spaces.
+
+    Built piece by piece: the test never holds the inflated data set itself.
+    """
+    head = encode_dataset(query(), EVRLE) + struct.pack(
+        "<HH2sHL", 0x0040, 0xA160, b"UT", 0, inflated
+    )
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = [deflater.compress(head)]
+    piece = b" " * (1 << 20)
+    for _ in range(inflated // len(piece)):
+        out.append(deflater.compress(piece))
+    out.append(deflater.flush())
+    data = b"".join(out)
+    return data + b"\x00" if len(data) % 2 else data
+
+
+def test_response_identifier_over_the_bound_is_dropped_with_its_status_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SCU bounds what it receives too: the Pending still counts, its identifier is None."""
+    big = match(1)
+    big.add_new(0x0040A160, "UT", "x" * (2 << 20))
+    pair = make_pair(yields((0xFF00, big), (0xFF00, match(2))))
+    buffered = watch_buffered(pair.requestor)
+    with caplog.at_level("WARNING", logger="dimsefsm.scu"):
+        op = start(pair)
+    assert statuses(op) == [0xFF00, 0xFF00, 0x0000]
+    first, second = op.results[0][1], op.results[1][1]
+    assert first is None and second is not None and second.PatientName == "Doe^2"
+    assert max(buffered) <= pair.requestor.max_identifier_size
+    assert any("dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_deflate_bomb_is_refused_after_the_bound_not_inflated() -> None:
+    """64 MiB inflated from ~64 KB on the wire: inflation stops at the bound (0xA700);
+    the allocations of the whole exchange stay far below what inflating would take."""
+    called: list[Dataset] = []
+    pair = make_pair(recording(called), DEFLATED)
+    bomb = deflate_bomb(64 << 20)
+    assert len(bomb) < pair.acceptor.max_identifier_size
+    tracemalloc.start()
+    try:
+        op = start(pair, bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert statuses(op) == [0xA700] and called == []
+    assert "inflated" in op.results[-1][0].ErrorComment
+    assert peak < 16 << 20, peak
+
+
+def test_deflated_identifier_within_the_bound_is_served() -> None:
+    seen: list[Dataset] = []
+
+    def handler(event: Any) -> Iterator[Any]:
+        seen.append(event.identifier)
+        yield from ()
+
+    op = start(make_pair(handler, DEFLATED), query(PatientName="Doe*"))
+    assert statuses(op) == [0x0000] and seen[0].PatientName == "Doe*"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "offending"),
+    [
+        ("PatientName", "D" * 64 + "*", 0x00100010),
+        ("PatientName", "Doe^Jane=" + "x" * 65, 0x00100010),
+        ("PatientID", "1" * 65, 0x00100020),
+        ("StudyInstanceUID", "1.2." + "3" * 61, 0x0020000D),
+        ("ModalitiesInStudy", ["CT", "M" * 17], 0x00080061),
+        ("StudyDate", "20240101-202412310", 0x00080020),
+    ],
+)
+def test_key_longer_than_its_vr_allows_is_a900(keyword: str, value: Any, offending: int) -> None:
+    """PS3.5 6.2: no value of that VR can be that long, so it matches nothing: refused before
+    the handler (and its matcher) sees it, naming the element."""
+    called: list[Any] = []
+    ds = query()
+    tag = tag_for_keyword(keyword)
+    assert tag is not None
+    ds.add(DataElement(tag, dictionary_VR(tag), value, validation_mode=config.IGNORE))
+    op = start(make_pair(recording(called)), ds)
+    status = op.results[-1][0]
+    assert statuses(op) == [0xA900] and called == []
+    assert status.ErrorComment.startswith(f"{keyword}: ")
+    assert int(status.OffendingElement) == offending
+
+
+def test_keys_at_their_vr_maximum_are_served() -> None:
+    """The longest valid values (and a long UID list, one UID at a time) pass the check."""
+    ds = query(
+        PatientName="=".join(["D" * 63 + "*"] * 3),
+        PatientID="1" * 64,
+        StudyDate="20240101-20241231",
+        ModalitiesInStudy=["C" * 16],
+    )
+    ds.StudyInstanceUID = ["1.2." + "3" * 60] * 2000
+    op = start(make_pair(yields()), ds)
+    assert statuses(op) == [0x0000]
 
 
 def test_cancel_naming_no_operation_is_ignored() -> None:

@@ -6,10 +6,12 @@ Each test docstring names the rule it checks (PS3.4 C.4.3, PS3.7 9.1.3).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.dataelem import DataElement
 
 from dimsefsm import evt
 from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
@@ -23,6 +25,7 @@ from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.get import SCP_CHART, SCU_CHART, GetScu, strip_bulk_data
 from dimsefsm.sop_class import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN as EVRLE
+from tests.data.make import JPEG_BASELINE, make_instance, write_instance
 from tests.pair import EnginePair
 
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
@@ -144,6 +147,16 @@ def fired(chart: str, name: str) -> int:
     return RECORDER.count(chart, name)
 
 
+def recording(calls: list[Any]) -> Callable[[Any], Iterator[Any]]:
+    """A handler that notes each call and yields nothing (the tests expect no call)."""
+
+    def handler(event: Any) -> Iterator[Any]:
+        calls.append(event)
+        yield from ()
+
+    return handler
+
+
 def test_all_succeed_pending_carries_four_counts_final_has_no_remaining() -> None:
     """PS3.7 9.1.3: Pending shall carry all four counts; Success shall not carry Remaining."""
     pair, stored = make_pair(yields(3, *((0xFF00, instance(n)) for n in range(3))))
@@ -196,6 +209,76 @@ def test_no_usable_context_is_a_failed_sub_operation_not_a_crash() -> None:
     op = start(pair)
     assert responses(op) == [(0xFF00, 1, 0, 1, 0), (0xFF00, 0, 1, 1, 0), (0xB000, -1, 1, 1, 0)]
     assert failed_list(op) == ["1.2.3.4.1"] and stored == ["1.2.3.4.2"]
+
+
+LONG_UID = "1.2." + "9" * 70  # 74 characters: no command can carry it (PS3.5 9.1: 64)
+
+
+def over_long_uid_instance() -> Dataset:
+    ds = instance(9)
+    ds.add(DataElement(0x00080018, "UI", LONG_UID, validation_mode=config.IGNORE))
+    return ds
+
+
+def unsendable_instances(tmp_path: Path) -> dict[str, Any]:
+    """Instances the SCP cannot turn into a C-STORE, each for its own reason."""
+    unreadable = tmp_path / "unreadable.dcm"
+    unreadable.mkdir()  # open() fails whoever runs the tests (mode 000 does not stop root)
+    jpeg = make_instance(
+        CT_IMAGE_STORAGE, transfer_syntax=JPEG_BASELINE, sop_instance_uid="1.2.3.4.7"
+    )
+    no_class = instance(8)
+    del no_class.SOPClassUID
+    return {
+        "over-long UID": over_long_uid_instance(),
+        "vanished file": tmp_path / "gone.dcm",
+        "unreadable file": unreadable,
+        "no accepted syntax": write_instance(tmp_path / "jpeg.dcm", jpeg),
+        "no SOP Class UID": no_class,
+    }
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["over-long UID", "vanished file", "unreadable file", "no accepted syntax", "no SOP Class UID"],
+)
+@pytest.mark.parametrize("position", ["middle", "last"])
+def test_unsendable_instance_is_a_failed_sub_operation_and_the_get_goes_on(
+    tmp_path: Path, reason: str, position: str
+) -> None:
+    """Issue 11.8: an instance no C-STORE can carry fails alone; nothing waits for a response.
+
+    Before, the operation waited for the response of a C-STORE that never left
+    (60 s, then an abort) and the instances after it were lost.
+    """
+    bad = unsendable_instances(tmp_path)[reason]
+    before = fired("c-get-scp", "unsendable")
+    good = [instance(1), instance(2)]
+    items = [good[0], bad, good[1]] if position == "middle" else [*good, bad]
+    pair, stored = make_pair(yields(3, *((0xFF00, item) for item in items)))
+    op = start(pair)
+    assert [r[0] for r in responses(op)] == [0xFF00, 0xFF00, 0xFF00, 0xB000]
+    assert responses(op)[-1] == (0xB000, -1, 2, 1, 0)
+    assert stored == ["1.2.3.4.1", "1.2.3.4.2"] and op.state == "Warned"
+    # A file whose meta cannot be read names no UID; the others are listed.
+    listed = {
+        "over-long UID": LONG_UID,
+        "no accepted syntax": "1.2.3.4.7",
+        "no SOP Class UID": "1.2.3.4.8",
+    }
+    assert failed_list(op) == ([listed[reason]] if reason in listed else [])
+    assert pair.acceptor.scp_operations == {} and pair.acceptor.operations == {}
+    assert fired("c-get-scp", "unsendable") == before + 1
+
+
+def test_only_unsendable_instances_is_a702_with_their_uids(tmp_path: Path) -> None:
+    """All sub-operations failed locally: Failure 0xA702, every UID listed (PS3.4 C.4.3.3.1)."""
+    other = over_long_uid_instance()
+    other.add(DataElement(0x00080018, "UI", LONG_UID[:-1], validation_mode=config.IGNORE))
+    pair, stored = make_pair(yields(2, (0xFF00, over_long_uid_instance()), (0xFF00, other)))
+    op = start(pair)
+    assert responses(op) == [(0xFF00, 1, 0, 1, 0), (0xFF00, 0, 0, 2, 0), (0xA702, -1, 0, 2, 0)]
+    assert failed_list(op) == [LONG_UID, LONG_UID[:-1]] and stored == []
 
 
 def test_pending_yield_without_dataset_counts_as_failed() -> None:
@@ -398,6 +481,28 @@ def test_scu_unknown_status_while_retrieving() -> None:
     pair, _ = make_pair(yields(1, (0xD123, None)))
     op = start(pair)
     assert op.state == "Failed"
+
+
+def test_identifier_over_the_bound_is_a701_and_the_handler_never_runs() -> None:
+    """Issue 11.12: 0xA701 (out of resources, unable to calculate matches) with a comment."""
+    called: list[Any] = []
+    pair, _ = make_pair(recording(called))
+    ident = identifier()
+    ident.add_new(0x0040A160, "UT", "*" * (2 << 20))
+    op = start(pair, ident)
+    status = op.results[-1][0]
+    assert responses(op) == [(0xA701, -1, -1, -1, -1)] and called == []
+    assert "exceeds" in status.ErrorComment and pair.acceptor.is_established
+
+
+def test_uid_key_longer_than_64_is_a900() -> None:
+    """A UID list may be long (one UID per instance), but no UID has more than 64 characters."""
+    ident = identifier()
+    uid = DataElement(0x0020000D, "UI", ["1.2.3", "1." + "2" * 63], validation_mode=config.IGNORE)
+    ident.add(uid)
+    op = start(make_pair(yields(0))[0], ident)
+    assert op.results[-1][0].Status == 0xA900
+    assert int(op.results[-1][0].OffendingElement) == 0x0020000D
 
 
 def test_strip_bulk_data() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.dataelem import DataElement
 
 from dimsefsm import AE, evt
 from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
@@ -150,6 +151,16 @@ def responses(op: MoveScu) -> list[tuple[int, ...]]:
     ]
 
 
+def recording(calls: list[Any]) -> Callable[[Any], Iterator[Any]]:
+    """A handler that notes each call and yields nothing (the tests expect no call)."""
+
+    def handler(event: Any) -> Iterator[Any]:
+        calls.append(event)
+        yield from ()
+
+    return handler
+
+
 def test_moves_with_move_originator_fields(dest: Destination, tmp_path: Path) -> None:
     """The destination sees the C-MOVE requestor's AE title and Message ID on every C-STORE."""
     path = write_instance(tmp_path / "f.dcm", make_instance(sop_instance_uid="1.2.3.5.99"))
@@ -185,6 +196,45 @@ def test_no_context_and_not_a_dataset(dest: Destination) -> None:
     assert responses(op)[-1] == (0xB000, -1, 1, 2, 0)
     failed = op.results[-1][1]
     assert failed is not None and "1.2.3.5.1" in str(failed.FailedSOPInstanceUIDList)
+
+
+def test_unsendable_instances_fail_alone_and_the_move_goes_on(
+    dest: Destination, tmp_path: Path
+) -> None:
+    """Issue 11.8: an instance no C-STORE can carry is a failed sub-operation, listed and
+    logged; the sub-association stays up for the next one (a Dataset without a SOP Class
+    UID used to end the whole association)."""
+    long_uid = "1.2." + "9" * 70
+    over_long = instance(2)
+    over_long.add(DataElement(0x00080018, "UI", long_uid, validation_mode=config.IGNORE))
+    no_class = instance(4)
+    del no_class.SOPClassUID
+    items = [instance(1), over_long, tmp_path / "gone.dcm", no_class, instance(5)]
+    before = RECORDER.count("c-move-scp", "unsendable")
+    op = start(make_pair(handler_for(dest.port, *((0xFF00, item) for item in items))))
+    assert responses(op) == [
+        (0xFF00, 4, 1, 0, 0),
+        (0xFF00, 3, 1, 1, 0),
+        (0xFF00, 2, 1, 2, 0),
+        (0xFF00, 1, 1, 3, 0),
+        (0xFF00, 0, 2, 3, 0),
+        (0xB000, -1, 2, 3, 0),
+    ]
+    assert [uid for uid, _ in dest.received] == ["1.2.3.5.1", "1.2.3.5.5"]
+    failed = op.results[-1][1]
+    assert failed is not None
+    assert list(failed.FailedSOPInstanceUIDList) == [long_uid, "1.2.3.5.4"]
+    assert RECORDER.count("c-move-scp", "unsendable") == before + 3
+
+
+def test_nothing_sendable_opens_no_sub_association_and_fails_all(
+    dest: Destination, tmp_path: Path
+) -> None:
+    """No instance read ahead names a SOP class: no sub-association, each one fails (0xA702)."""
+    items = [(0xFF00, tmp_path / "gone.dcm"), (0xFF00, 42)]
+    op = start(make_pair(handler_for(dest.port, *items)))
+    assert responses(op) == [(0xFF00, 1, 0, 1, 0), (0xFF00, 0, 0, 2, 0), (0xA702, -1, 0, 2, 0)]
+    assert dest.received == [] and op.results[-1][1] is None
 
 
 def test_extra_yields_are_ignored(dest: Destination) -> None:
@@ -355,6 +405,15 @@ def test_decoding_failures(dest: Destination) -> None:
     assert [r[0] for r in responses(start(make_pair(h), destination=None))] == [0x0212]
     assert [r[0] for r in responses(start(make_pair(None)))] == [0x0122]
     assert [r[0] for r in responses(start(make_pair(h), identifier(study=None)))] == [0xA900]
+
+
+def test_identifier_over_the_bound_is_a701(dest: Destination) -> None:
+    """Issue 11.12: C-MOVE refuses an oversize identifier like C-GET (0xA701), no handler."""
+    called: list[Any] = []
+    ident = identifier()
+    ident.add_new(0x0040A160, "UT", "*" * (2 << 20))
+    op = start(make_pair(recording(called)), ident)
+    assert responses(op) == [(0xA701, -1, -1, -1, -1)] and called == []
 
 
 def test_zero_sub_operations(dest: Destination) -> None:

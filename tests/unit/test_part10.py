@@ -32,6 +32,7 @@ from dimsefsm.part10 import (
     read_dataset_bytes,
     read_part10,
     read_part10_info,
+    remove_stale_temp_files,
     safe_uid_filename,
 )
 from tests.data.make import (
@@ -451,7 +452,7 @@ def test_writer_sanitizes_a_hostile_uid(tmp_path: Path) -> None:
     )
     path = writer.close()
     assert path.parent == tmp_path
-    assert path.name == "_.._etc_passwd.dcm"
+    assert path.name == "x_.._2f.._2fetc_2fpasswd.dcm"
 
 
 def test_final_file_gets_default_permissions(tmp_path: Path) -> None:
@@ -502,19 +503,46 @@ def test_streaming_a_large_instance_uses_bounded_memory(tmp_path: Path) -> None:
     [
         ("1.2.840.113619.2.55.3", "1.2.840.113619.2.55.3.dcm"),
         ("1.2.3\x00", "1.2.3.dcm"),
-        ("../../etc/passwd", "_.._etc_passwd.dcm"),
-        (".hidden", "hidden.dcm"),
-        ("a b\\c:d", "a_b_c_d.dcm"),
+        ("../../etc/passwd", "x_.._2f.._2fetc_2fpasswd.dcm"),
+        (".hidden", "x_.hidden.dcm"),
+        ("a b\\c:d", "x_a_20b_5cc_3ad.dcm"),
+        ("..1.2.3", "x_..1.2.3.dcm"),
+        ("1.2.03", "x_1.2.03.dcm"),
+        ("x_1", "x_x_5f1.dcm"),
     ],
 )
 def test_safe_uid_filename(uid: str, name: str) -> None:
     assert safe_uid_filename(uid) == name
 
 
-@pytest.mark.parametrize("uid", ["", "...", "\x00 "])
+@pytest.mark.parametrize("uid", ["", "\x00\x00"])
 def test_safe_uid_filename_refuses_empty_names(uid: str) -> None:
     with pytest.raises(ValueError, match="cannot build a file name"):
         safe_uid_filename(uid)
+
+
+def test_safe_uid_filename_is_injective() -> None:
+    """Item 11.5: no two distinct UIDs share a file (``..1.2.3`` overwrote ``1.2.3``)."""
+    uids = [
+        "1.2.3",
+        "..1.2.3",
+        ".1.2.3",
+        "1.2.3.",
+        "1.2.3 ",
+        " 1.2.3",
+        "1.2/3",
+        "1.2_2f3",
+        "x_1.2.3",
+        "1.2\\3",
+        "1.2.3\x001",
+        "1.2.3\u00e9",
+        "1." * 40 + "1",
+        "1." * 40 + "2",
+        "sha256_" + "0" * 64,
+    ]
+    names = [safe_uid_filename(uid) for uid in uids]
+    assert len(set(names)) == len(uids), names
+    assert all(Path(name).name == name and not name.startswith(".") for name in names)
 
 
 def test_safe_uid_filename_keeps_long_uids_short_and_distinct() -> None:
@@ -522,6 +550,24 @@ def test_safe_uid_filename_keeps_long_uids_short_and_distinct() -> None:
     second = safe_uid_filename("1." * 200 + "2")
     assert first != second
     assert len(first) <= 128 + len(".dcm")
+
+
+def test_remove_stale_temp_files_keeps_everything_else(tmp_path: Path) -> None:
+    writer = Part10Writer(
+        tmp_path,
+        CT_IMAGE_STORAGE,
+        INSTANCE_UID,
+        EXPLICIT_VR_LITTLE_ENDIAN,
+        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+    )
+    writer.write(b"half a data set")
+    writer.flush()  # a killed server: neither close() nor abort() ever runs
+    kept = [tmp_path / "1.2.3.dcm", tmp_path / ".dimsefsm-index", tmp_path / "notes.part"]
+    for path in kept:
+        path.write_bytes(b"x")
+    assert remove_stale_temp_files(tmp_path) == [writer.temp_path]
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
 
 
 def test_study_builder_shares_patient_and_study_across_series(tmp_path: Path) -> None:

@@ -74,19 +74,43 @@ def test_narrowed_queries_match_exactly_what_a_full_scan_matches(tmp_path: Path)
         assert got == full_scan(index, query)
 
 
-def test_a_re_stored_instance_is_found_under_its_new_study_only(tmp_path: Path) -> None:
+def test_a_uid_found_again_in_another_study_keeps_the_first(tmp_path: Path) -> None:
+    """Item 11.7: the first study must not lose an instance to a second file of its UID."""
     index, instances = load(tmp_path)
     old_study = str(instances[0].StudyInstanceUID)
+    first = index.get(str(instances[0].SOPInstanceUID))
     moved = copy.deepcopy(instances[0])
     moved.StudyInstanceUID = "1.2.3.42"
-    index.add_file(write_instance(tmp_path / "moved.dcm", moved))
-    assert str(moved.SOPInstanceUID) not in uids(
+    assert index.add_file(write_instance(tmp_path / "moved.dcm", moved)) is None
+    assert str(moved.SOPInstanceUID) in uids(
         index.candidates(image_query(StudyInstanceUID=old_study))
     )
-    assert uids(index.candidates(image_query(StudyInstanceUID="1.2.3.42"))) == [
-        str(moved.SOPInstanceUID)
-    ]
+    assert uids(index.candidates(image_query(StudyInstanceUID="1.2.3.42"))) == []
+    assert index.get(str(moved.SOPInstanceUID)) == first
     assert len(index) == len(instances)
+
+
+def test_a_uid_found_again_in_the_same_series_is_replaced(tmp_path: Path) -> None:
+    index, instances = load(tmp_path)
+    again = copy.deepcopy(instances[0])
+    again.PatientName = "Corrected^Name"
+    path = write_instance(tmp_path / "again.dcm", again)
+    assert index.add_file(path) is not None
+    record = index.get(str(again.SOPInstanceUID))
+    assert record is not None and record.path == path
+    assert len(index) == len(instances)
+
+
+def test_a_torn_file_is_not_indexed(tmp_path: Path) -> None:
+    """Item 11.9: a file cut short (a crash, a full disk) is not served malformed."""
+    index, instances = load(tmp_path)
+    torn = copy.deepcopy(instances[0])
+    torn.SOPInstanceUID = "1.2.3.4.99"
+    path = write_instance(tmp_path / "torn.dcm", torn)
+    with path.open("r+b") as file:
+        file.truncate(path.stat().st_size - 100)
+    assert index.add_file(path) is None
+    assert index.get("1.2.3.4.99") is None
 
 
 def mixed_archive(tmp_path: Path) -> tuple[InstanceIndex, list[list[Dataset]]]:

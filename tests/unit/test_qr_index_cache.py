@@ -94,3 +94,26 @@ def test_the_byte_copy_equals_what_pydicom_writes(tmp_path: Path, syntax: str) -
     assert decode_dataset(copied, EXPLICIT_VR_LITTLE_ENDIAN) == decode_dataset(
         expected, EXPLICIT_VR_LITTLE_ENDIAN
     )
+
+
+def test_a_flipped_byte_never_serves_a_patient_id_no_file_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 11.9: damage that still parses (same length, other letters) is caught."""
+    directory, paths = store(tmp_path)
+    InstanceIndex().load(directory)
+    cache = directory / CACHE_NAME
+    blob = cache.read_bytes()
+    held = {str(dcmread(p).PatientID) for p in paths}
+    (patient_id,) = held
+    at = blob.index(patient_id.encode())
+    cache.write_bytes(blob[:at] + b"X" + blob[at + 1 :])
+    with caplog.at_level(logging.WARNING, logger="dimsefsm.qr.index"):
+        index = InstanceIndex()
+        assert index.load(directory) == 4
+    assert index.cache_hits == 0
+    assert {str(r.header.PatientID) for r in index.snapshot()} == held
+    assert "fails its checksum" in caplog.text
+    # The cache was written again, whole: the next start uses it.
+    again = InstanceIndex()
+    assert again.load(directory) == 4 and again.cache_hits == 4

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
 
 from dimsefsm import AE, evt
 from dimsefsm.qr.registry import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
 from dimsefsm.qr.scp import QueryRetrieveSCP
 from dimsefsm.sop_class import CT_IMAGE_STORAGE
 from dimsefsm.transport.server import AssociationServer
-from tests.data.make import make_study, write_study
+from tests.data.make import make_instance, make_study, write_instance, write_study
 
 
 @pytest.fixture
@@ -116,3 +118,63 @@ def test_cancel_over_sockets_stops_an_endless_handler() -> None:
     assert seen[:2] == [0xFF00, 0xFF00] and seen[-1] == 0xFE00
     assert all(code == 0xFF00 for code in seen[:-1])
     assert len(closed) == 1
+
+
+def test_two_associations_storing_one_uid_into_two_studies_at_once(
+    running: tuple[QueryRetrieveSCP, AssociationServer], tmp_path: Path
+) -> None:
+    """Item 11.7: the index check and the commit are one step; exactly one study gets the UID."""
+    scp, server = running
+    rounds = 12
+    sides = []
+    for side in ("A", "B"):
+        files = []
+        for n in range(rounds):
+            ds = make_instance(sop_instance_uid=f"1.2.3.7.{n + 1}", PatientID=f"P{side}")
+            files.append(write_instance(tmp_path / f"{side}{n}.dcm", ds))
+        sides.append(files)
+    barrier = threading.Barrier(2)
+    results: dict[int, list[int]] = {n: [] for n in range(rounds)}
+
+    def store(files: list[Path]) -> None:
+        with scu().associate(*server.address, ae_title="QRSCP") as assoc:
+            for n, path in enumerate(files):
+                barrier.wait(timeout=30)
+                results[n].append(int(assoc.send_c_store(path).Status))
+
+    threads = [threading.Thread(target=store, args=(files,)) for files in sides]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(sorted(codes) == [0x0000, 0x0117] for codes in results.values()), results
+    for n in range(rounds):
+        record = scp.index.get(f"1.2.3.7.{n + 1}")
+        assert record is not None
+        on_disk = dcmread(record.path, stop_before_pixels=True)
+        assert on_disk.PatientID == record.header.PatientID  # the index answers what it delivers
+    assert len(list((tmp_path / "store").glob("*.dcm"))) == rounds
+
+
+def test_fsync_makes_file_and_directory_durable_before_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    scp = QueryRetrieveSCP("QRSCP", tmp_path / "store", fsync=True)
+    scp.load()
+    server = scp.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=scp.handlers)
+    try:
+        path = write_instance(tmp_path / "one.dcm", make_instance())
+        with scu().associate(*server.address, ae_title="QRSCP") as assoc:
+            assert assoc.send_c_store(path).Status == 0
+            # The data when the transfer ends, then the directory entry after the rename.
+            assert len(synced) == 2
+    finally:
+        server.shutdown()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import resource
+import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +265,137 @@ def test_scu_timeout_state() -> None:
     op.sent()
     op.on_timeout()
     assert op.state == "TimedOut" and op.result() == Dataset()
+
+
+# -- item 11.5: the command's UIDs are checked before anything is kept ---------------------
+@pytest.mark.parametrize("mode", ["dataset", "raw", "file"])
+@pytest.mark.parametrize(
+    ("uid", "reason"),
+    [
+        ("..1.2.3", "empty component"),
+        ("1.2.3.", "empty component"),
+        ("1.2 3", "a space"),
+        ("1.2\\3", "a backslash"),
+        ("1.2/3", "a slash"),
+        ("1.2\x003", "a NUL"),
+        ("1.2.3\u00e9", "U+00E9"),
+        ("1.02.3", "leading zero"),
+        ("1." * 32 + "1", "65 characters"),
+    ],
+)
+def test_command_with_an_invalid_instance_uid_is_0117(
+    mode: Mode, uid: str, reason: str, tmp_path: Path
+) -> None:
+    before = fired("c-store-scp", "invalid_uid")
+    called: list[Any] = []
+    pair = make_pair(recording(called, lambda e: e), StorageConfig(mode=mode, directory=tmp_path))
+    if len(uid) > 64 or not uid.isascii():  # our encoder refuses it: framed by hand
+        op = send_hand_encoded(pair, uid)
+    else:
+        op = send(pair, ENCODED, AffectedSOPInstanceUID=uid)
+    result = op.result()
+    assert result.Status == 0x0117, result
+    assert result.ErrorComment.startswith("AffectedSOPInstanceUID ") and reason in str(
+        result.ErrorComment
+    )
+    assert called == [] and list(tmp_path.iterdir()) == []
+    assert fired("c-store-scp", "invalid_uid") == before + 1
+    # The association goes on: the next instance is stored.
+    assert send(pair, ENCODED).result().Status == 0
+
+
+def send_hand_encoded(pair: EnginePair, sop_instance_uid: str) -> StoreScu:
+    """A C-STORE-RQ whose UID our encoder would refuse, framed by hand."""
+    from dimsefsm.dimse.commands import encode_command
+    from dimsefsm.dimse.fragment import encode_message
+
+    engine = pair.requestor
+    message_id = engine.next_message_id()
+    op = StoreScu(message_id)
+    engine.start_operation(message_id, op)
+    op.sent()
+    placeholder = "9" * 64
+    command = bytearray(encode_command(store_rq(message_id, CT_IMAGE_STORAGE, placeholder)))
+    start = command.index(placeholder.encode())
+    raw = sop_instance_uid.encode("latin-1")
+    raw += b"\x00" * (len(raw) & 1)
+    command[start - 4 : start + 64] = struct.pack("<I", len(raw)) + raw
+    command[8:12] = struct.pack("<I", len(command) - 12)  # CommandGroupLength
+    for pdu in encode_message(1, bytes(command), ENCODED, 16384):
+        pair.acceptor.data_received(pdu)
+    pair.run()
+    return op
+
+
+def test_command_with_an_invalid_sop_class_uid_is_0117() -> None:
+    op = send(make_pair(), ENCODED, AffectedSOPClassUID="1.2.840.10008.5.1.4.1.1.02")
+    assert op.result().Status == 0x0117
+    assert "AffectedSOPClassUID" in op.result().ErrorComment
+
+
+# -- item 11.9: a failed disk write is Out of Resources, and the association goes on ---------
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """RLIMIT_FSIZE: a write past ``limit`` bytes fails with EFBIG (Python ignores SIGXFSZ)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("pixels", [16 * 1024, 1024 * 1024], ids=["at-flush", "mid-transfer"])
+def test_failed_disk_write_is_a700_and_the_temporary_file_goes(pixels: int, tmp_path: Path) -> None:
+    before = fired("c-store-scp", "write_failed")
+    called: list[Any] = []
+    pair = make_pair(recording(called, lambda e: e), StorageConfig(mode="file", directory=tmp_path))
+    big = encode_dataset(instance(uid="1.2.3.4.6", pixels=pixels), EXPLICIT_VR_LITTLE_ENDIAN)
+    with file_size_limit(8192):
+        op = send(pair, big, AffectedSOPInstanceUID="1.2.3.4.6")
+        result = op.result()
+        assert result.Status == 0xA700, result
+        assert result.ErrorComment == "cannot write the file: File too large"
+        assert called == [] and list(tmp_path.iterdir()) == []
+        assert fired("c-store-scp", "write_failed") == before + 1
+        # Same association, an instance that fits: stored.
+        assert send(pair, ENCODED).result().Status == 0
+    assert [f.name for f in tmp_path.iterdir()] == ["1.2.3.4.5.dcm"]
+
+
+def test_failed_rename_is_a700_and_nothing_is_answered_success(tmp_path: Path) -> None:
+    (tmp_path / "1.2.3.4.5.dcm").mkdir()  # the final name is taken by a directory: EISDIR
+    seen: list[Any] = []
+    pair = make_pair(
+        recording(seen, lambda e: e.path), StorageConfig(mode="file", directory=tmp_path)
+    )
+    op = send(pair, ENCODED)
+    assert op.result().Status == 0xA700
+    assert "directory" in op.result().ErrorComment
+    assert len(seen) == 1 and not seen[0].exists()  # the handler ran; its file is gone
+    assert [f.name for f in tmp_path.iterdir()] == ["1.2.3.4.5.dcm"]
+
+
+def test_handler_may_commit_itself_and_the_scp_does_not_commit_again(tmp_path: Path) -> None:
+    committed: list[Path] = []
+    stored: list[Path] = []
+
+    def handler(event: Any) -> int:
+        committed.append(event.commit())
+        assert committed[0].exists() and not event.path.exists()
+        return 0
+
+    config = StorageConfig(mode="file", directory=tmp_path, on_stored=stored.append)
+    assert send(make_pair(handler, config), ENCODED).result().Status == 0
+    assert committed == stored == [tmp_path / "1.2.3.4.5.dcm"]
+
+
+def test_commit_is_for_file_mode_only() -> None:
+    def handler(event: Any) -> int:
+        event.commit()
+        return 0
+
+    assert send(make_pair(handler), ENCODED).result().Status == 0xC211
 
 
 def test_both_charts_fully_covered() -> None:

@@ -17,6 +17,7 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
+from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
 from dimsefsm.qr.scp import QueryRetrieveSCP
 
@@ -55,6 +56,7 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="serve Modality Worklist C-FIND from the DICOM files in DIR (like wlmscpfs)",
     )
+    add_fsync_arg(p)
     add_server_args(p)
     add_timeouts(p)
     add_tls_args(p, server=True)
@@ -93,6 +95,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
         destinations,
         worklist=args.worklist,
         destination_tls=client_context(args) if args.dest_tls else None,
+        fsync=args.fsync,
     )
     apply_network_args(scp.ae, args)
     scp.load()

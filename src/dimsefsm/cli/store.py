@@ -25,7 +25,7 @@ from dimsefsm.cli.connect import open_association
 from dimsefsm.cli.echo import serve
 from dimsefsm.cli.progress import Progress
 from dimsefsm.cli.tls import add_tls_args, server_tls
-from dimsefsm.part10 import Part10Error, Part10Info, read_part10_info
+from dimsefsm.part10 import Part10Error, Part10Info, read_part10_info, remove_stale_temp_files
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
@@ -175,11 +175,21 @@ def add_storescp(sub: argparse._SubParsersAction) -> None:
     p.add_argument("port", type=int)
     p.add_argument("-od", "--output-directory", default=".", help="where files are written")
     p.add_argument("-aet", "--aetitle", default="STORESCP", help="our AE title")
+    add_fsync_arg(p)
     add_server_args(p)
     add_timeouts(p)
     add_tls_args(p, server=True)
     add_logging(p)
     p.set_defaults(run=run_storescp)
+
+
+def add_fsync_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fsync",
+        action="store_true",
+        help="make each file durable (fsync of the file and its directory) before answering "
+        "Success; without it a power loss within seconds of a Success can lose the instance",
+    )
 
 
 def run_storescp(args: argparse.Namespace) -> int:
@@ -192,7 +202,11 @@ def run_storescp(args: argparse.Namespace) -> int:
     for uid in STORAGE_SOP_CLASSES:
         ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
     ae.prefer_requestor_order = True
-    ae.storage = StorageConfig(mode="file", directory=out)
+    for path in remove_stale_temp_files(out):
+        logging.getLogger("dimsefsm.storage").warning(
+            "removed %s: a temporary file left by a server that was stopped", path
+        )
+    ae.storage = StorageConfig(mode="file", directory=out, fsync=args.fsync)
     apply_network_args(ae, args)
     serve(ae, (args.bind, args.port), "storescp", ssl_context=server_tls(args))
     return EXIT_OK

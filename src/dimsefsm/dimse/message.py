@@ -18,12 +18,18 @@ from dimsefsm.dimse.fragment import encode_message
 
 @dataclass(slots=True)
 class Message:
-    """``sink_result`` holds what a dataset sink's ``close()`` returned, if one was used."""
+    """``sink_result`` holds what a dataset sink's ``close()`` returned, if one was used.
+
+    ``discarded_length`` is the size of a data set the reassembler received but
+    did not keep because it exceeded its bound (``dataset`` is then None): the
+    service refuses the request, or drops the response's identifier.
+    """
 
     context_id: int
     command: dict[str, Any]
     dataset: bytes | None = None
     sink_result: Any = None
+    discarded_length: int | None = None
 
     @property
     def command_field(self) -> int:

@@ -8,6 +8,13 @@ Data sets are joined once from a list of fragments by default.  For bounded
 memory (large C-STOREs written straight to disk) the owner may return a
 :class:`DatasetSink` from ``on_command``: fragments are then handed on as they
 arrive and never accumulate here.
+
+Every other data set but a C-STORE's (C-FIND, C-GET and C-MOVE identifiers,
+requests and responses) is bounded by ``max_identifier_length``: past it the
+fragments kept so far are dropped and the rest are counted, not kept, so a
+10 MB identifier costs at most the bound in memory.  The message is still
+delivered, with ``dataset=None`` and ``discarded_length`` set, and the service
+answers it with its refusal status; the association goes on.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from dimsefsm.dimse.commands import NO_DATASET, decode_command
+from dimsefsm.dimse.commands import NO_DATASET, CommandField, decode_command
 from dimsefsm.dimse.errors import (
     CommandError,
     ContextMismatch,
@@ -27,6 +34,17 @@ from dimsefsm.dimse.message import Message
 
 MAX_COMMAND_LENGTH = 1 << 20
 """Command sets are a few hundred bytes; a peer sending more than this is not sending one."""
+
+MAX_IDENTIFIER_LENGTH = 1 << 20
+"""Default bound of a non-C-STORE data set (an identifier), in bytes.
+
+Real identifiers are a few hundred bytes; the largest legitimate ones are
+C-GET/C-MOVE requests listing SOP Instance UIDs at IMAGE level, 65 bytes per
+UID: 1 MiB holds about 16,000 of them.
+"""
+
+# Their data sets are the user's business (streamed to disk or handed to the handler).
+_UNBOUNDED = frozenset({CommandField.C_STORE_RQ})
 
 
 class PdvLike(Protocol):
@@ -67,11 +85,14 @@ class Reassembler:
         "_command_parts",
         "_command_size",
         "_context_id",
+        "_data_limit",
         "_data_parts",
+        "_data_size",
         "_last_had_no_dataset",
         "_on_command",
         "_sink",
         "max_command_length",
+        "max_identifier_length",
     )
 
     def __init__(
@@ -79,9 +100,13 @@ class Reassembler:
         on_command: OnCommand | None = None,
         *,
         max_command_length: int = MAX_COMMAND_LENGTH,
+        max_identifier_length: int = MAX_IDENTIFIER_LENGTH,
     ) -> None:
         self._on_command = on_command
         self.max_command_length = max_command_length
+        self.max_identifier_length = max_identifier_length
+        self._data_size = 0  # bytes of the current data set received so far
+        self._data_limit: int | None = None  # its bound, None when unbounded
         self._context_id: int | None = None
         self._command_parts: list[bytes] = []
         self._command_size = 0
@@ -89,6 +114,11 @@ class Reassembler:
         self._data_parts: list[bytes] = []
         self._sink: DatasetSink | None = None
         self._last_had_no_dataset = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of the current message's data set held here (never above the bound)."""
+        return sum(len(part) for part in self._data_parts)
 
     @property
     def in_progress(self) -> bool:
@@ -121,6 +151,8 @@ class Reassembler:
         self._command_size = 0
         self._command = None
         self._data_parts = []
+        self._data_size = 0
+        self._data_limit = None
         self._last_had_no_dataset = False
         if sink is not None:
             sink.abort()
@@ -164,6 +196,8 @@ class Reassembler:
         self._command = command
         if self._on_command is not None:
             self._sink = self._on_command(context_id, command)
+        unbounded = self._sink is not None or command["CommandField"] in _UNBOUNDED
+        self._data_limit = None if unbounded else self.max_identifier_length
         return None
 
     def _data_fragment(self, pdv: PdvLike) -> Message | None:
@@ -183,23 +217,38 @@ class Reassembler:
                 f"its command arrived on context {context_id}"
             )
         sink = self._sink
+        self._data_size += len(pdv.data)
         if sink is not None:
             sink.write(pdv.data)
-        else:
+        elif self._data_limit is None or self._data_size <= self._data_limit:
             self._data_parts.append(pdv.data)
+        elif self._data_parts:
+            self._data_parts = []  # over the bound: from now on only counted
         if not pdv.is_last:
             return None
 
         assert context_id is not None
+        size, limit = self._data_size, self._data_limit
         self._command = None
         self._context_id = None
+        self._data_size = 0
+        self._data_limit = None
         if sink is not None:
             self._sink = None
             return Message(context_id, command, None, sink.close())
         parts = self._data_parts
         self._data_parts = []
+        if limit is not None and size > limit:
+            return Message(context_id, command, None, discarded_length=size)
         dataset = parts[0] if len(parts) == 1 else b"".join(parts)
         return Message(context_id, command, dataset)
 
 
-__all__ = ["MAX_COMMAND_LENGTH", "DatasetSink", "OnCommand", "PdvLike", "Reassembler"]
+__all__ = [
+    "MAX_COMMAND_LENGTH",
+    "MAX_IDENTIFIER_LENGTH",
+    "DatasetSink",
+    "OnCommand",
+    "PdvLike",
+    "Reassembler",
+]

@@ -11,6 +11,14 @@ and return one record per entity of the query level, keyed by the unique
 keys down to that level, so a STUDY query yields each study once however
 many instances it holds.
 
+One SOP Instance UID belongs to one place: a record is replaced only by a
+record of the same Patient ID, Study and Series (a retransmission).  At
+load, a second file holding an indexed UID under another patient, study or
+series is not indexed (a warning names both files), so no study lists an
+instance that would be delivered from another study's file.  A file is
+structure-checked the first time it is indexed (a truncated file is not
+served); the files the SCP writes itself are complete by construction.
+
 A retrieve or a query naming Study, Series or SOP Instance UIDs (the usual
 case: a viewer drilling down, every C-GET and C-MOVE) looks at the records of
 those UIDs only, through one dictionary per UID attribute, so its cost follows
@@ -31,6 +39,9 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
+from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
+from dimsefsm.part10 import iter_file_chunks, read_part10_info
+from dimsefsm.qr.admission import identity_of
 from dimsefsm.qr.index_cache import (
     CachedHeader,
     Stamp,
@@ -125,13 +136,23 @@ class InstanceIndex:
     def __len__(self) -> int:
         return len(self._records)
 
+    def get(self, sop_instance_uid: str) -> Record | None:
+        with self._lock:
+            return self._records.get(sop_instance_uid)
+
     def add_file(self, path: Path, cached: CachedHeader | None = None) -> Record | None:
-        """Index one stored file; ``cached`` is used when its size and time still match."""
+        """Index one file found in the store; ``cached`` is used when its size and time match.
+
+        A file not taken from the cache is structure-checked first (a torn
+        file is not indexed), and a file holding an indexed SOP Instance UID
+        under another patient, study or series is not indexed: the first stays.
+        """
         encoded: bytes | None = None
         try:
             stamp = stamp_of(path)
             header = cached.header() if cached is not None and cached.stamp == stamp else None
             if header is None:
+                check_structure(path)
                 header = _compact(dcmread(path, stop_before_pixels=True))
                 encoded = copy_raw(header)  # before any value is decoded: a byte copy
             else:
@@ -143,7 +164,35 @@ class InstanceIndex:
         if not uid:
             LOG.warning("not indexed: %s has no SOP Instance UID", path)
             return None
-        record = Record(header, path, stamp)
+        previous = self.get(uid)
+        if previous is not None and previous.path != path:
+            try:
+                same = identity_of(previous.header) == identity_of(header)
+            except (ValueError, TypeError, UnicodeError):
+                same = False
+            if not same:
+                LOG.warning(
+                    "not indexed: %s holds SOP Instance UID %s, already indexed from %s "
+                    "under another patient, study or series",
+                    path,
+                    uid,
+                    previous.path,
+                )
+                return None
+        return self._insert(uid, Record(header, path, stamp), encoded)
+
+    def add_header(self, path: Path, header: Dataset) -> Record:
+        """Index a file the SCP has just written and examined: no second read, no check.
+
+        ``header`` is the file's data set (at least its indexed attributes, as
+        read); the caller has decided that it may replace any record of its UID.
+        """
+        compact = _compact(header)
+        uid = str(compact.get("SOPInstanceUID", ""))
+        return self._insert(uid, Record(compact, path, stamp_of(path)), copy_raw(compact))
+
+    def _insert(self, uid: str, record: Record, encoded: bytes | None) -> Record:
+        header = record.header
         with self._lock:
             previous = self._records.get(uid)
             if previous is not None:
@@ -351,6 +400,22 @@ def _distinct(records: list[Record], tag: int) -> list[str]:
         for value in values:
             seen.setdefault(str(value), None)
     return list(seen)
+
+
+def check_structure(path: Path) -> None:
+    """Raise ``ValueError`` unless the file's data set is complete and well framed.
+
+    Only element framing is walked (values are skipped), so a torn file, cut
+    in its pixel data, is caught at the cost of reading it once.
+    """
+    info = read_part10_info(path)
+    checker = DatasetChecker(info.transfer_syntax)
+    try:
+        for chunk in iter_file_chunks(path, info.dataset_offset):
+            checker.feed(chunk)
+        checker.finish()
+    except DatasetDecodeError as exc:
+        raise ValueError(f"data set is not complete: {exc}") from None
 
 
 def _uid_of(record: Record) -> str:

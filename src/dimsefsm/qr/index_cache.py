@@ -6,17 +6,21 @@ keeps, per file, its size and modification time and the record's key
 attributes encoded in Explicit VR Little Endian; at start a file whose size and
 time still match is taken from the cache, anything else (new, changed, not
 cached) is read as before, and files that are gone are simply not found.  The
-cache is a hint, never the truth: a missing, truncated or foreign cache file
-only means every header is read again.
+cache is a hint, never the truth: a missing, truncated, foreign or damaged
+cache file only means every header is read again.  A checksum over the whole
+cache guards against damage that would still parse (a flipped byte in a
+Patient ID would otherwise be served as a Patient ID no file holds).
 
-Format (all little endian): the magic ``DIMSEFSM-INDEX-1\\n``, then per record
-``u16`` path length, the path relative to the store (UTF-8), ``u64`` size,
-``u64`` mtime in ns, ``u32`` data length, the encoded data set.  It is written
-to a temporary file and renamed, so a crash never leaves half a cache.
+Format (all little endian): the magic ``DIMSEFSM-INDEX-2\\n``, the SHA-256 of
+everything after it, then per record ``u16`` path length, the path relative
+to the store (UTF-8), ``u64`` size, ``u64`` mtime in ns, ``u32`` data length,
+the encoded data set.  It is written to a temporary file and renamed, so a
+crash never leaves half a cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
@@ -35,7 +39,8 @@ from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN
 LOG = logging.getLogger("dimsefsm.qr.index")
 
 CACHE_NAME = ".dimsefsm-index"
-_MAGIC = b"DIMSEFSM-INDEX-1\n"
+_MAGIC = b"DIMSEFSM-INDEX-2\n"
+_DIGEST_SIZE = 32  # SHA-256
 _ENTRY = struct.Struct("<QQI")
 _PATH_LENGTH = struct.Struct("<H")
 
@@ -72,8 +77,14 @@ def read_cache(directory: Path) -> dict[str, CachedHeader]:
     if not blob.startswith(_MAGIC):
         LOG.warning("index cache %s is not ours; every header is read again", path)
         return {}
+    start = len(_MAGIC) + _DIGEST_SIZE
+    if hashlib.sha256(memoryview(blob)[start:]).digest() != blob[len(_MAGIC) : start]:
+        LOG.warning(
+            "index cache %s fails its checksum: discarded, every header is read again", path
+        )
+        return {}
     try:
-        return dict(_entries(blob, len(_MAGIC)))
+        return dict(_entries(blob, start))
     except (struct.error, UnicodeDecodeError, ValueError):
         LOG.warning("index cache %s is damaged; every header is read again", path)
         return {}
@@ -159,7 +170,7 @@ def encode_header(header: Dataset) -> bytes | None:
 
 def write_cache(directory: Path, entries: Iterable[tuple[Path, Stamp, bytes]]) -> int:
     """Write the cache atomically; returns the number of records written."""
-    parts = [_MAGIC]
+    parts: list[bytes] = []
     count = 0
     for path, (size, mtime), data in entries:
         name = path.relative_to(directory).as_posix().encode("utf-8")
@@ -169,8 +180,9 @@ def write_cache(directory: Path, entries: Iterable[tuple[Path, Stamp, bytes]]) -
         count += 1
     target = directory / CACHE_NAME
     temporary = directory / f"{CACHE_NAME}.tmp"
+    body = b"".join(parts)
     try:
-        temporary.write_bytes(b"".join(parts))
+        temporary.write_bytes(_MAGIC + hashlib.sha256(body).digest() + body)
         os.replace(temporary, target)
     except OSError as exc:
         LOG.warning("index cache %s not written: %s", target, exc)

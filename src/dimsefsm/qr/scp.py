@@ -3,21 +3,33 @@
 This is what ``dimsefsm qrscp`` (and ``make run``) serves.  The protocol lives
 in the service charts; this module only knows where instances are kept and
 how a query becomes matches.
+
+Filing rule (an archive must never answer with another patient's data): a
+received instance is examined (``qr.admission``) and then, under one lock
+shared by every association, checked against the index, renamed into place
+and indexed, so two associations storing the same SOP Instance UID at once
+cannot both win.  A re-store of a UID into the same Patient ID, study and
+series replaces the stored file (a retransmission); one into another
+patient, study or series is refused (0x0117) and the first stays intact.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
+from pydicom.errors import InvalidDicomError
 
 from dimsefsm import evt
 from dimsefsm import status as st
 from dimsefsm.ae import AE
+from dimsefsm.part10 import remove_stale_temp_files
+from dimsefsm.qr.admission import Refusal, examine, identity_of
 from dimsefsm.qr.index import InstanceIndex
 from dimsefsm.qr.models import response_identifier
 from dimsefsm.qr.registry import (
@@ -69,11 +81,14 @@ class QueryRetrieveSCP:
         destinations: dict[str, tuple[str, int]] | None = None,
         worklist: Path | None = None,
         destination_tls: ssl.SSLContext | None = None,
+        fsync: bool = False,
     ) -> None:
         self.directory = directory
         self.destinations = dict(destinations or {})
         self.destination_tls = destination_tls  # C-MOVE sub-associations over TLS when set
         self.index = InstanceIndex()
+        # Held from the index check to the index update of one instance (see the module doc).
+        self._filing = threading.Lock()
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
@@ -85,10 +100,12 @@ class QueryRetrieveSCP:
         if self.worklist is not None:
             self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
         self.ae.prefer_requestor_order = True
-        self.ae.storage = StorageConfig(mode="file", directory=directory, on_stored=self.on_stored)
+        self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
 
     def load(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
+        for path in remove_stale_temp_files(self.directory):
+            LOG.warning("removed %s: a temporary file left by a server that was stopped", path)
         count = self.index.load(self.directory)
         LOG.info("indexed %d instance(s) from %s", count, self.directory)
         if self.worklist is not None:
@@ -104,13 +121,49 @@ class QueryRetrieveSCP:
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:
         return [
+            (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
             (evt.EVT_C_MOVE, self.on_move),
         ]
 
-    def on_stored(self, path: Path) -> None:
-        self.index.add_file(path)
+    def on_store(self, event: Any) -> int | Dataset:
+        """Examine, check against the index, commit and index one received instance."""
+        command = event.request.command
+        uid = command["AffectedSOPInstanceUID"]
+        try:
+            header = dcmread(event.path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError) as exc:
+            return self._refuse(uid, Refusal(st.CANNOT_UNDERSTAND, f"unreadable: {exc}"))
+        refusal = examine(header, command)
+        if refusal is not None:
+            return self._refuse(uid, refusal)
+        with self._filing:
+            previous = self.index.get(uid)
+            if previous is not None and identity_of(previous.header) != identity_of(header):
+                patient, study, _ = identity_of(previous.header)
+                LOG.warning(
+                    "C-STORE %s refused: already stored for patient %r in study %s (%s)",
+                    uid,
+                    patient,
+                    study,
+                    previous.path,
+                )
+                return _status(
+                    st.INVALID_OBJECT_INSTANCE,
+                    "SOPInstanceUID already stored in another patient/study/series",
+                )
+            try:
+                path = event.commit()
+            except OSError:
+                return st.OUT_OF_RESOURCES  # the SCP answers it (write_failed) and logs why
+            self.index.add_header(path, header)
+        return st.SUCCESS
+
+    @staticmethod
+    def _refuse(uid: str, refusal: Refusal) -> Dataset:
+        LOG.warning("C-STORE %s refused (0x%04X): %s", uid, refusal.status, refusal.comment)
+        return _status(refusal.status, refusal.comment)
 
     def on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
         sop = lookup(event.context.abstract_syntax)
@@ -171,3 +224,10 @@ class QueryRetrieveSCP:
             if event.is_cancelled:
                 return
             yield st.PENDING, path
+
+
+def _status(code: int, comment: str) -> Dataset:
+    result = Dataset()
+    result.Status = code
+    result.ErrorComment = comment
+    return result

@@ -63,6 +63,7 @@ class RequestDispatcher:
             context.transfer_syntax,
             engine.negotiated.peer_ae,
             self.storage.validate,
+            fsync=self.storage.fsync,
         )
 
     def __call__(self, engine: AssociationEngine, message: Message) -> None:
@@ -101,6 +102,7 @@ class RequestDispatcher:
                 self.assoc,
                 engine.send_message,
                 check_find_identifier,
+                engine.max_identifier_size,
             )
             op.trace_label = engine.label
             op.start()
@@ -115,6 +117,7 @@ class RequestDispatcher:
                 self.assoc,
                 engine,
                 check_retrieve_identifier,
+                engine.max_identifier_size,
             )
             get.trace_label = engine.label
             get.start()
@@ -129,6 +132,7 @@ class RequestDispatcher:
                 self.assoc,
                 engine,
                 check_retrieve_identifier,
+                engine.max_identifier_size,
                 make_ae=self.make_ae,
             )
             move.trace_label = engine.label

@@ -21,6 +21,7 @@ from dimsefsm.assoc.negotiation import AcceptedContext
 from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import find_rsp
 from dimsefsm.dimse.message import Message
+from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.fsm import Chart, transition
 from dimsefsm.services.identifier import IdentifierCheck, IdentifierScp, decoding_transitions
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
@@ -39,8 +40,10 @@ SCP_CHART = Chart(
         *decoding_transitions(
             "find",
             st.FIND_DECODE_FAILED,
-            "The Query/Retrieve Level is missing or not in the model, or a key above "
-            "the level is not a unique key; ErrorComment says which.",
+            st.OUT_OF_RESOURCES,
+            "The Query/Retrieve Level is missing or not in the model, a key above the "
+            "level is not a unique key, or a key value is longer than its VR allows "
+            "(PS3.5 6.2); ErrorComment says which.",
             "Matching",
         ),
         transition(
@@ -237,8 +240,9 @@ class FindScp(IdentifierScp):
         assoc: Any,
         send: Callable[[Message], None],
         check: IdentifierCheck | None = None,
+        max_identifier_size: int = MAX_IDENTIFIER_LENGTH,
     ) -> None:
-        super().__init__(request, context, handler, assoc, check)
+        super().__init__(request, context, handler, assoc, check, max_identifier_size)
         self.send = send
         self.matches = 0
         self.reply_identifier: bytes | None = None

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.dataelem import DataElement
 from transitions import EventData
 
 from dimsefsm import status as st
@@ -38,7 +39,9 @@ from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
 from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import get_rsp, store_rq
 from dimsefsm.dimse.message import Message
+from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.fsm import Chart, transition
+from dimsefsm.part10 import Part10Error, read_part10_info
 from dimsefsm.services.find import QueryEvent
 from dimsefsm.services.identifier import IdentifierCheck, IdentifierScp, decoding_transitions
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
@@ -68,7 +71,9 @@ SCP_CHART = Chart(
         *decoding_transitions(
             "get",
             st.GET_DECODE_FAILED,
-            "The identifier lacks the unique keys the retrieve level needs.",
+            st.OUT_OF_RESOURCES_MATCHES,
+            "The identifier lacks the unique keys the retrieve level needs, or a key "
+            "value is longer than its VR allows (PS3.5 6.2).",
             "AwaitingCount",
         ),
         transition(
@@ -134,9 +139,10 @@ SCP_CHART = Chart(
         ),
         transition(
             "no_context",
-            "no_context",
+            "sub_op_unsendable",
             _SUBOPS,
             "=",
+            guard="lacks_storage_context",
             status=st.PENDING,
             action="respond",
             when="No accepted context lets us send this instance (the peer did not take the "
@@ -144,12 +150,25 @@ SCP_CHART = Chart(
         ),
         transition(
             "not_a_dataset",
-            "not_a_dataset",
+            "sub_op_unsendable",
             _SUBOPS,
             "=",
+            guard="yielded_no_instance",
             status=st.PENDING,
             action="respond",
             when="A Pending yield carried no Dataset or file path: a failed sub-operation.",
+        ),
+        transition(
+            "unsendable",
+            "sub_op_unsendable",
+            _SUBOPS,
+            "=",
+            guard="instance_unsendable",
+            status=st.PENDING,
+            action="respond",
+            when="The instance cannot become a C-STORE here (a UID over 64 characters, a file "
+            "gone or unreadable, no accepted syntax it converts to): Failed + 1, its UID "
+            "joins the failed list, logged; the next sub-operation follows.",
         ),
         transition(
             "extra_ignored",
@@ -321,8 +340,9 @@ class GetScp(IdentifierScp):
         assoc: Any,
         engine: Any,
         check: IdentifierCheck | None = None,
+        max_identifier_size: int = MAX_IDENTIFIER_LENGTH,
     ) -> None:
-        super().__init__(request, context, handler, assoc, check)
+        super().__init__(request, context, handler, assoc, check, max_identifier_size)
         self.engine = engine
         self.announced = 0
         self.delivered = 0
@@ -331,6 +351,7 @@ class GetScp(IdentifierScp):
         self.warning = 0
         self.failed_uids: list[str] = []
         self.waiting: SubOperation | None = None
+        self.unsent: object = None  # the instance sub_op_unsendable is about, for its guards
         self.counting = False  # counts go on every response once sub-operations are announced
         self.chart.attach(self)
 
@@ -443,24 +464,67 @@ class GetScp(IdentifierScp):
             self._fire("extra_ignored")
             return
         self.delivered += 1
-        if not isinstance(dataset, (Dataset, str, Path)):
-            self.failed += 1
-            self._fire("not_a_dataset")
-            return
         try:
             self._send_store(dataset)
-        except (ValueError, OSError) as exc:
-            LOG.warning("%s sub-operation not possible: %s", self.chart.name, exc)
-            self.failed += 1
-            uid = dataset.get("SOPInstanceUID") if isinstance(dataset, Dataset) else None
-            if uid:
-                self.failed_uids.append(str(uid))
-            self._fire("no_context")
+        except Exception as exc:
+            self.sub_op_unsendable(dataset, exc)
             return
         self._fire("sub_op_sent")
 
-    def _send_store(self, dataset: Dataset | str | Path) -> None:
-        """One C-STORE sub-operation on this association (the peer is the storage SCP)."""
+    # -- an instance that cannot become a C-STORE ------------------------------------------
+    def sub_op_unsendable(self, dataset: object, exc: Exception) -> None:
+        """Nothing went out for this instance: a failed sub-operation, then the next one.
+
+        Whatever the reason (its UID, its file, its syntax, the handler's yield),
+        no C-STORE response will come for it, so the operation must not wait for
+        one; the guards of ``sub_op_unsendable`` name the reason on the chart.
+        """
+        self.unsent = dataset
+        uid = instance_uid(dataset)
+        LOG.warning(
+            "%s sub-operation %d of %d failed before sending %s: %s",
+            self.chart.name,
+            self.delivered,
+            self.announced,
+            uid or _describe(dataset),
+            exc,
+        )
+        self.failed += 1
+        if uid:
+            self.failed_uids.append(uid)
+        self._fire("sub_op_unsendable")
+        self.unsent = None
+
+    def yielded_no_instance(self, _: EventData) -> bool:
+        return not isinstance(self.unsent, (Dataset, str, Path))
+
+    def lacks_storage_context(self, _: EventData) -> bool:
+        """The peer accepted no context on which we may send this SOP class (as its SCU)."""
+        if self.yielded_no_instance(_):
+            return False
+        sop_class = instance_identity(self.unsent)[0]
+        if sop_class is None:
+            return False
+        return not any(
+            ctx.abstract_syntax == sop_class and ctx.as_scu for ctx in self.storage_contexts()
+        )
+
+    def instance_unsendable(self, event: EventData) -> bool:
+        return not self.yielded_no_instance(event) and not self.lacks_storage_context(event)
+
+    def storage_contexts(self) -> list[AcceptedContext]:
+        """The contexts the C-STOREs may go on: this association's, for C-GET."""
+        negotiated: Negotiated | None = self.engine.negotiated
+        return list(negotiated.contexts.values()) if negotiated is not None else []
+
+    def _send_store(self, dataset: object) -> None:
+        """One C-STORE sub-operation on this association (the peer is the storage SCP).
+
+        The request is encoded and queued before the sub-operation is registered:
+        an instance that cannot be encoded raises here and leaves nothing waiting.
+        """
+        if not isinstance(dataset, (Dataset, str, Path)):
+            raise TypeError(f"the handler yielded {type(dataset).__name__}, not a Dataset or path")
         negotiated: Negotiated = self.engine.negotiated
         if self.context is not None and self.context.abstract_syntax == NO_BULK_GET:
             ds = dataset if isinstance(dataset, Dataset) else _read(Path(dataset))
@@ -470,10 +534,6 @@ class GetScp(IdentifierScp):
         if not ctx.as_scu:
             raise ValueError(f"the peer did not accept the SCP role for {ctx.abstract_syntax}")
         message_id = self.engine.next_message_id()
-        sub = SubOperation(message_id, source.sop_instance_uid, self)
-        self.engine.start_operation(message_id, sub)
-        sub.sent()
-        self.waiting = sub
         self.send_store(
             source.context_id,
             message_id,
@@ -481,6 +541,10 @@ class GetScp(IdentifierScp):
             source.sop_instance_uid,
             source.data or b"",
         )
+        sub = SubOperation(message_id, source.sop_instance_uid, self)
+        self.engine.start_operation(message_id, sub)
+        sub.sent()
+        self.waiting = sub
 
     def send_store(
         self, context_id: int, message_id: int, sop_class: str, sop_instance: str, data: bytes
@@ -546,7 +610,10 @@ class GetScp(IdentifierScp):
         identifier = None
         if not pending and self.failed_uids and status != st.SUCCESS:
             failed = Dataset()
-            failed.FailedSOPInstanceUIDList = self.failed_uids
+            # Listed as they are, even a UID too long for UI: it names what failed.
+            failed.add(
+                DataElement(0x00080058, "UI", self.failed_uids, validation_mode=config.IGNORE)
+            )
             assert self.context is not None
             identifier = encode_dataset(failed, self.context.transfer_syntax)
         comment = self.comment if not pending and status != st.SUCCESS else None
@@ -586,6 +653,32 @@ class GetScp(IdentifierScp):
                 identifier,
             )
         )
+
+
+def instance_identity(dataset: object) -> tuple[str | None, str | None]:
+    """(SOP Class UID, SOP Instance UID) of a yielded instance, None where it cannot be told.
+
+    A path is read for its file meta only; an unreadable file tells nothing.
+    """
+    if isinstance(dataset, Dataset):
+        sop_class, sop_instance = dataset.get("SOPClassUID"), dataset.get("SOPInstanceUID")
+        return (str(sop_class) if sop_class else None, str(sop_instance) if sop_instance else None)
+    if isinstance(dataset, (str, Path)):
+        try:
+            info = read_part10_info(Path(dataset))
+        except (Part10Error, OSError):
+            return None, None
+        return info.sop_class_uid or None, info.sop_instance_uid or None
+    return None, None
+
+
+def instance_uid(dataset: object) -> str | None:
+    """The SOP Instance UID of a yielded instance, for the Failed SOP Instance UID List."""
+    return instance_identity(dataset)[1]
+
+
+def _describe(dataset: object) -> str:
+    return str(dataset) if isinstance(dataset, (str, Path)) else type(dataset).__name__
 
 
 def _read(path: Path) -> Dataset:

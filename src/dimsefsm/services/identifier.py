@@ -14,16 +14,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.multival import MultiValue
 
 from dimsefsm import status as st
 from dimsefsm.assoc.negotiation import AcceptedContext
-from dimsefsm.datasets import DatasetDecodeError, decode_dataset
+from dimsefsm.datasets import DatasetDecodeError, DatasetTooLarge, decode_dataset
 from dimsefsm.dimse.message import Message
+from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.fsm import Chart, Transition, transition
 
 
 def decoding_transitions(
-    service: str, decode_failed: int, rejected_when: str, decoded_dest: str
+    service: str, decode_failed: int, too_large: int, rejected_when: str, decoded_dest: str
 ) -> tuple[Transition, ...]:
     return (
         transition(
@@ -52,6 +54,16 @@ def decoding_transitions(
             status=decode_failed,
             action="respond",
             when="The identifier cannot be decoded in the context's syntax.",
+        ),
+        transition(
+            "identifier_too_large",
+            "identifier_too_large",
+            "Decoding",
+            "Final",
+            status=too_large,
+            action="respond",
+            when="The identifier is longer than the AE's maximum identifier size, as "
+            "received (its bytes were dropped as they arrived) or once inflated.",
         ),
         transition(
             "identifier_rejected",
@@ -93,20 +105,90 @@ def decode_request(op: Any) -> str | None:
     if op.handler is None:
         op.comment = "no handler is bound for this SOP class"
         return "not_supported"
+    limit = op.max_identifier_size
+    discarded = op.request.discarded_length
+    if discarded is not None:
+        log.warning(
+            "%s identifier of %d bytes refused: the bound is %d bytes", what, discarded, limit
+        )
+        op.comment = f"identifier of {discarded} bytes exceeds {limit}"
+        return "identifier_too_large"
     try:
         if op.request.dataset is None:
             raise DatasetDecodeError("the request has no identifier")
-        op.identifier = decode_dataset(op.request.dataset, ctx.transfer_syntax)
+        op.identifier = decode_dataset(op.request.dataset, ctx.transfer_syntax, max_length=limit)
+    except DatasetTooLarge as exc:
+        log.warning("%s identifier refused: %s", what, exc)
+        op.comment = f"identifier exceeds {exc.limit} bytes once inflated"
+        return "identifier_too_large"
     except DatasetDecodeError as exc:
         log.warning("%s identifier cannot be decoded: %s", what, exc)
         op.comment = str(exc)
         return "undecodable"
+    over = overlong_key(op.identifier)
+    if over is not None:
+        op.comment, op.offending = over
+        log.info("%s identifier rejected: %s", what, op.comment)
+        return "identifier_rejected"
     if op.check is not None:
         problem = op.check(ctx.abstract_syntax, op.identifier)
         if problem is not None:
             _, op.comment, op.offending = problem
             log.info("%s identifier rejected: %s", what, op.comment)
             return "identifier_rejected"
+    return None
+
+
+# PS3.5 Table 6.2-1: the most characters one value of a VR may have.  A matching
+# key longer than its VR allows is no valid key: refused before any matching runs
+# (a 10 MB wildcard value would otherwise reach the matcher).  DA, DT and TM allow
+# a range ("from-to", PS3.4 C.2.2.2.5): twice the length and the hyphen.
+_MAX_CHARACTERS = {
+    "AE": 16,
+    "AS": 4,
+    "CS": 16,
+    "DA": 2 * 8 + 1,
+    "DS": 16,
+    "DT": 2 * 26 + 1,
+    "IS": 12,
+    "LO": 64,
+    "LT": 10240,
+    "SH": 16,
+    "ST": 1024,
+    "TM": 2 * 16 + 1,
+    "UI": 64,
+}
+_PN_GROUP = 64  # PS3.5 6.2: PN allows 64 characters per component group
+
+
+def overlong_key(identifier: Dataset) -> tuple[str, tuple[int, ...]] | None:
+    """(ErrorComment, offending tag) for the first value longer than its VR allows, or None.
+
+    Values are counted per value (a UID list may hold thousands of UIDs) and, for
+    PN, per component group; items of sequences are checked like the top level.
+    """
+    for element in identifier:
+        if element.VR == "SQ":
+            for item in element.value or ():
+                found = overlong_key(item)
+                if found is not None:
+                    return found
+            continue
+        if element.VR not in _MAX_CHARACTERS and element.VR != "PN":
+            continue
+        value = element.value
+        values = value if isinstance(value, (list, tuple, MultiValue)) else (value,)
+        for one in values:
+            text = "" if one is None else str(one)
+            if element.VR == "PN":
+                longest, limit = max((len(g) for g in text.split("=")), default=0), _PN_GROUP
+            else:
+                longest, limit = len(text), _MAX_CHARACTERS[element.VR]
+            if longest > limit:
+                name = element.keyword or f"({element.tag.group:04X},{element.tag.element:04X})"
+                per = " per component group" if element.VR == "PN" else ""
+                comment = f"{name}: {longest} characters, {element.VR} allows {limit}{per}"
+                return comment, (int(element.tag),)
     return None
 
 
@@ -127,12 +209,14 @@ class IdentifierScp:
         handler: Callable[[Any], Any] | None,
         assoc: Any,
         check: IdentifierCheck | None = None,
+        max_identifier_size: int = MAX_IDENTIFIER_LENGTH,
     ) -> None:
         self.request = request
         self.context = context
         self.handler = handler
         self.assoc = assoc
         self.check = check
+        self.max_identifier_size = max_identifier_size
         self.cancel_requested = False
         self.generator: Iterator[Any] | None = None
         self.identifier: Dataset | None = None

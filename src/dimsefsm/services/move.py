@@ -21,6 +21,7 @@ from typing import Any
 from pydicom import Dataset
 
 from dimsefsm import status as st
+from dimsefsm.assoc.negotiation import AcceptedContext
 from dimsefsm.dimse.commands import move_rsp
 from dimsefsm.fsm import Chart, transition
 from dimsefsm.part10 import Part10Error, read_part10_info
@@ -65,7 +66,14 @@ def _from_get(t: Any) -> Any:
         return replace(
             t,
             when="The destination accepted no context for this instance's SOP "
-            "class and syntax: a failed sub-operation, not a crash.",
+            "class: a failed sub-operation, not a crash.",
+        )
+    if t.name == "unsendable":
+        return replace(
+            t,
+            when="The instance cannot become a C-STORE on the sub-association (a UID over "
+            "64 characters, a file gone or unreadable, no accepted syntax it converts to): "
+            "Failed + 1, its UID joins the failed list, logged; the next one follows.",
         )
     if t.name == "sub_op_failed":
         return replace(
@@ -281,12 +289,15 @@ class MoveScp(get.GetScp):
             return
         self.delivered += 1
         if not isinstance(dataset, (Dataset, str, Path)):
-            self.failed += 1
-            self._fire("not_a_dataset")
+            self.sub_op_unsendable(dataset, TypeError(f"{type(dataset).__name__} is no instance"))
             return
         assoc = self.sub_assoc
-        if assoc is None or not assoc.is_established:
-            if assoc is not None and not self.destination_lost:
+        if assoc is None:
+            # None of the instances read ahead had a SOP class to propose: nothing was opened.
+            self.sub_op_unsendable(dataset, ValueError("no sub-association carries it"))
+            return
+        if not assoc.is_established:
+            if not self.destination_lost:
                 self.destination_lost = True
                 LOG.warning(
                     "C-MOVE destination went away after %d completed: %s",
@@ -302,13 +313,11 @@ class MoveScp(get.GetScp):
                 originator_id=self.request.command.get("MessageID"),
                 on_sent=self.engine.flush_output,
             ).status
-        except (ValueError, OSError) as exc:
-            uid = _uid_of((st.PENDING, dataset))
-            LOG.warning("c-move-scp: cannot send %s: %s", uid or dataset, exc)
-            self.failed += 1
-            if uid:
-                self.failed_uids.append(uid)
-            self._fire("no_context")
+        except Exception as exc:
+            if assoc.is_established:
+                self.sub_op_unsendable(dataset, exc)
+            else:
+                self._failed(dataset)  # the connection failed under the send
             return
         if code == st.SUCCESS:
             self.completed += 1
@@ -319,10 +328,15 @@ class MoveScp(get.GetScp):
         else:
             self._failed(dataset)
 
-    def _failed(self, dataset: Dataset | str | Path) -> None:
+    def storage_contexts(self) -> list[AcceptedContext]:
+        """The sub-association's contexts: the C-STOREs go to the destination."""
+        negotiated = self.sub_assoc.negotiated if self.sub_assoc is not None else None
+        return list(negotiated.contexts.values()) if negotiated is not None else []
+
+    def _failed(self, dataset: object) -> None:
         """Count a failed sub-operation; its UID (read only now) goes to the failed list."""
         self.failed += 1
-        uid = _uid_of((st.PENDING, dataset))
+        uid = get.instance_uid(dataset)
         if uid:
             self.failed_uids.append(uid)
         self._fire("sub_op_failed")
@@ -362,17 +376,7 @@ def _is_pending(item: Any) -> bool:
 
 
 def _uid_of(item: Any) -> str | None:
-    if not _is_pending(item):
-        return None
-    dataset = item[1]
-    if isinstance(dataset, Dataset):
-        return str(dataset.get("SOPInstanceUID", "")) or None
-    if isinstance(dataset, (str, Path)):
-        try:
-            return read_part10_info(Path(dataset)).sop_instance_uid
-        except (Part10Error, OSError):
-            return None
-    return None
+    return get.instance_uid(item[1]) if _is_pending(item) else None
 
 
 def _contexts_for(items: list[Any]) -> list[tuple[str, tuple[str, ...]]]:

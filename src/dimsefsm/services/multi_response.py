@@ -17,6 +17,7 @@ from dimsefsm import status as st
 from dimsefsm.assoc.negotiation import AcceptedContext
 from dimsefsm.datasets import DatasetDecodeError, decode_dataset
 from dimsefsm.dimse.message import Message
+from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.fsm import Chart, transition
 
 LOG = logging.getLogger("dimsefsm.scu")
@@ -137,9 +138,15 @@ class MultiResponseScu:
     state: str
     trace_label = ""  # the engine names the association when the operation starts
 
-    def __init__(self, message_id: int, context: AcceptedContext) -> None:
+    def __init__(
+        self,
+        message_id: int,
+        context: AcceptedContext,
+        max_identifier_size: int = MAX_IDENTIFIER_LENGTH,
+    ) -> None:
         self.message_id = message_id
         self.context = context
+        self.max_identifier_size = max_identifier_size  # inflated identifiers stop here
         self.results: deque[tuple[Dataset, Dataset | None]] = deque()
         self.chart.attach(self)
 
@@ -170,10 +177,19 @@ class MultiResponseScu:
                 value = cmd[keyword]
                 setattr(status, keyword, list(value) if isinstance(value, tuple) else value)
         identifier = None
-        if message.dataset is not None:
+        if message.discarded_length is not None:
+            LOG.warning(
+                "%s response identifier of %d bytes dropped: over the maximum identifier size",
+                self.chart.name,
+                message.discarded_length,
+            )
+        elif message.dataset is not None:
             try:
                 identifier = decode_dataset(
-                    message.dataset, self.context.transfer_syntax, convert_values=False
+                    message.dataset,
+                    self.context.transfer_syntax,
+                    convert_values=False,
+                    max_length=self.max_identifier_size,
                 )
             except DatasetDecodeError as exc:
                 LOG.warning("%s response identifier cannot be decoded: %s", self.chart.name, exc)

@@ -10,10 +10,20 @@ handler say?).  Three delivery modes trade convenience for memory:
              so a 500 MB instance never sits in memory; the handler gets the
              path, and the file is renamed into place only when the final
              status is not a failure.
+
+Whatever the mode, a request whose Affected SOP Instance or Class UID is not
+a UID (PS3.5 9.1) is refused with 0x0117 before anything is kept: the UID
+names the file and the archive's index entry.  In file mode a Success or
+Warning is sent only once the file is complete and renamed into place (and,
+with ``fsync``, on disk); a failed disk write (disk full, I/O error, file too
+large) discards the temporary file and is answered 0xA700 Out of Resources,
+and the association goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +64,7 @@ from dimsefsm.services.single_response import (
     make_scu_chart,
 )
 from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, service_of
+from dimsefsm.uid import uid_problem
 
 LOG = logging.getLogger("dimsefsm.storage")
 
@@ -69,6 +80,12 @@ class StorageConfig:
     validate: bool = True
     on_stored: Callable[[Path], None] | None = None
     """File mode: called with the final path once a file is committed (e.g. to index it)."""
+    fsync: bool = False
+    """File mode: make each file and its directory entry durable before answering Success.
+
+    Without it a committed file is in the page cache when Success leaves, and a
+    power loss or kernel crash in the next few seconds can lose it although the
+    sender was told it is stored."""
 
     def __post_init__(self) -> None:
         if self.mode == "file" and self.directory is None:
@@ -90,6 +107,27 @@ SCP_CHART = Chart(
             status=st.MISTYPED_ARGUMENT,
             action="respond",
             when="The request lacks Affected SOP Class/Instance UID or Priority.",
+        ),
+        transition(
+            "invalid_uid",
+            "invalid_uid",
+            "Decoding",
+            "Final",
+            status=st.INVALID_OBJECT_INSTANCE,
+            action="respond",
+            when="The request's Affected SOP Instance or Class UID is not a UID (PS3.5 9.1: "
+            "digits and dots, no empty component, no leading zero, at most 64 characters); "
+            "nothing is kept.",
+        ),
+        transition(
+            "write_failed",
+            "write_failed",
+            ("Decoding", "Handling"),
+            "Final",
+            status=st.OUT_OF_RESOURCES,
+            action="respond",
+            when="File mode: writing, flushing or renaming the file failed (disk full, I/O "
+            "error, file too large); the temporary file is discarded, the association goes on.",
         ),
         transition(
             "not_supported",
@@ -140,6 +178,11 @@ class FileSink:
     500 MB instance is never held in memory.  ``close()`` only ends the
     transfer; the SCP decides afterwards whether the file is committed
     (renamed into place) or discarded.
+
+    Nothing is written for a request whose UIDs are not UIDs (the SCP refuses
+    it), and a failed disk write is kept in ``write_error`` rather than raised:
+    the rest of the data set is still received (and dropped) so that the
+    association stays in step, and the SCP answers Out of Resources.
     """
 
     def __init__(
@@ -149,33 +192,79 @@ class FileSink:
         transfer_syntax: str,
         source_ae: str | None,
         validate: bool = True,
+        fsync: bool = False,
     ) -> None:
-        self.writer = Part10Writer(
-            directory,
-            str(command.get("AffectedSOPClassUID") or "1.2.840.10008.5.1.4.1.1.7"),
-            str(command.get("AffectedSOPInstanceUID") or "unknown"),
-            transfer_syntax,
-            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-            source_ae=source_ae,
-        )
-        self.checker: DatasetChecker | None = DatasetChecker(transfer_syntax) if validate else None
+        self.writer: Part10Writer | None = None
+        self.write_error: OSError | None = None
+        self.checker: DatasetChecker | None = None
         self.error: DatasetDecodeError | None = None
         self.path: Path | None = None
+        self.fsync = fsync
+        sop_class = command.get("AffectedSOPClassUID")
+        sop_instance = command.get("AffectedSOPInstanceUID")
+        if uid_problem(sop_class) or uid_problem(sop_instance):
+            return  # refused by the SCP (invalid_uid, mistyped): nothing to keep
+        try:
+            self.writer = Part10Writer(
+                directory,
+                str(sop_class),
+                str(sop_instance),
+                transfer_syntax,
+                implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+                implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+                source_ae=source_ae,
+                fsync=fsync,
+            )
+        except OSError as exc:
+            self.write_error = exc
+            return
+        self.checker = DatasetChecker(transfer_syntax) if validate else None
+
+    @property
+    def temp_path(self) -> Path | None:
+        return self.writer.temp_path if self.writer is not None else None
 
     def write(self, data: bytes) -> None:
-        self.writer.write(data)
+        if self.writer is None:
+            return
+        try:
+            self.writer.write(data)
+        except OSError as exc:
+            self._failed(exc)
+            return
         if self.checker is not None:
             try:
                 self.checker.feed(data)
             except DatasetDecodeError as exc:
                 self.error, self.checker = exc, None
 
+    def _failed(self, exc: OSError) -> None:
+        """Keep the first write error and drop the temporary file: it can never be complete."""
+        self.write_error = exc
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+        self.checker = None
+
     def close(self) -> FileSink:
+        """The transfer ended: hand the buffered bytes to the OS, so the handler can read them.
+
+        With ``fsync`` they are made durable here, before the handler runs: an
+        archive that commits under a lock then holds it only for the rename.
+        """
+        if self.writer is not None:
+            try:
+                if self.fsync:
+                    self.writer.sync()
+                else:
+                    self.writer.flush()
+            except OSError as exc:
+                self._failed(exc)
         return self
 
     def abort(self) -> None:
-        self.writer.abort()
+        if self.writer is not None:
+            self.writer.abort()
 
     def check(self) -> None:
         """Raise ``DatasetDecodeError`` if the data set was not well formed."""
@@ -185,7 +274,16 @@ class FileSink:
             self.checker.finish()
 
     def commit(self) -> Path:
-        self.path = self.writer.close()
+        """Rename the complete file into place (fsync'd first if asked); ``OSError`` if not."""
+        if self.path is not None:
+            return self.path
+        if self.writer is None:
+            raise self.write_error or OSError(errno.EIO, "no file was written")
+        try:
+            self.path = self.writer.close()
+        except OSError as exc:
+            self._failed(exc)
+            raise
         return self.path
 
 
@@ -201,6 +299,7 @@ class StoreEvent:
         raw: bytes | None,
         path: Path | None,
         dataset: Dataset | None,
+        commit: Callable[[], Path] | None = None,
     ) -> None:
         from dimsefsm import evt
 
@@ -212,6 +311,7 @@ class StoreEvent:
         self.raw = raw
         self.path = path
         self._dataset = dataset
+        self._commit = commit
 
     @property
     def message_id(self) -> int:
@@ -224,6 +324,19 @@ class StoreEvent:
                 raise AttributeError("in file mode the instance is at event.path")
             self._dataset = decode_dataset(self.raw, self.transfer_syntax)
         return self._dataset
+
+    def commit(self) -> Path:
+        """File mode: rename the received file into place now and return its final path.
+
+        For a handler that must decide and commit atomically (an archive that
+        checks its index and files the instance under one lock).  The SCP does
+        not commit again; a handler that commits and then returns a Failure
+        keeps the file.  Raises ``OSError`` if the disk fails; the SCP then
+        answers Out of Resources whatever the handler returns.
+        """
+        if self._commit is None:
+            raise ValueError("commit() is for file mode only")
+        return self._commit()
 
     @property
     def move_originator(self) -> tuple[str | None, int | None]:
@@ -276,8 +389,16 @@ class StoreScp(SingleResponseScp):
             cmd.get("Priority") is None
         ):
             return self.fire("mistyped")
+        for keyword in ("AffectedSOPInstanceUID", "AffectedSOPClassUID"):
+            problem = uid_problem(cmd[keyword])
+            if problem is not None:
+                LOG.warning("C-STORE refused: %s %r %s", keyword, cmd[keyword], problem)
+                self.comment = f"{keyword} {problem}"
+                return self.fire("invalid_uid")
         if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
             return self.fire("not_supported")
+        if self.sink is not None and self.sink.write_error is not None:
+            return self._write_failed()
         dataset: Dataset | None = None
         raw = self.request.dataset
         try:
@@ -296,11 +417,44 @@ class StoreScp(SingleResponseScp):
             self.comment = str(exc)
             return self.fire("undecodable")
         SCP_CHART.fire(self, "decoded")
-        path = self.sink.writer.temp_path if self.sink is not None else None
-        event = StoreEvent(self.assoc, self.request, ctx, raw, path, dataset)
-        if self.handler is None:
-            return self.fire("success")
-        return self.fire(self.call_handler(self.handler, event))
+        path = self.sink.temp_path if self.sink is not None else None
+        commit = self.commit if self.sink is not None else None
+        event = StoreEvent(self.assoc, self.request, ctx, raw, path, dataset, commit)
+        trigger = "success" if self.handler is None else self.call_handler(self.handler, event)
+        if self.sink is not None and self.sink.path is None and self._keeps(trigger):
+            with contextlib.suppress(OSError):  # kept in sink.write_error
+                self.commit()
+        if self.sink is not None and self.sink.write_error is not None:
+            return self._write_failed()
+        return self.fire(trigger)
+
+    def _keeps(self, trigger: str) -> bool:
+        """True when the response ``trigger`` sends is not a failure (the file is kept)."""
+        code = self.chart.status_of(trigger)
+        status = self.handler_status if code is None else code
+        return status is not None and st.category(status) is not st.Category.FAILURE
+
+    def commit(self) -> Path:
+        """Rename the file into place and tell ``on_stored``; ``OSError`` if the disk fails."""
+        assert self.sink is not None
+        if self.sink.path is not None:
+            return self.sink.path
+        path = self.sink.commit()
+        if self.config.on_stored is not None:
+            self.config.on_stored(path)
+        return path
+
+    def _write_failed(self) -> int:
+        assert self.sink is not None and self.sink.write_error is not None
+        exc = self.sink.write_error
+        reason = exc.strerror or str(exc)
+        LOG.error(
+            "C-STORE %s: writing to disk failed, temporary file discarded: %s",
+            self.request.command.get("AffectedSOPInstanceUID"),
+            exc,
+        )
+        self.comment = f"cannot write the file: {reason}"
+        return self.fire("write_failed")
 
     def status_table(self) -> Mapping[int, object]:
         if service_of(self.request.command["AffectedSOPClassUID"]) == "non-patient-storage":
@@ -311,22 +465,21 @@ class StoreScp(SingleResponseScp):
         status = self.status_for(event)
         cmd = self.request.command
         sop_instance = cmd.get("AffectedSOPInstanceUID")
-        if self.sink is not None and st.category(status) is not st.Category.FAILURE:
-            path = self.sink.commit()
-            LOG.info("stored %s (0x%04X) -> %s", sop_instance, status, path)
-            if self.config.on_stored is not None:
-                self.config.on_stored(path)
+        if self.sink is not None and self.sink.path is not None:
+            LOG.info("stored %s (0x%04X) -> %s", sop_instance, status, self.sink.path)
         else:
             LOG.info("C-STORE %s answered 0x%04X", sop_instance, status)
         comment = self.error_comment(status)
+        sop_class = cmd.get("AffectedSOPClassUID")
         self.send(
             Message(
                 self.request.context_id,
                 store_rsp(
                     cmd.get("MessageID", 0),
                     status,
-                    sop_class_uid=cmd.get("AffectedSOPClassUID") or None,
-                    sop_instance_uid=sop_instance or None,
+                    # Optional in the response (U(=)): a value that is not a UID is not echoed.
+                    sop_class_uid=sop_class if uid_problem(sop_class) is None else None,
+                    sop_instance_uid=sop_instance if uid_problem(sop_instance) is None else None,
                     error_comment=comment,
                 ),
             )
