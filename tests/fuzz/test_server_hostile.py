@@ -337,16 +337,24 @@ def test_silent_and_trickling_connections_hold_no_association_slot() -> None:
 
 
 def test_silent_connections_are_closed_when_artim_expires() -> None:
-    """Sta2 + ARTIM (AE.artim_timeout): each silent socket sees the server close it."""
+    """Sta2 + ARTIM (AE.artim_timeout): each silent or trickling socket sees the server close it.
+
+    ARTIM runs from the connection, not from the last byte: an A-ASSOCIATE-RQ
+    trickled a byte at a time (it would take seconds) is cut off as well.
+    """
     threads, fds = _baseline()
     server = _dos_server(artim_timeout=0.5, network_timeout=60)
     silent = [socket.create_connection(server.address) for _ in range(4)]
+    slow = [socket.create_connection(server.address) for _ in range(2)]
+    tricklers = [Trickler(sock, RQ) for sock in slow]
     try:
-        assert [_pdus_until_closed(sock) for sock in silent] == [[]] * 4
+        assert [_pdus_until_closed(sock) for sock in silent + slow] == [[]] * 6
         result = _echoscu(server)
         assert result.returncode == 0, result.stdout + result.stderr
     finally:
-        for sock in silent:
+        for trickler in tricklers:
+            trickler.close()
+        for sock in silent + slow:
             sock.close()
         server.shutdown()
     assert _baseline() == (threads, fds)
