@@ -1,6 +1,6 @@
 # Set-up is two commands: `make run` and `make test`. Both install what they need
-# on a fresh Debian machine (as root): dcmtk and graphviz via apt-get, and the
-# Python environment in .venv.
+# on a fresh Debian machine (as root): dcmtk, Orthanc, GDCM's tools and graphviz
+# via apt-get, and the Python environment in .venv.
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -11,7 +11,8 @@ STORE  ?= dicom-store
 # More qrscp flags for `make run`, e.g. QRSCP_ARGS="--dest STORESCP=127.0.0.1:11113 --worklist wl"
 QRSCP_ARGS ?=
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := dcmtk graphviz
+
+APT_PACKAGES := dcmtk orthanc libgdcm-tools graphviz
 
 .PHONY: all system venv run test unit lint statecharts bench clean
 
@@ -20,6 +21,8 @@ all: test
 system:
 	@missing=""; \
 	command -v echoscu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
+	command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
+	command -v gdcmscu >/dev/null 2>&1 || missing="$$missing libgdcm-tools"; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv python3-pip"; \
 	if [ -n "$$missing" ]; then \

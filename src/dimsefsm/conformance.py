@@ -38,6 +38,7 @@ from dimsefsm.sop_class import (
     STORAGE_SOP_CLASSES,
     UNCOMPRESSED_TRANSFER_SYNTAXES,
     VERIFICATION,
+    lookup,
 )
 from dimsefsm.uid import MAX_UID_LENGTH
 
@@ -203,7 +204,7 @@ def _lines() -> Iterator[str]:
     yield "| SOP class | UID |"
     yield "|---|---|"
     for uid in STORAGE_SOP_CLASSES:
-        yield f"| {UID(uid).name} | {uid} |"
+        yield f"| {_sop_name(uid)} | {uid} |"
 
 
 def _chart_table(chart: Chart) -> Iterator[str]:
@@ -240,6 +241,12 @@ def _matching_rules() -> Iterator[str]:
             bullets[-1] += " " + stripped
     for bullet in bullets:
         yield f"- {bullet}"
+
+
+def _sop_name(uid: str) -> str:
+    """Our registry's name: it also knows classes newer than pydicom's dictionary."""
+    sop = lookup(uid)
+    return sop.name if sop else UID(uid).name
 
 
 def _storage_rules() -> Iterator[str]:

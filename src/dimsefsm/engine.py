@@ -28,7 +28,7 @@ from dimsefsm.assoc.negotiation import (
 )
 from dimsefsm.dimse.commands import decode_command, encode_command
 from dimsefsm.dimse.errors import DimseError
-from dimsefsm.dimse.fragment import encode_message
+from dimsefsm.dimse.fragment import encode_message_bytes
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH, DatasetSink, Reassembler
 from dimsefsm.pdu.codec import PduFramer
@@ -209,7 +209,7 @@ class AssociationEngine:
     def send_message(self, message: Message, dataset: bytes | memoryview | None = None) -> None:
         assert self.negotiated is not None
         payload = message.dataset if dataset is None else dataset
-        pdus = encode_message(
+        pdus = encode_message_bytes(
             message.context_id,
             encode_command(message.command),
             payload,
@@ -218,7 +218,7 @@ class AssociationEngine:
         if tracing(DEBUG):
             size = None if payload is None else len(payload)
             trace.message(self.label, "out", message.context_id, message.command, size)
-        self._handle(ev.PDataRequested(b"".join(pdus) if len(pdus) > 1 else pdus[0]))
+        self._handle(ev.PDataRequested(pdus))
 
     def send_encoded(self, data: bytes) -> None:
         """Send already-encoded P-DATA-TF PDUs (streamed data sets)."""

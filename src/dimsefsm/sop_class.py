@@ -6,6 +6,7 @@ use?" so that negotiation, dispatch and the conformance tables agree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -73,16 +74,59 @@ NON_PATIENT_STORAGE: frozenset[str] = frozenset(
 )
 
 
-def _register_storage_classes() -> tuple[str, ...]:
-    """Every Storage SOP class pydicom's UID registry knows, retired ones included."""
+# Storage SOP classes newer than the pydicom release we depend on (PS3.6 Table A-1,
+# 2024): added by hand until pydicom's UID dictionary lists them.
+_STORAGE_NEWER_THAN_PYDICOM: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.9.100.1": "Waveform Presentation State Storage",
+    "1.2.840.10008.5.1.4.1.1.9.100.2": "Waveform Acquisition Presentation State Storage",
+    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage",
+    "1.2.840.10008.5.1.4.1.1.66.8": "Height Map Segmentation Storage",
+}
+
+# A Storage SOP class is named "<object> Storage", optionally followed by the
+# image's intent (DX, MG, IO, breast projection, IVOCT, DICOS DX: "- For
+# Presentation" / "- For Processing") or, for retired trial classes, "- Trial";
+# the retired print-era classes add " SOP Class".
+_STORAGE_NAME = re.compile(
+    r"Storage(?: - (?:For Presentation|For Processing|Trial))?(?: SOP Class)?$"
+)
+
+# SOP classes whose name matches the pattern but that belong to other services:
+# Storage Commitment (PS3.4 Annex J) and the DICOMDIR's Media Storage Directory
+# (PS3.10; never exchanged through C-STORE, not in PS3.4 Annex B).
+_NOT_STORAGE: frozenset[str] = frozenset(
+    {
+        "1.2.840.10008.1.3.10",  # Media Storage Directory Storage
+        "1.2.840.10008.1.20.1",  # Storage Commitment Push Model SOP Class
+        "1.2.840.10008.1.20.2",  # Storage Commitment Pull Model SOP Class (retired)
+    }
+)
+
+
+def _storage_class_names() -> dict[str, str]:
+    """UID -> name of every Storage SOP class of PS3.4 Annex B / GG, retired ones included.
+
+    Taken from pydicom's UID dictionary (PS3.6 Table A-1, type "SOP Class"),
+    plus the classes newer than that dictionary.
+    """
     from pydicom._uid_dict import UID_dictionary
 
+    names = {
+        uid: name
+        for uid, (name, kind, *_rest) in UID_dictionary.items()
+        if kind == "SOP Class" and uid not in _NOT_STORAGE and _STORAGE_NAME.search(name)
+    }
+    for uid, name in _STORAGE_NEWER_THAN_PYDICOM.items():
+        names.setdefault(uid, name)
+    return names
+
+
+def _register_storage_classes() -> tuple[str, ...]:
     uids = []
-    for uid, (name, kind, *_rest) in UID_dictionary.items():
-        if kind == "SOP Class" and name.endswith("Storage"):
-            service = "non-patient-storage" if uid in NON_PATIENT_STORAGE else "storage"
-            register(uid, name, service)
-            uids.append(uid)
+    for uid, name in _storage_class_names().items():
+        service = "non-patient-storage" if uid in NON_PATIENT_STORAGE else "storage"
+        register(uid, name, service)
+        uids.append(uid)
     return tuple(uids)
 
 

@@ -10,6 +10,7 @@ import pytest
 from tests.interop.peers import (
     DcmtkServer,
     DimsefsmServer,
+    OrthancServer,
     PynetdicomEchoServer,
     ServerProcess,
     free_port,
@@ -72,6 +73,36 @@ def pynetdicom_echo_server(
 
     def start(ae_title: str = "ANY-SCP", port: int | None = None) -> PynetdicomEchoServer:
         server = PynetdicomEchoServer(free_port() if port is None else port, ae_title)
+        _servers.append(server)
+        server.start()
+        return server
+
+    return start
+
+
+@pytest.fixture
+def orthanc_server(_servers: list[ServerProcess], tmp_path: Path) -> Callable[..., OrthancServer]:
+    """``orthanc_server(modalities={"QR": ("QRSCP", "127.0.0.1", port)})``: Orthanc, ready.
+
+    Each call gets its own config, storage and index under the test's tmp_path;
+    ``dicom_port`` / ``http_port`` may be chosen ahead (e.g. for a C-MOVE
+    destination given to our server first).
+    """
+
+    def start(
+        modalities: dict[str, tuple[str, str, int]] | None = None,
+        *,
+        aet: str = "ORTHANC",
+        dicom_port: int | None = None,
+        http_port: int | None = None,
+    ) -> OrthancServer:
+        server = OrthancServer(
+            tmp_path / f"orthanc-{len(_servers)}",
+            aet=aet,
+            dicom_port=dicom_port,
+            http_port=http_port,
+            modalities=modalities,
+        )
         _servers.append(server)
         server.start()
         return server

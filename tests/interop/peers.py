@@ -9,8 +9,10 @@ the kernel or the program itself reports:
 * dcmtk 3.6.7 prints nothing between loading its dictionaries and ``listen()``
   (checked with ``storescp -d`` / ``dcmqrscp -d`` and strace), so we watch the
   kernel's socket table until a LISTEN socket on the port belongs to the
-  process.  A TCP probe connection is avoided on purpose: it would be logged as a
-  failed association, and dcmqrscp would fork a child for it.
+  process.  Orthanc is watched the same way, on both its DICOM and HTTP ports
+  (it logs the DICOM port before the HTTP server is up).  A TCP probe
+  connection is avoided on purpose: it would be logged as a failed
+  association, and dcmqrscp would fork a child for it.
 
 Servers run in their own process group so that dcmqrscp's forked children die
 with it: no process outlives a test.
@@ -19,6 +21,7 @@ with it: no process outlives a test.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -27,6 +30,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -86,6 +91,9 @@ class ServerProcess:
     and at least every few milliseconds until it holds or the program exits.
     """
 
+    stop_signal: signal.Signals = signal.SIGTERM
+    """How :meth:`stop` asks the server to end (SIGKILL follows after a grace time)."""
+
     def __init__(
         self,
         args: Sequence[str],
@@ -137,7 +145,7 @@ class ServerProcess:
         if proc is None:
             return None
         if proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
+            self._signal_group(self.stop_signal)
             try:
                 proc.wait(timeout=_STOP_GRACE)
             except subprocess.TimeoutExpired:
@@ -241,8 +249,7 @@ class DcmtkServer(ServerProcess):
         super().__init__([*args, str(port)], port, ready_timeout=ready_timeout, cwd=cwd)
 
     def _is_ready(self) -> bool:
-        inodes = listening_socket_inodes(self.port)
-        return bool(inodes) and bool(inodes & socket_inodes_of(self.pid))
+        return listens_on(self.pid, self.port)
 
 
 class LineReadyServer(ServerProcess):
@@ -340,6 +347,111 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         pause.wait(_POLL_INTERVAL)
+
+
+ORTHANC = "/usr/sbin/Orthanc"
+
+
+class OrthancServer(ServerProcess):
+    """Orthanc (Debian ``orthanc``) with its own config, storage and index under ``workdir``.
+
+    It listens on ``dicom_port`` (AE title ``aet``) and on ``http_port`` for
+    its REST API, without authentication, and knows the peers of
+    ``modalities`` (name -> (AE title, host, port)): only they may use its
+    DICOM services, each from its host, and they are the C-MOVE destinations
+    and the targets of its own SCU requests.  Orthanc 1.10 has no
+    listen-address option; remote HTTP access is refused.
+    Ready when the kernel lists both ports as listening sockets of the process.
+
+    Stopped with SIGKILL: its graceful shutdown spends 3.5 s in fixed polling
+    intervals (Lua engine, WebDAV thread, DICOM server), and its storage and
+    index are throwaway directories of the test.
+    """
+
+    stop_signal = signal.SIGKILL
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        *,
+        aet: str = "ORTHANC",
+        dicom_port: int | None = None,
+        http_port: int | None = None,
+        modalities: Mapping[str, tuple[str, str, int]] | None = None,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.aet = aet
+        self.dicom_port = free_port() if dicom_port is None else dicom_port
+        self.http_port = free_port() if http_port is None else http_port
+        self.modalities = dict(modalities or {})
+        config = self._write_config()
+        super().__init__([ORTHANC, str(config)], self.dicom_port, ready_timeout=ready_timeout)
+
+    def _write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "Name": f"dimsefsm-test-{self.dicom_port}",
+            "StorageDirectory": str(self.workdir / "storage"),
+            "IndexDirectory": str(self.workdir / "index"),
+            "StorageCompression": False,
+            "Plugins": [],
+            "HttpServerEnabled": True,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomServerEnabled": True,
+            "DicomAet": self.aet,
+            "DicomPort": self.dicom_port,
+            "DicomCheckCalledAet": True,
+            "DicomCheckModalityHost": True,
+            "DicomAlwaysAllowEcho": False,
+            "DicomAlwaysAllowStore": False,
+            # Without this, Orthanc keeps its SCU associations open for 5 s.
+            "DicomAssociationCloseDelay": 0,
+            "DicomScuTimeout": 20,
+            "SaveJobs": False,
+            "DicomModalities": {
+                name: {"AET": aet, "Host": host, "Port": port, "AllowGet": True}
+                for name, (aet, host, port) in self.modalities.items()
+            },
+        }
+        path = self.workdir / "orthanc.json"
+        path.write_text(json.dumps(config, indent=1))
+        return path
+
+    def _is_ready(self) -> bool:
+        return listens_on(self.pid, self.dicom_port) and listens_on(self.pid, self.http_port)
+
+    # -- REST API ---------------------------------------------------------------------
+    def rest(self, method: str, path: str, body: object = None, timeout: float = 60) -> object:
+        """One REST call; JSON in (bytes as they are), JSON out. HTTP errors raise."""
+        if isinstance(body, bytes):
+            data: bytes | None = body
+        else:
+            data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://{LOCALHOST}:{self.http_port}{path}", data=data, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                text = response.read()
+        except urllib.error.HTTPError as exc:  # Orthanc explains itself in the body
+            detail = exc.read().decode(errors="replace")
+            raise AssertionError(f"Orthanc {method} {path}: HTTP {exc.code}\n{detail}") from exc
+        return json.loads(text) if text else None
+
+    def get(self, path: str) -> object:
+        return self.rest("GET", path)
+
+    def post(self, path: str, body: object = None) -> object:
+        return self.rest("POST", path, {} if body is None else body)
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether the process holds a socket listening on ``port``."""
+    inodes = listening_socket_inodes(port)
+    return bool(inodes) and bool(inodes & socket_inodes_of(pid))
 
 
 def listening_socket_inodes(port: int) -> set[int]:

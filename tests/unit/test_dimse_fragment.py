@@ -14,6 +14,7 @@ from dimsefsm.dimse.errors import FragmentEncodeError
 from dimsefsm.dimse.fragment import (
     MIN_MAX_PDU,
     encode_message,
+    encode_message_bytes,
     iter_dataset_pdus,
 )
 from dimsefsm.dimse.reassemble import Reassembler
@@ -45,13 +46,18 @@ def parse_pdu(pdu: bytes) -> list[PDV]:
 def check_pdus(
     pdus: list[bytes], max_pdu: int, command: bytes, dataset: bytes | None, context_id: int = 1
 ) -> list[list[PDV]]:
-    """Every rule of Annex E on a message's PDUs, then reassembly equals the input."""
+    """Every rule of Annex E on a message's PDUs, then reassembly equals the input.
+
+    Also our own rule (what dcmtk, pynetdicom and Orthanc do, and gdcmscu needs):
+    no PDU holds both command and data-set fragments.
+    """
     parsed = [parse_pdu(pdu) for pdu in pdus]
     flat = [pdv for pdvs in parsed for pdv in pdvs]
     for pdu, pdvs in zip(pdus, parsed, strict=True):
         assert pdvs, "a P-DATA-TF carries at least one PDV"
         if max_pdu:
             assert len(pdu) - 6 <= max_pdu
+        assert len({pdv.is_command for pdv in pdvs}) == 1, "command and data set share a PDU"
     kinds = [pdv.is_command for pdv in flat]
     n_command = kinds.count(True)
     assert kinds == [True] * n_command + [False] * (len(flat) - n_command), "command first"
@@ -106,41 +112,52 @@ def test_echo_is_one_pdu_with_exact_bytes() -> None:
     assert pdu[12:] == ECHO
 
 
-def test_small_data_set_shares_the_command_pdu() -> None:
+def test_small_data_set_gets_its_own_pdu_after_the_command() -> None:
     dataset = b"\x08\x00\x18\x00" * 25
-    (pdu,) = encode_message(1, COMMAND, dataset, 16384)
-    pdvs = parse_pdu(pdu)
-    assert [(p.is_command, p.is_last, len(p.data)) for p in pdvs] == [
-        (True, True, len(COMMAND)),
-        (False, True, 100),
+    pdus = encode_message(1, COMMAND, dataset, 16384)
+    assert [[(p.is_command, p.is_last, len(p.data)) for p in parse_pdu(pdu)] for pdu in pdus] == [
+        [(True, True, len(COMMAND))],
+        [(False, True, 100)],
     ]
 
 
-def test_large_data_set_fills_the_command_pdu_then_whole_pdus() -> None:
+def test_large_data_set_starts_a_pdu_then_fills_whole_pdus() -> None:
     max_pdu = 16384
     dataset = bytes(3 * max_pdu)
     pdus = encode_message(1, COMMAND, dataset, max_pdu)
     parsed = check_pdus(pdus, max_pdu, COMMAND, dataset)
-    assert [len(pdvs) for pdvs in parsed] == [2, 1, 1, 1]
-    assert all(len(pdu) - 6 == max_pdu for pdu in pdus[:-1])
+    assert [len(pdvs) for pdvs in parsed] == [1, 1, 1, 1, 1]
+    assert all(len(pdu) - 6 == max_pdu for pdu in pdus[1:-1])
 
 
-def test_no_tiny_fragment_is_started_behind_the_command() -> None:
-    max_pdu = len(COMMAND) + 6 + 6 + 100  # only 100 bytes of room after the command PDV
-    dataset = bytes(1000)
+def test_long_command_fills_its_pdus_and_the_data_set_still_starts_a_new_one() -> None:
+    max_pdu = 64  # the C-STORE-RQ command spans several PDUs
+    dataset = bytes(40)
     parsed = check_pdus(encode_message(1, COMMAND, dataset, max_pdu), max_pdu, COMMAND, dataset)
-    assert [(p.is_command, len(p.data)) for p in parsed[0]] == [(True, len(COMMAND))]
+    assert len(parsed) > 2
+    assert [(p.is_command, p.is_last, len(p.data)) for p in parsed[-1]] == [(False, True, 40)]
 
 
-def test_unlimited_packs_command_and_data_set_in_one_pdu() -> None:
+def test_unlimited_sends_command_then_data_set_in_two_pdus() -> None:
     dataset = bytes(1_000_000)
-    (pdu,) = encode_message(1, COMMAND, dataset, 0)
-    assert [len(p.data) for p in parse_pdu(pdu)] == [len(COMMAND), len(dataset)]
+    pdus = encode_message(1, COMMAND, dataset, 0)
+    assert [[len(p.data) for p in parse_pdu(pdu)] for pdu in pdus] == [
+        [len(COMMAND)],
+        [len(dataset)],
+    ]
 
 
-def test_empty_data_set_is_one_empty_last_fragment() -> None:
-    (pdu,) = encode_message(1, COMMAND, b"", 16384)
-    assert [(p.is_command, p.is_last, p.data) for p in parse_pdu(pdu)][1] == (False, True, b"")
+def test_empty_data_set_is_one_empty_last_fragment_in_its_own_pdu() -> None:
+    _, pdu = encode_message(1, COMMAND, b"", 16384)
+    assert [(p.is_command, p.is_last, p.data) for p in parse_pdu(pdu)] == [(False, True, b"")]
+
+
+@pytest.mark.parametrize("max_pdu", MAX_PDUS)
+@pytest.mark.parametrize("size", [None, 0, 100, 100_000])
+def test_message_bytes_are_the_pdus_back_to_back(max_pdu: int, size: int | None) -> None:
+    dataset = None if size is None else bytes(i % 251 for i in range(size))
+    joined = encode_message_bytes(1, COMMAND, dataset, max_pdu)
+    assert joined == b"".join(encode_message(1, COMMAND, dataset, max_pdu))
 
 
 def test_memoryview_data_set_is_accepted() -> None:

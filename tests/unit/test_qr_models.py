@@ -213,6 +213,41 @@ def test_several_non_unique_keys_above_the_level_are_all_reported() -> None:
     assert problem.comment == "Non-unique keys above SERIES level: (0008,0020), (0010,0010)"
 
 
+@pytest.mark.parametrize("level", ["SERIES", "IMAGE"])
+@pytest.mark.parametrize("model", ["study-root", "patient-root"])
+def test_zero_length_keys_above_the_level_are_return_keys(model: str, level: str) -> None:
+    """Orthanc's SERIES/IMAGE queries: empty PatientID and AccessionNumber ask for values."""
+    identifier = ident(
+        QueryRetrieveLevel=level,
+        PatientID="",
+        AccessionNumber="",
+        PatientName=None,
+        StudyInstanceUID="1.2",
+        SeriesInstanceUID="1.2.3" if level == "IMAGE" else "",
+        OtherPatientIDsSequence=[],
+    )
+    assert check_identifier(model, identifier, "find") is None
+
+
+def test_a_valued_key_beside_zero_length_ones_above_the_level_is_still_a900() -> None:
+    identifier = ident(
+        QueryRetrieveLevel="SERIES", PatientID="", AccessionNumber="A1", StudyInstanceUID="1.2"
+    )
+    problem = check_identifier("study-root", identifier, "find")
+    assert problem == IdentifierProblem(
+        A900, "Non-unique key above SERIES level: (0008,0050)", (0x00080050,)
+    )
+
+
+def test_a_sequence_key_above_the_level_with_a_value_is_a900() -> None:
+    item = ident(PatientID="other")
+    identifier = ident(
+        QueryRetrieveLevel="SERIES", OtherPatientIDsSequence=[item], StudyInstanceUID="1.2"
+    )
+    problem = check_identifier("study-root", identifier, "find")
+    assert problem is not None and problem.offending == (0x00101002,)
+
+
 def test_study_root_patient_keys_are_above_a_series_query() -> None:
     identifier = ident(QueryRetrieveLevel="SERIES", PatientID="1", StudyInstanceUID="1.2")
     problem = check_identifier("study-root", identifier, "find")
@@ -224,11 +259,11 @@ def test_long_offending_lists_keep_the_comment_within_lo() -> None:
     identifier = ident(
         QueryRetrieveLevel="IMAGE",
         PatientName="A",
-        PatientBirthDate="",
-        PatientSex="",
-        StudyDate="",
-        StudyTime="",
-        Modality="",
+        PatientBirthDate="19700101",
+        PatientSex="F",
+        StudyDate="20200101",
+        StudyTime="1015",
+        Modality="CT",
     )
     problem = check_identifier("patient-root", identifier, "find")
     assert problem is not None

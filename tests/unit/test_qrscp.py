@@ -120,6 +120,30 @@ def test_cancel_over_sockets_stops_an_endless_handler() -> None:
     assert len(closed) == 1
 
 
+def test_zero_length_keys_above_the_level_return_the_patient_and_study_values(
+    running: tuple[QueryRetrieveSCP, AssociationServer], tmp_path: Path
+) -> None:
+    """What Orthanc sends to browse series and instances: empty PatientID, AccessionNumber."""
+    _, server = running
+    study = make_study(2, n_series=1)
+    files = write_study(tmp_path / "in", study)
+    with scu().associate(*server.address, ae_title="QRSCP") as assoc:
+        assert [assoc.send_c_store(f).Status for f in files] == [0] * 2
+        for level, model in (("SERIES", STUDY_ROOT_FIND), ("IMAGE", PATIENT_ROOT_FIND)):
+            query = study_query(level, PatientID="", AccessionNumber="", SOPInstanceUID="")
+            query.StudyInstanceUID = study[0].StudyInstanceUID
+            query.SeriesInstanceUID = study[0].SeriesInstanceUID if level == "IMAGE" else ""
+            if model == PATIENT_ROOT_FIND:
+                query.PatientID = study[0].PatientID
+            responses = list(assoc.send_c_find(query, model))
+            assert responses[-1][0].Status == 0x0000
+            matches = [ds for _, ds in responses[:-1]]
+            assert matches and all(ds is not None for ds in matches)
+            assert {(ds.PatientID, ds.AccessionNumber) for ds in matches if ds} == {
+                (study[0].PatientID, study[0].AccessionNumber)
+            }
+
+
 def test_two_associations_storing_one_uid_into_two_studies_at_once(
     running: tuple[QueryRetrieveSCP, AssociationServer], tmp_path: Path
 ) -> None:

@@ -3,11 +3,18 @@
 Rules kept here: every PDU's length field stays within the peer's maximum
 (0 = unlimited), every fragment is even, the command is complete before the
 first data-set fragment, and the last fragment of each carries the last bit.
-PDUs are filled greedily: the command PDV and the start of the data set share
-one PDU when they fit, which saves a PDU (and a send call) per small message.
 
-Headers are packed with ``struct`` and fragments are ``memoryview`` slices, so
-the data set is copied exactly once, into the PDU bytes.
+The command's last fragment and the data set's first fragment never share a
+PDU.  PS3.8 9.3.5 would allow it, but dcmtk, pynetdicom and Orthanc never do
+it, and GDCM's ``gdcmscu`` relies on that: given both in one PDU it loses the
+data set (C-FIND responses vanish, C-MOVE sub-operations store nothing).
+Within the data set, PDUs are filled greedily.
+
+Headers are packed with ``struct`` and fragments are ``memoryview`` slices
+until a PDU's bytes are joined.  :func:`encode_message_bytes` joins every PDU
+of a message into one buffer, so the data set is copied once and the separate
+command PDU costs no extra send call; :func:`iter_dataset_pdus` joins one PDU
+at a time, for data sets streamed from disk.
 """
 
 from __future__ import annotations
@@ -38,9 +45,14 @@ _P_DATA_TF: Final = 0x04
 
 
 class _PduPacker:
-    """Collects PDVs of one message into the P-DATA-TF PDU being built."""
+    """Collects PDVs into P-DATA-TF PDUs, as parts to be joined once.
 
-    __slots__ = ("_context_id", "_limit", "_parts", "size", "unlimited")
+    PDUs are closed with :meth:`end_pdu` (which writes the header's length)
+    and taken out as one buffer with :meth:`take`: one PDU at a time when
+    streaming, the whole message at once otherwise.
+    """
+
+    __slots__ = ("_context_id", "_header_at", "_limit", "_parts", "size", "unlimited")
 
     def __init__(self, context_id: int, peer_max_pdu: int) -> None:
         if not 1 <= context_id <= 255 or not context_id & 1:
@@ -50,7 +62,8 @@ class _PduPacker:
         self._context_id = context_id
         self.unlimited = peer_max_pdu == 0 or peer_max_pdu > _UNLIMITED
         self._limit = _UNLIMITED if self.unlimited else peer_max_pdu
-        self._parts: list[Buffer] = [b""]
+        self._parts: list[Buffer] = [b""]  # [0]: the open PDU's header, set by end_pdu
+        self._header_at = 0
         self.size = 0
 
     def room(self) -> int:
@@ -62,12 +75,18 @@ class _PduPacker:
         self._parts += pieces
         self.size += length + PDV_OVERHEAD
 
-    def flush(self) -> bytes:
-        parts = self._parts
-        parts[0] = _PDU_HEADER.pack(_P_DATA_TF, 0, self.size)
-        self._parts = [b""]
+    def end_pdu(self) -> None:
+        """Close the open PDU; the next PDV starts a new one."""
+        self._parts[self._header_at] = _PDU_HEADER.pack(_P_DATA_TF, 0, self.size)
+        self._header_at = len(self._parts)
+        self._parts.append(b"")
         self.size = 0
-        return b"".join(parts)
+
+    def take(self) -> bytes:
+        """Every closed PDU as one buffer; the open PDU stays."""
+        closed, self._parts = self._parts[: self._header_at], self._parts[self._header_at :]
+        self._header_at = 0
+        return b"".join(closed)
 
 
 class _Pending:
@@ -103,11 +122,11 @@ class _Pending:
         return pieces
 
 
-def _drain_all(packer: _PduPacker, pending: _Pending, kind: int) -> Iterator[bytes]:
-    """Send every pending byte, the final fragment with the last bit.
+def _drain_all(packer: _PduPacker, pending: _Pending, kind: int) -> Iterator[None]:
+    """Place every pending byte, the final fragment with the last bit.
 
-    Yields the PDUs that fill up; the PDU holding the last fragment stays open
-    in the packer so the next payload (the data set) can join it.
+    Yields after each PDU it closes; the PDU holding the last fragment stays
+    open, for the caller to close.
     """
     while True:
         size = pending.size
@@ -116,34 +135,69 @@ def _drain_all(packer: _PduPacker, pending: _Pending, kind: int) -> Iterator[byt
             packer.add(pending.take(size), size, kind | LAST_BIT)
             return
         if packer.size and room < _MIN_SPLIT:
-            yield packer.flush()
+            packer.end_pdu()
+            yield
             continue
         packer.add(pending.take(room), room, kind)
-        yield packer.flush()
+        packer.end_pdu()
+        yield
 
 
-def _drain_full(packer: _PduPacker, pending: _Pending, kind: int) -> Iterator[bytes]:
-    """Send only what is surely not the last fragment, in whole PDUs; keep the rest."""
+def _drain_full(packer: _PduPacker, pending: _Pending, kind: int) -> Iterator[None]:
+    """Place only what is surely not the last fragment, in whole PDUs; keep the rest."""
     if packer.unlimited:
         count = pending.size & ~1
         if count:
             packer.add(pending.take(count), count, kind)
-            yield packer.flush()
+            packer.end_pdu()
+            yield
         return
     while True:
         room = packer.room()
         if pending.size <= room:
             return
         if packer.size and room < _MIN_SPLIT:
-            yield packer.flush()
+            packer.end_pdu()
+            yield
             continue
         packer.add(pending.take(room), room, kind)
-        yield packer.flush()
+        packer.end_pdu()
+        yield
+
+
+def _place_command(packer: _PduPacker, command: bytes) -> Iterator[None]:
+    """The command's PDVs, closed in PDUs of their own (see the module docstring)."""
+    pending = _Pending()
+    pending.push(command)
+    yield from _drain_all(packer, pending, COMMAND_BIT)
+    packer.end_pdu()
+    yield
+
+
+def _place_message(packer: _PduPacker, command: bytes, dataset: Buffer | None) -> Iterator[None]:
+    """Every PDU of a message; yields after each one is closed."""
+    yield from _place_command(packer, command)
+    if dataset is not None:
+        pending = _Pending()
+        pending.push(dataset)
+        yield from _drain_all(packer, pending, 0)
+        packer.end_pdu()
+        yield
 
 
 def _check_even(what: str, length: int) -> None:
     if length & 1:
         raise FragmentEncodeError(f"{what} has odd length {length}; fragments must be even")
+
+
+def _message_packer(
+    context_id: int, command: bytes, dataset: Buffer | None, peer_max_pdu: int
+) -> _PduPacker:
+    packer = _PduPacker(context_id, peer_max_pdu)
+    _check_even("command set", len(command))
+    if dataset is not None:
+        _check_even("data set", len(dataset))
+    return packer
 
 
 def encode_message(
@@ -153,17 +207,24 @@ def encode_message(
     peer_max_pdu: int,
 ) -> list[bytes]:
     """The P-DATA-TF PDUs (header included) carrying one encoded command and data set."""
-    packer = _PduPacker(context_id, peer_max_pdu)
-    _check_even("command set", len(command))
-    pending = _Pending()
-    pending.push(command)
-    pdus = list(_drain_all(packer, pending, COMMAND_BIT))
-    if dataset is not None:
-        _check_even("data set", len(dataset))
-        pending.push(dataset)
-        pdus += _drain_all(packer, pending, 0)
-    pdus.append(packer.flush())
-    return pdus
+    packer = _message_packer(context_id, command, dataset, peer_max_pdu)
+    return [packer.take() for _ in _place_message(packer, command, dataset)]
+
+
+def encode_message_bytes(
+    context_id: int,
+    command: bytes,
+    dataset: Buffer | None,
+    peer_max_pdu: int,
+) -> bytes:
+    """The same PDUs as :func:`encode_message`, back to back in one buffer (one send).
+
+    The data set is copied once, straight into that buffer.
+    """
+    packer = _message_packer(context_id, command, dataset, peer_max_pdu)
+    for _ in _place_message(packer, command, dataset):
+        pass
+    return packer.take()
 
 
 def _with_final_flag(chunks: Iterable[Buffer]) -> Iterator[tuple[Buffer, bool]]:
@@ -202,18 +263,21 @@ def iter_dataset_pdus(
 def _iter_dataset_pdus(
     packer: _PduPacker, chunks: Iterable[Buffer], command: bytes | None
 ) -> Iterator[bytes]:
-    pending = _Pending()
     if command is not None:
-        pending.push(command)
-        yield from _drain_all(packer, pending, COMMAND_BIT)
+        for _ in _place_command(packer, command):
+            yield packer.take()
+    pending = _Pending()
     for chunk, final in _with_final_flag(chunks):
         pending.push(chunk)
         if final:
             _check_even("data set", pending.size)
-            yield from _drain_all(packer, pending, 0)
+            for _ in _drain_all(packer, pending, 0):
+                yield packer.take()
         else:
-            yield from _drain_full(packer, pending, 0)
-    yield packer.flush()
+            for _ in _drain_full(packer, pending, 0):
+                yield packer.take()
+    packer.end_pdu()
+    yield packer.take()
 
 
 __all__ = [
@@ -222,5 +286,6 @@ __all__ = [
     "MIN_MAX_PDU",
     "PDV_OVERHEAD",
     "encode_message",
+    "encode_message_bytes",
     "iter_dataset_pdus",
 ]

@@ -13,8 +13,12 @@ carry keys below its level and need not give (single-valued) unique keys
 above it, and C-GET/C-MOVE identifiers may carry keys besides the unique
 ones (they are ignored), as DCMTK's SCP allows unless told to check;
 ``strict=True`` enforces the baseline rules exactly.
-Non-unique keys above the query level are always refused without relational
-queries, because hierarchical search has no meaning for them.
+Non-unique keys above the query level are refused without relational queries
+when they carry a value, because hierarchical search cannot match on them.  A
+zero-length one only asks for the value to be returned (Orthanc adds an empty
+PatientID and AccessionNumber to every SERIES and IMAGE query): it is a return
+key, not a matching key, and is answered with the value of the instance's
+patient or study (PS3.4 C.4.1.1.3.2), as dcmqrscp does.
 """
 
 from __future__ import annotations
@@ -293,6 +297,14 @@ def _texts(elem: DataElement | None) -> list[str]:
     return [text.strip(" \0") for text in texts if text.strip(" \0")]
 
 
+def _is_zero_length(elem: DataElement) -> bool:
+    """Universal matching (PS3.4 C.2.2.2.3, C.2.2.2.6): no value, or no items / one empty item."""
+    if elem.VR == "SQ":
+        items = list(elem.value or ())
+        return not items or (len(items) == 1 and all(_is_zero_length(e) for e in items[0]))
+    return elem.VM == 0
+
+
 def _is_key(tag: int) -> bool:
     """Whether the tag is a key whose level matters (not control, meta, private or length)."""
     group, element = tag >> 16, tag & 0xFFFF
@@ -354,7 +366,8 @@ def _check_find(
         if index is None:
             continue
         if index < query_index and tag != model.levels[index].unique:
-            above.append(tag)
+            if not _is_zero_length(elem):  # a zero-length one is a return key only
+                above.append(tag)
         elif index > query_index:
             below.append(tag)
     if above and not relational:
