@@ -6,7 +6,7 @@ add new ones to this tuple.
 
 from __future__ import annotations
 
-from benchmarks import echo, find, get, move, storage
+from benchmarks import echo, find, get, move, storage, wildcard
 from benchmarks.core import Workload
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -15,6 +15,7 @@ WORKLOADS: tuple[Workload, ...] = (
     find.WORKLOAD,
     get.WORKLOAD,
     move.WORKLOAD,
+    wildcard.WORKLOAD,
 )
 
 

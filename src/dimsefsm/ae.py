@@ -45,7 +45,13 @@ class AE:
         # (dcmtk's and pynetdicom's default) or "A-RELEASE" (then abort if unanswered).
         self.network_timeout_response: str = "A-ABORT"
         self.connection_timeout: float | None = 30.0
+        # ARTIM (PS3.8): how long a new connection may take to complete its
+        # A-ASSOCIATE-RQ before it is closed, and how long a closing one waits for
+        # the peer's close.
         self.artim_timeout: float = 30.0
+        # Once established, a PDU must be complete this long after its first byte
+        # (else A-ABORT): the network timeout alone restarts with every byte.
+        self.pdu_timeout: float | None = 60.0
         self.maximum_pdu_size: int = DEFAULT_MAX_PDU
         self.maximum_identifier_size: int = MAX_IDENTIFIER_LENGTH
         """Bytes a C-FIND/C-GET/C-MOVE identifier may have, as received and once inflated.
@@ -55,7 +61,12 @@ class AE:
         not identifiers and are not bounded here.  1 MiB lets a C-MOVE list about
         16,000 SOP Instance UIDs; real queries are a few hundred bytes.
         """
+        # Slots, held by established associations only (beyond: A-ASSOCIATE-RJ).
         self.maximum_associations: int = 10
+        # Connections still without an association (awaiting their A-ASSOCIATE-RQ or
+        # TLS handshake, or closing); beyond it a new one closes the oldest.
+        # None: four per association slot.
+        self.maximum_pending_connections: int | None = None
         self.require_called_aet: bool = False
         self.require_calling_aet: list[str] = []
         self.prefer_requestor_order = False
@@ -159,6 +170,13 @@ class AE:
             prefer_requestor_order=self.prefer_requestor_order,
         )
 
+    @property
+    def pending_connection_limit(self) -> int:
+        """``maximum_pending_connections``, or four per association slot when unset."""
+        if self.maximum_pending_connections is not None:
+            return self.maximum_pending_connections
+        return 4 * max(1, self.maximum_associations)
+
     def start_server(
         self,
         address: tuple[str, int],
@@ -199,6 +217,8 @@ class AE:
             network_timeout=self.network_timeout,
             network_timeout_response=self.network_timeout_response,
             acse_timeout=self.acse_timeout,
+            pdu_timeout=self.pdu_timeout,
+            max_pending=self.pending_connection_limit,
             ssl_context=ssl_context,
         )
         self._servers.append(server)

@@ -103,20 +103,35 @@ def _lines() -> Iterator[str]:
         ("Implementation Version Name", IMPLEMENTATION_VERSION_NAME),
         ("Maximum PDU length received", f"{DEFAULT_MAX_PDU} (`AE.maximum_pdu_size`)"),
         ("Maximum PDU length sent", "the peer's maximum (unlimited when it gives 0)"),
-        ("ARTIM timeout", f"{ae.artim_timeout:g} s (`AE.artim_timeout`)"),
+        (
+            "ARTIM timeout",
+            f"{ae.artim_timeout:g} s (`AE.artim_timeout`; a server's `-to`): a new connection "
+            "without a complete A-ASSOCIATE-RQ by then is closed",
+        ),
         ("ACSE timeout", f"{ae.acse_timeout:g} s (`AE.acse_timeout`, `-ta`)"),
         ("DIMSE timeout", f"{ae.dimse_timeout:g} s (`AE.dimse_timeout`, `-td`)"),
         (
             "Network (idle) timeout",
             f"{ae.network_timeout:g} s (`AE.network_timeout`), then "
             f"{ae.network_timeout_response} (`AE.network_timeout_response`: A-ABORT or "
-            "A-RELEASE, the latter aborting if not answered within the ACSE timeout)",
+            "A-RELEASE, the latter aborting if not answered within the ACSE timeout; `-tn`)",
+        ),
+        (
+            "PDU timeout",
+            f"{ae.pdu_timeout:g} s (`AE.pdu_timeout`, `--pdu-timeout`) from a PDU's first byte "
+            "to its last, else A-ABORT (service provider, reason not specified)",
         ),
         ("Connection timeout", f"{ae.connection_timeout:g} s (`AE.connection_timeout`, `-to`)"),
         (
             "Simultaneous associations as acceptor",
             f"{ae.maximum_associations} (`AE.maximum_associations`); beyond: A-ASSOCIATE-RJ "
-            "transient, service provider (presentation), local limit exceeded (2/3/2)",
+            "transient, service provider (presentation), local limit exceeded (2/3/2); "
+            "only established associations hold one",
+        ),
+        (
+            "Connections without an association as acceptor",
+            f"{ae.pending_connection_limit} (`AE.maximum_pending_connections`, "
+            "`--max-pending`; default four per association slot); beyond: the oldest is closed",
         ),
         ("Simultaneous associations as requestor", "no limit (one per `AE.associate` call)"),
         (

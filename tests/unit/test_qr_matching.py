@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import struct
 import time
 from io import BytesIO
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
@@ -21,6 +22,7 @@ from dimsefsm.qr.matching import (
     compile_query,
     is_universal,
     matches,
+    wildcard_matcher,
 )
 
 pytestmark = [
@@ -209,6 +211,36 @@ def test_multi_valued_person_names_match_on_any_value() -> None:
 )
 def test_wild_card_matching(query: str, candidate: str, expected: bool) -> None:
     assert match({"PatientID": query}, {"PatientID": candidate}) is expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.text(alphabet="ab*?", max_size=9),
+    st.text(alphabet="ab", max_size=12),
+)
+def test_wild_cards_agree_with_fnmatch(pattern: str, text: str) -> None:
+    """Segment matching accepts exactly what a glob of ``*`` and ``?`` accepts (no ``[``)."""
+    assert wildcard_matcher(pattern)(text) is fnmatch.fnmatchcase(text, pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("*A*A*A*B", "A" * 1000, False),
+        ("*A*A*A*B", "A" * 999 + "B", True),
+        ("*A*A*A*B", "B" + "A" * 999, False),
+        ("*?" * 14 + "Z", "X" * 30, False),
+        ("*?" * 14, "X" * 30, True),
+        ("*?" * 14, "X" * 13, False),
+        ("*" + "A?" * 40 + "B*", "A" * 5000, False),
+        ("*" + "A?" * 40 + "B*", "A" * 5000 + "B", True),
+        ("**?*?*", "ab", True),
+    ],
+)
+def test_pathological_wild_cards_are_answered(pattern: str, text: str, expected: bool) -> None:
+    """Patterns that made a backtracking regex run for minutes (issue 11, item 10)."""
+    assert wildcard_matcher(pattern)(text) is expected
+    assert match({"PatientID": pattern}, {"PatientID": text}) is expected
 
 
 def test_wild_cards_apply_to_every_wild_card_vr() -> None:

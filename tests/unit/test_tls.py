@@ -284,7 +284,8 @@ def test_silent_client_blocks_neither_other_clients_nor_shutdown(pki: Pki) -> No
         try:
             assert echo_once(pki, scp.port) == 0
             assert echo_once(pki, scp.port) == 0
-            assert scp.server.active_associations >= 1  # the silent one, still waiting
+            assert scp.server.pending_connections >= 1  # the silent one, still waiting
+            assert scp.server.active_associations == 0  # it holds no association slot
         finally:
             started = time.monotonic()
             scp.server.shutdown()

@@ -16,6 +16,7 @@ from dimsefsm.cli.common import (
     add_server_args,
     add_timeouts,
     apply_network_args,
+    favour_latency,
     setup_logging,
     stop_on_sigterm,
 )
@@ -89,6 +90,7 @@ def serve(
 ) -> None:
     """Run a server in the foreground until Ctrl-C or SIGTERM, then shut down cleanly."""
     stop_on_sigterm()
+    favour_latency()
     server = ae.start_server(address, block=False, evt_handlers=handlers, ssl_context=ssl_context)
     host, port = server.address
     secure = " (TLS)" if ssl_context is not None else ""

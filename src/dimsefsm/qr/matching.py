@@ -3,7 +3,7 @@
 An SCP matches one identifier against thousands of candidates, so the query
 is turned into a list of small closures up front: each closure fetches one
 attribute from a candidate and applies a predicate prepared for exactly that
-key (set membership for UID lists, a compiled regex or ``startswith`` for
+key (set membership for UID lists, a segment matcher or ``startswith`` for
 wild cards, pre-normalised bounds for ranges).  Universal keys produce no
 closure at all, so ``PatientName=""`` costs nothing per candidate.
 
@@ -31,7 +31,6 @@ Behaviour an SCP must document (PS3.2 Annex N), decided here:
 from __future__ import annotations
 
 import calendar
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +49,7 @@ __all__ = [
     "compile_query",
     "is_universal",
     "matches",
+    "wildcard_matcher",
 ]
 
 CONTROL_TAGS: Final[frozenset[int]] = frozenset(
@@ -117,16 +117,90 @@ def is_universal(elem: DataElement) -> bool:
 
 
 # -- wild cards ------------------------------------------------------------------------------
-def _wildcard(pattern: str) -> Callable[[str], bool]:
-    star = pattern.find("*")
-    if "?" not in pattern and star == len(pattern) - 1:
-        prefix = pattern[:-1]
-        return lambda text: text.startswith(prefix)
-    regex = re.compile(
-        "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern),
-        re.DOTALL,
-    )
-    return lambda text: regex.fullmatch(text) is not None
+# ``*`` and ``?`` (PS3.4 C.2.2.2.4) are matched without a regular expression: a
+# backtracking regex takes exponential time on patterns like ``*A*A*A*B`` or
+# ``*?*?*?...`` (one such query froze a server), and a compiled regex runs as
+# one long C call holding the GIL.  A glob of ``*`` and ``?`` only is matched
+# exactly by greedy leftmost placement of its ``*``-separated segments: the
+# first is anchored at the start, the last at the end, each middle one is put
+# at its leftmost fit after the previous one (a later fit never helps, since
+# anything after it could also follow the earlier one).  Each fit is found by
+# ``str.find`` on the segment's longest literal run, then checked in place:
+# O(len(text) * len(pattern)) at worst, in steps that each return quickly.
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """A run of literal characters and ``?`` between two ``*``."""
+
+    size: int
+    runs: tuple[tuple[int, str], ...]
+    """``(offset, literal run)`` pairs; the gaps between them are ``?``."""
+    anchor: str
+    """The longest literal run: located with ``str.find`` (``""`` if only ``?``)."""
+    anchor_at: int
+
+    @classmethod
+    def of(cls, text: str) -> _Segment:
+        runs: list[tuple[int, str]] = []
+        offset = 0
+        for run in text.split("?"):
+            if run:
+                runs.append((offset, run))
+            offset += len(run) + 1
+        anchor_at, anchor = max(runs, key=lambda r: len(r[1]), default=(0, ""))
+        return cls(len(text), tuple(runs), anchor, anchor_at)
+
+    def fits_at(self, text: str, pos: int) -> bool:
+        """The segment matches ``text[pos : pos + size]`` (the caller checked the room)."""
+        for offset, run in self.runs:  # noqa: SIM110 - a plain loop is faster than all(<genexpr>)
+            if not text.startswith(run, pos + offset):
+                return False
+        return True
+
+    def leftmost(self, text: str, start: int, stop: int) -> int:
+        """The first position >= ``start`` where the segment fits inside ``text[:stop]``; -1."""
+        last = stop - self.size
+        if last < start:
+            return -1
+        anchor, anchor_at = self.anchor, self.anchor_at
+        if not anchor:
+            return start  # only ``?``: any position with room fits
+        probe, end = start + anchor_at, last + anchor_at + len(anchor)
+        while (found := text.find(anchor, probe, end)) >= 0:
+            if self.fits_at(text, found - anchor_at):
+                return found - anchor_at
+            probe = found + 1
+        return -1
+
+
+def wildcard_matcher(pattern: str) -> Callable[[str], bool]:
+    """A test of a whole text against a ``*``/``?`` pattern: no regex, no backtracking."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        whole = _Segment.of(pattern)
+        return lambda text: len(text) == whole.size and whole.fits_at(text, 0)
+    if len(parts) == 2 and "?" not in pattern:
+        prefix, suffix = parts
+        need = len(pattern) - 1
+        return lambda text: len(text) >= need and text.startswith(prefix) and text.endswith(suffix)
+    head, last = _Segment.of(parts[0]), _Segment.of(parts[-1])
+    middle = [_Segment.of(part) for part in parts[1:-1] if part]  # ``**`` is one ``*``
+    need = head.size + last.size + sum(segment.size for segment in middle)
+
+    def fits(text: str) -> bool:
+        stop = len(text) - last.size
+        if len(text) < need or not head.fits_at(text, 0) or not last.fits_at(text, stop):
+            return False
+        pos = head.size
+        for segment in middle:
+            found = segment.leftmost(text, pos, stop)
+            if found < 0:
+                return False
+            pos = found + segment.size
+        return True
+
+    return fits
 
 
 def _has_wildcard(text: str) -> bool:
@@ -146,7 +220,7 @@ def _pn_predicate(query: str, fold: bool) -> Callable[[str], bool]:
     tests: list[tuple[int, Callable[[str], bool]]] = []
     for index, group in wanted:
         if _has_wildcard(group):
-            fits = _wildcard(group)
+            fits = wildcard_matcher(group)
 
             def test(text: str, fits: Callable[[str], bool] = fits) -> bool:
                 # "SMITH^*" must accept a stored "SMITH": also try the padded form.
@@ -326,7 +400,7 @@ def _value_predicate(vr: str, value: Any, fold_pn: bool) -> Predicate:
 
         return pn
     if vr in WILDCARD_VRS and _has_wildcard(text):
-        fits = _wildcard(text)
+        fits = wildcard_matcher(text)
         return lambda candidate: fits(_text(candidate))
     return lambda candidate: _text(candidate) == text
 

@@ -1,8 +1,14 @@
 """Runs an :class:`AssociationEngine` on a blocking socket.
 
-Timers are socket timeouts: ARTIM and the network/DIMSE/ACSE timeouts become
-the timeout of the next ``recv``, so an idle association sleeps in the kernel
-and costs no CPU.  Nothing here sleeps or polls.
+Timers are socket timeouts: ARTIM, the PDU deadline and the network/DIMSE/ACSE
+timeouts become the timeout of the next ``recv``, so an idle association sleeps
+in the kernel and costs no CPU.  Nothing here sleeps or polls.
+
+The PDU deadline (``pdu_timeout``) bounds the time from a PDU's first byte to
+its last: the caller's idle timeout restarts with every byte, so without it a
+peer trickling one byte a second would hold its association forever.  ARTIM
+already bounds the A-ASSOCIATE-RQ (Sta2), so the deadline runs only once the
+connection has left Sta2.
 
 The socket may be a TLS socket (PS3.15 Annex B), handshake done.  ``select``
 only sees raw bytes, so decrypted bytes waiting in the TLS buffer count as
@@ -22,7 +28,9 @@ from typing import cast
 
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.codec import encode_pdu
+from dimsefsm.pdu.model import AbortReason, AbortSource
 from dimsefsm.ul import effects as fx
+from dimsefsm.ul.chart import ARTIM_RUNNING
 
 LOG = logging.getLogger("dimsefsm.transport")
 RECV_SIZE = 1 << 18
@@ -69,6 +77,7 @@ class SocketDriver:
         sock: socket.socket,
         artim_timeout: float,
         wake: socket.socket | None = None,
+        pdu_timeout: float | None = None,
     ) -> None:
         self.engine = engine
         self.sock: socket.socket | None = sock
@@ -78,6 +87,9 @@ class SocketDriver:
         self.failure: OSError | None = None
         self.artim_timeout = artim_timeout
         self.artim_deadline: float | None = None
+        self.pdu_timeout = pdu_timeout
+        self.pdu_deadline: float | None = None
+        self.peer_label = "peer"
         engine.flush_output = self.flush
 
     def flush(self) -> None:
@@ -122,9 +134,10 @@ class SocketDriver:
     def pump(self, timeout: float | None) -> None:
         """Read once (waiting at most ``timeout`` seconds) and feed the engine.
 
-        ARTIM expiry is handled here; any other timeout raises
-        :class:`TransportTimeout` for the caller to decide (DIMSE, ACSE or
-        network timeout).
+        ARTIM and the PDU deadline are handled here (the call then returns
+        having read nothing when one of them cut the wait short); any other
+        timeout raises :class:`TransportTimeout` for the caller to decide
+        (DIMSE, ACSE or network timeout).
         """
         sock = self.sock
         if sock is None:
@@ -132,10 +145,11 @@ class SocketDriver:
             self.flush()
             return
         wait = timeout
-        artim = self.artim_deadline
-        if artim is not None:
-            remaining = max(0.0, artim - time.monotonic())
-            wait = remaining if wait is None else min(wait, remaining)
+        timer = self._next_timer()
+        if timer is not None:
+            remaining = max(0.0, timer - time.monotonic())
+            if wait is None or remaining < wait:
+                wait, timeout = remaining, None  # the timer ends this wait, not the caller's
         try:
             if self.wake is None:
                 sock.settimeout(wait)
@@ -151,12 +165,12 @@ class SocketDriver:
                 sock.settimeout(None)
                 data = sock.recv(RECV_SIZE)
         except TimeoutError:
-            if self._artim_expired():
+            if self._timers_expired() or timeout is None:
                 return
             raise TransportTimeout(f"nothing received within {timeout} s") from None
         except _NOTHING_YET:
             # Only a zero wait gets here; serve_operations asks again after its next step.
-            self._artim_expired()
+            self._timers_expired()
             return
         except OSError as exc:
             LOG.info("receive failed (%s): connection lost", exc)
@@ -168,14 +182,54 @@ class SocketDriver:
             self.engine.transport_closed()
             self.close()
         else:
-            self.engine.data_received(data)
+            self._feed(data)
         self.flush()
+
+    def _feed(self, data: bytes) -> None:
+        """Give the engine ``data``; (re)arm the PDU deadline when a new PDU has begun."""
+        if self.pdu_timeout is None:
+            self.engine.data_received(data)
+            return
+        framer = self.engine.framer
+        before = framer.buffered
+        self.engine.data_received(data)
+        after = framer.buffered
+        if after == 0 or self.engine.ul.state in ARTIM_RUNNING:
+            self.pdu_deadline = None
+        elif self.pdu_deadline is None or after < before + len(data):
+            # Bytes were consumed, so the partial PDU now buffered is a new one.
+            self.pdu_deadline = time.monotonic() + self.pdu_timeout
+
+    def _next_timer(self) -> float | None:
+        timers = [t for t in (self.artim_deadline, self.pdu_deadline) if t is not None]
+        return min(timers) if timers else None
+
+    def _timers_expired(self) -> bool:
+        """Fire ARTIM or the PDU deadline if due; True when one fired."""
+        return self._artim_expired() or self._pdu_overdue()
 
     def _artim_expired(self) -> bool:
         if self.artim_deadline is None or time.monotonic() < self.artim_deadline:
             return False
         self.artim_deadline = None
         self.engine.artim_expired()
+        self.flush()
+        return True
+
+    def _pdu_overdue(self) -> bool:
+        """A PDU began more than ``pdu_timeout`` ago and is still incomplete: A-ABORT."""
+        if self.pdu_deadline is None or time.monotonic() < self.pdu_deadline:
+            return False
+        self.pdu_deadline = None
+        if self.engine.ul.state in ARTIM_RUNNING or self.engine.ul.state == "Sta1":
+            return False  # closing already: ARTIM bounds the rest
+        LOG.warning(
+            "%s sent %d bytes of a PDU and not the rest within %g s; aborting",
+            self.peer_label,
+            self.engine.framer.buffered,
+            self.pdu_timeout,
+        )
+        self.engine.abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED)
         self.flush()
         return True
 

@@ -8,16 +8,32 @@ association is aborted (A-ABORT sent) before its socket is closed.
 With an ``ssl_context`` every connection is wrapped and its TLS handshake done
 in the association's own thread, bounded by ARTIM and interruptible by
 shutdown: a client that never completes it holds only its own thread.
+
+One client must not lock the others out, so connections are counted in two
+pools.  An association *slot* (the acceptor policy's ``max_associations``) is
+held only from the moment its A-ASSOCIATE-RQ is being decided until the
+association ends; a connection that is still to send its A-ASSOCIATE-RQ (or
+its TLS handshake), or that is closing, is *pending*.  Pending connections are
+bounded twice: ARTIM closes each one that has not completed its request in
+time (PS3.8 Sta2), and at most ``max_pending`` exist at once: a new connection
+beyond that closes the oldest pending one (logged), so silent sockets cannot
+starve real peers, whose requests complete in milliseconds.  Threads and file
+descriptors are therefore bounded by ``max_associations + max_pending`` (plus
+evicted connections on their way out).  Once established, a PDU must complete
+within ``pdu_timeout`` of its first byte (see :class:`SocketDriver`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.transport.driver import (
@@ -34,6 +50,26 @@ LOG = logging.getLogger("dimsefsm.server")
 EngineFactory = Callable[[Callable[[], int]], AssociationEngine]
 
 
+@dataclass(eq=False)
+class _Connection:
+    """One accepted connection, as the server's bookkeeping sees it."""
+
+    sock: socket.socket
+    peer: tuple[str, int]
+    opened: float = field(default_factory=time.monotonic)
+    engine: AssociationEngine | None = None
+    deciding: bool = False
+    """Its A-ASSOCIATE-RQ is being decided: it counts against the slots already."""
+    evicted: bool = False
+
+    @property
+    def holds_slot(self) -> bool:
+        engine = self.engine
+        if engine is None:
+            return False
+        return engine.outcome == "established" or (self.deciding and engine.outcome == "pending")
+
+
 class AssociationServer:
     def __init__(
         self,
@@ -44,6 +80,8 @@ class AssociationServer:
         network_timeout: float | None = 60.0,
         network_timeout_response: str = "A-ABORT",
         acse_timeout: float | None = 30.0,
+        pdu_timeout: float | None = 60.0,
+        max_pending: int = 128,
         backlog: int = 64,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -58,11 +96,15 @@ class AssociationServer:
         self.network_timeout = network_timeout
         self.network_timeout_response = network_timeout_response
         self.acse_timeout = acse_timeout
+        self.pdu_timeout = pdu_timeout
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, not {max_pending}")
+        self.max_pending = max_pending
         self._listener = socket.create_server(address, backlog=backlog, reuse_port=False)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
-        self._threads: dict[threading.Thread, socket.socket] = {}
+        self._threads: dict[threading.Thread, _Connection] = {}
         self._stopping = False
         self._accept_thread: threading.Thread | None = None
 
@@ -109,40 +151,92 @@ class AssociationServer:
 
     @property
     def active_associations(self) -> int:
+        """Associations holding a slot: established, or their request being decided."""
+        with self._lock:
+            return sum(conn.holds_slot for conn in self._threads.values())
+
+    @property
+    def pending_connections(self) -> int:
+        """Connections without a slot: before their A-ASSOCIATE-RQ, or closing."""
+        with self._lock:
+            return sum(not c.holds_slot and not c.evicted for c in self._threads.values())
+
+    @property
+    def connections(self) -> int:
+        """Every connection that still has a thread, evicted ones on their way out included."""
         with self._lock:
             return len(self._threads)
 
     # -- one association -------------------------------------------------------------
     def _spawn(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        conn = _Connection(sock, peer)
         thread = threading.Thread(
-            target=self._serve, args=(sock, peer), name=f"dimsefsm-assoc-{peer[1]}", daemon=True
+            target=self._serve, args=(conn,), name=f"dimsefsm-assoc-{peer[1]}", daemon=True
         )
         with self._lock:
             if self._stopping:
                 sock.close()
                 return
-            self._threads[thread] = sock
+            self._evict_if_full()
+            self._threads[thread] = conn
         thread.start()
 
-    def _serve(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+    def _evict_if_full(self) -> None:
+        """At ``max_pending`` pending connections, close the oldest (lock held)."""
+        pending = [c for c in self._threads.values() if not c.holds_slot and not c.evicted]
+        if len(pending) < self.max_pending:
+            return
+        oldest = min(pending, key=lambda c: c.opened)
+        oldest.evicted = True
+        LOG.warning(
+            "%d connections without an association (the most allowed); closing the oldest, "
+            "from %s:%d, open %.1f s",
+            len(pending),
+            *oldest.peer,
+            time.monotonic() - oldest.opened,
+        )
+        # Its thread sees the end of the stream and finishes the chart (AA-5, or the
+        # TLS handshake fails); the socket itself is closed by that thread.
+        with contextlib.suppress(OSError):
+            oldest.sock.shutdown(socket.SHUT_RDWR)
+
+    def _claim_slot(self, conn: _Connection) -> int:
+        """Slots held by the others, counted as this request starts to hold one.
+
+        Counting and claiming under one lock keeps two requests decided at once
+        from both taking the last slot.
+        """
+        with self._lock:
+            others = sum(c.holds_slot for c in self._threads.values() if c is not conn)
+            conn.deciding = True
+            return others
+
+    def _serve(self, conn: _Connection) -> None:
+        sock = conn.sock
         try:
             tune(sock)
             if self.ssl_context is not None:
-                secured = self._start_tls(self.ssl_context, sock, peer)
+                secured = self._start_tls(self.ssl_context, conn)
                 if secured is None:
                     return
                 sock = secured
-            self._run_association(sock, peer)
+            self._run_association(conn, sock)
         finally:
             with self._lock:
                 self._threads.pop(threading.current_thread(), None)
 
-    def _run_association(self, sock: socket.socket, peer: tuple[str, int]) -> None:
-        engine = self.make_engine(lambda: self.active_associations - 1)
+    def _run_association(self, conn: _Connection, sock: socket.socket) -> None:
+        peer = conn.peer
+        engine = self.make_engine(lambda: self._claim_slot(conn))
         engine.peer_address = peer
         if isinstance(sock, ssl.SSLSocket):
             engine.peer_certificate = sock.getpeercert() or None
-        driver = SocketDriver(engine, sock, self.artim_timeout, wake=self._wake_r)
+        driver = SocketDriver(
+            engine, sock, self.artim_timeout, wake=self._wake_r, pdu_timeout=self.pdu_timeout
+        )
+        driver.peer_label = f"{peer[0]}:{peer[1]}"
+        with self._lock:
+            conn.engine = engine
         try:
             engine.transport_accepted()
             driver.flush()
@@ -158,6 +252,8 @@ class AssociationServer:
                     engine.abort()
                     driver.flush()
                     break
+            if conn.evicted and engine.outcome == "pending":
+                LOG.info("closed %s:%d to make room: no A-ASSOCIATE-RQ came", *peer)
         except Exception:
             LOG.exception("association with %s:%d failed; aborting", *peer)
             try:
@@ -196,12 +292,13 @@ class AssociationServer:
         engine.abort()
         driver.flush()
 
-    def _start_tls(
-        self, context: ssl.SSLContext, sock: socket.socket, peer: tuple[str, int]
-    ) -> ssl.SSLSocket | None:
+    def _start_tls(self, context: ssl.SSLContext, conn: _Connection) -> ssl.SSLSocket | None:
         """The TLS socket once its handshake is done; None (logged, closed) if it failed."""
+        sock, peer = conn.sock, conn.peer
         try:
-            secured = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            with self._lock:  # wrapping moves the descriptor: eviction must see the new socket
+                secured = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                conn.sock = secured
         except OSError as exc:
             LOG.warning("TLS with %s:%d failed: %s", *peer, exc)
             sock.close()
