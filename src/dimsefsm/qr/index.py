@@ -40,13 +40,13 @@ from typing import Any, Final
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import Connection, CursorResult, Engine, Table, func, select
+from sqlalchemy import Connection, CursorResult, Engine, Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
 from dimsefsm.part10 import iter_file_chunks, read_part10_info
-from dimsefsm.qr.admission import examine, identity_of
-from dimsefsm.qr.db.columns import level_values
+from dimsefsm.qr.admission import examine
+from dimsefsm.qr.db.columns import LEVEL_COLUMNS, columns_of
 from dimsefsm.qr.db.computed import COMPUTED_KEYS, computed_attributes
 from dimsefsm.qr.db.header import header_bytes, header_of
 from dimsefsm.qr.db.query import compile_find
@@ -202,16 +202,14 @@ class ArchiveIndex:
         patient, study or series (``commit`` is then not called).  ``OSError``
         from ``commit`` rolls the rows back and propagates.
         """
-        identity = identity_of(header)
-        uid = str(header.SOPInstanceUID).strip("\0 ")
-        levels = level_values(header)
+        identity, levels = columns_of(header)
         blob = header_bytes(header)
         for attempt in range(_FILING_ATTEMPTS):
             try:
                 with self._filing, self.engine.connect() as connection:
                     connection = connection.execution_options(**{WRITE_OPTION: True})
                     with connection.begin():
-                        return self._file(connection, uid, identity, levels, blob, commit)
+                        return self._file(connection, identity, levels, blob, commit)
             except IntegrityError:
                 # Another process inserted a row of this UID (or its patient, study, series)
                 # between our check and our insert: look again.
@@ -222,48 +220,27 @@ class ArchiveIndex:
     def _file(
         self,
         connection: Connection,
-        uid: str,
-        identity: tuple[str, str, str],
+        identity: tuple[str, str, str, str],
         levels: dict[str, dict[str, str | None]],
         blob: bytes,
         commit: Callable[[], Path],
     ) -> Path | Conflict:
-        chain = patient.join(study, study.c.patient_pk == patient.c.pk)
-        chain = chain.join(series, series.c.study_pk == study.c.pk)
-        chain = chain.join(instance, instance.c.series_pk == series.c.pk)
-        row = connection.execute(
-            select(
-                instance.c.pk,
-                instance.c.path,
-                patient.c.patient_id,
-                study.c.study_uid,
-                series.c.series_uid,
-            )
-            .select_from(chain)
-            .where(instance.c.sop_uid == uid)
-        ).first()
-        if row is not None and (row.patient_id, row.study_uid, row.series_uid) != identity:
+        patient_id, study_uid, series_uid, uid = identity
+        row = connection.execute(_PLACE_OF_UID, {"uid": uid}).first()
+        if row is not None and (row.patient_id, row.study_uid, row.series_uid) != identity[:3]:
             return Conflict(row.patient_id, row.study_uid, self._resolve(row.path))
-        patient_pk = _upsert(connection, patient, {"patient_id": identity[0]}, levels["PATIENT"])
-        study_pk = _upsert(
-            connection, study, {"patient_pk": patient_pk, "study_uid": identity[1]}, levels["STUDY"]
-        )
-        series_pk = _upsert(
-            connection, series, {"study_pk": study_pk, "series_uid": identity[2]}, levels["SERIES"]
-        )
+        patient_pk = _LEVELS[0].upsert(connection, (patient_id,), levels["PATIENT"])
+        study_pk = _LEVELS[1].upsert(connection, (patient_pk, study_uid), levels["STUDY"])
+        series_pk = _LEVELS[2].upsert(connection, (study_pk, series_uid), levels["SERIES"])
         values = dict(levels["IMAGE"], series_pk=series_pk, header=blob)
         if row is None:
             # The row first: a concurrent filer of this UID now waits for our commit.
-            inserted = connection.execute(instance.insert().values(sop_uid=uid, path="", **values))
+            inserted = connection.execute(_INSERT_INSTANCE, dict(values, sop_uid=uid, path=""))
             pk = _inserted_pk(inserted)
         else:
             pk = row.pk
         path = commit()
-        connection.execute(
-            instance.update()
-            .where(instance.c.pk == pk)
-            .values(path=self._stored_path(path), **values)
-        )
+        connection.execute(_UPDATE_INSTANCE, dict(values, pk_=pk, path=self._stored_path(path)))
         return path
 
     # -- import ----------------------------------------------------------------------------
@@ -396,24 +373,72 @@ class ArchiveIndex:
                     yield Match(Record(path, blob), header, computed)
 
 
-def _upsert(
-    connection: Connection, table: Table, keys: dict[str, Any], values: dict[str, str | None]
-) -> int:
-    """The row of ``keys`` with ``values`` (non-empty ones win), inserted if new; its pk."""
-    where = [table.c[name] == value for name, value in keys.items()]
-    row = connection.execute(
-        select(table.c.pk, *(table.c[name] for name in values)).where(*where)
-    ).first()
-    if row is None:
-        return _inserted_pk(connection.execute(table.insert().values(**keys, **values)))
-    changed = {
-        name: value
-        for name, value in values.items()
-        if value is not None and row._mapping[name] != value
-    }
-    if changed:
-        connection.execute(table.update().where(table.c.pk == row.pk).values(**changed))
-    return int(row.pk)
+class _LevelWriter:
+    """Prepared statements that find or create a patient, study or series row.
+
+    Built once: filing an instance runs them with parameters only, so no
+    statement is rebuilt or recompiled per instance.
+    """
+
+    def __init__(self, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self.keys = keys
+        self.find = select(table.c.pk, *(table.c[name] for name in columns)).where(
+            *(table.c[name] == bindparam(name) for name in keys)
+        )
+        self.insert = table.insert()
+        # Non-empty values win; an instance without a value keeps the entity's.
+        self.update = (
+            table.update()
+            .where(table.c.pk == bindparam("pk_"))
+            .values({name: func.coalesce(bindparam(name), table.c[name]) for name in columns})
+        )
+
+    def upsert(
+        self, connection: Connection, keys: tuple[Any, ...], values: dict[str, str | None]
+    ) -> int:
+        params = dict(zip(self.keys, keys, strict=True))
+        row = connection.execute(self.find, params).first()
+        if row is None:
+            return _inserted_pk(connection.execute(self.insert, dict(params, **values)))
+        current = row._mapping
+        if any(value is not None and current[name] != value for name, value in values.items()):
+            connection.execute(self.update, dict(values, pk_=row.pk))
+        return int(row.pk)
+
+
+def _column_names(level: str) -> tuple[str, ...]:
+    return tuple(spec.column for spec in LEVEL_COLUMNS[level])
+
+
+_LEVELS: Final = (
+    _LevelWriter(patient, ("patient_id",), _column_names("PATIENT")),
+    _LevelWriter(study, ("patient_pk", "study_uid"), _column_names("STUDY")),
+    _LevelWriter(series, ("study_pk", "series_uid"), _column_names("SERIES")),
+)
+_PLACE_OF_UID: Final = (
+    select(
+        instance.c.pk,
+        instance.c.path,
+        patient.c.patient_id,
+        study.c.study_uid,
+        series.c.series_uid,
+    )
+    .select_from(
+        patient.join(study, study.c.patient_pk == patient.c.pk)
+        .join(series, series.c.study_pk == study.c.pk)
+        .join(instance, instance.c.series_pk == series.c.pk)
+    )
+    .where(instance.c.sop_uid == bindparam("uid"))
+)
+_INSERT_INSTANCE: Final = instance.insert()
+_UPDATE_INSTANCE: Final = (
+    instance.update()
+    .where(instance.c.pk == bindparam("pk_"))
+    .values(
+        {name: bindparam(name) for name in ("series_pk", "header", "path", *_column_names("IMAGE"))}
+    )
+)
 
 
 def _inserted_pk(result: CursorResult[Any]) -> int:

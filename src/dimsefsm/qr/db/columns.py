@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
 from dimsefsm.qr.matching import _da, _pn_groups, _tm
@@ -131,28 +132,77 @@ def _decoded(header: Dataset, tags: list[int]) -> Dataset:
 
 
 _ALL_TAGS: Final = list(SPECS)
+_PLAIN_CHARSETS: Final = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1"}
+_PLAIN_CHARSETS_UTF8: Final = {"ISO_IR 192": "utf-8"}
+
+
+def _plain_encoding(header: Dataset) -> str | None:
+    """The codec of a single-byte or UTF-8 character set; None for others (ISO 2022...)."""
+    if _CHARSET not in header:
+        return "latin-1"
+    item = header.get_item(_CHARSET)
+    if isinstance(item, RawDataElement):
+        raw = bytes(item.value or b"").decode("latin-1").strip(" \0")
+    else:
+        raw = "" if item.value is None else str(item.value).strip()
+    return _PLAIN_CHARSETS.get(raw) or _PLAIN_CHARSETS_UTF8.get(raw)
+
+
+def _texts(header: Dataset) -> dict[int, str | None]:
+    """The column attributes' text, values joined by ``\\``, as pydicom would decode them.
+
+    Raw elements of a plain character set are decoded here, straight from
+    their bytes (values split and right-stripped like pydicom's): filing an
+    instance must not cost a pydicom conversion per attribute.  Anything else
+    goes through pydicom, in a copy so ``header`` stays raw.
+    """
+    encoding = _plain_encoding(header)
+    texts: dict[int, str | None] = {}
+    slow: list[int] = []
+    for tag in _ALL_TAGS:
+        if tag not in header:
+            texts[tag] = None
+            continue
+        item = header.get_item(tag)
+        if encoding is not None and isinstance(item, RawDataElement):
+            raw = bytes(item.value or b"").decode(encoding, "replace")
+            values = [value.rstrip("\0 ") for value in raw.split("\\")]
+            texts[tag] = "\\".join(value for value in values if value) or None
+        else:
+            slow.append(tag)
+    if slow:
+        copy = _decoded(header, slow)
+        for tag in slow:
+            elem = copy.get(tag)
+            texts[tag] = _text(elem.value) if elem is not None else None
+    return texts
 
 
 def level_values(header: Dataset) -> dict[str, dict[str, str | None]]:
     """Per level, the non-identity column values of an instance's header."""
-    copy = _decoded(header, _ALL_TAGS)
-    result: dict[str, dict[str, str | None]] = {}
-    for level, specs in LEVEL_COLUMNS.items():
-        values: dict[str, str | None] = {}
-        for spec in specs:
-            elem = copy.get(spec.tag)
-            values[spec.column] = normalise(spec.kind, _text(elem.value)) if elem else None
-        result[level] = values
-    return result
+    texts = _texts(header)
+    return {
+        level: {spec.column: normalise(spec.kind, texts[spec.tag]) for spec in specs}
+        for level, specs in LEVEL_COLUMNS.items()
+    }
 
 
 def identity_values(header: Mapping[int, Any] | Dataset) -> tuple[str, str, str, str]:
     """(Patient ID, Study, Series, SOP Instance UID) as filed: absent ones are ``""``."""
     assert isinstance(header, Dataset)
-    copy = _decoded(header, [spec.tag for spec in IDENTITY])
-    texts = []
-    for spec in IDENTITY:
-        elem = copy.get(spec.tag)
-        text = _text(elem.value) if elem is not None else None
-        texts.append((text or "").strip("\0 ") if spec.kind == "uid" else text or "")
-    return texts[0], texts[1], texts[2], texts[3]
+    texts = _texts(header)
+    found = [texts[spec.tag] or "" for spec in IDENTITY]
+    return found[0], found[1], found[2], found[3]
+
+
+def columns_of(
+    header: Dataset,
+) -> tuple[tuple[str, str, str, str], dict[str, dict[str, str | None]]]:
+    """:func:`identity_values` and :func:`level_values` from one pass over the header."""
+    texts = _texts(header)
+    found = [texts[spec.tag] or "" for spec in IDENTITY]
+    levels = {
+        level: {spec.column: normalise(spec.kind, texts[spec.tag]) for spec in specs}
+        for level, specs in LEVEL_COLUMNS.items()
+    }
+    return (found[0], found[1], found[2], found[3]), levels
