@@ -109,6 +109,8 @@ VARIED = [
     {"PatientName": "", "PatientID": "", "AccessionNumber": "", "StudyTime": "0800"},
     {"PatientName": "Müller^Jürgen", "PatientID": "P6", "StudyDate": "bad", "StudyTime": "12"},
     {"PatientName": "Smith^*", "PatientID": "P*7", "StudyDescription": "Chest*Abdomen"},
+    {"PatientName": "Jones", "PatientID": "P8", "PatientComments": "Likes tea"},
+    {"PatientName": "Jones", "PatientID": "P9", "PatientComments": "Likes coffee"},
 ]
 
 QUERIES = [
@@ -149,6 +151,9 @@ QUERIES = [
     {"StudyTime": "2359-"},
     {"StudyTime": "-0800"},
     {"StudyDate": "20240115", "PatientName": "Smith*"},
+    {"PatientComments": "Likes*"},
+    {"PatientComments": "*tea", "PatientName": "Jones"},
+    {"BitsAllocated": 16, "PatientName": "Jones"},
 ]
 
 
@@ -175,6 +180,8 @@ def test_column_keys_are_decided_in_sql_and_others_by_the_matcher() -> None:
     assert in_sql.residual is None and in_sql.depth == 1
     text = str(in_sql.statement)
     assert "LIKE" in text and "study.study_date >=" in text
+    study_key = compile_find(study_query(PatientComments="Likes*"), "study-root")
+    assert study_key.residual is not None and study_key.depth == 1  # one header per study
     outside = compile_find(study_query(BitsAllocated=16), "study-root")
     assert outside.residual is not None and outside.depth == 3  # rows are instances then
     assert like_pattern("a%b_c\\d*e?") == "a\\%b\\_c\\\\d%e_"

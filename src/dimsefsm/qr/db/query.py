@@ -11,15 +11,18 @@ Each key becomes a condition on its column where SQL can decide exactly what
 * DA/TM single values and ranges: comparisons on ``YYYYMMDD`` and
   ``HHMMSSffffff`` with the bounds the matcher computes.
 
+The statement returns one row per entity of the query level (a patient,
+study or series, with keys of lower levels as ``EXISTS`` conditions), ordered
+by when the entity was first stored, with the header of the entity's first
+instance that satisfies the lower-level keys as the source of the response: a
+cursor over it yields the first match before the last row is read.
+
 Every other key (sequences, several values, DT, numbers, attributes that are
-no column) is left to the matcher, run on the header each instance keeps;
-then the statement returns one row per instance and the entities are formed
-in Python, as the in-memory index did.  Otherwise the statement returns one
-row per entity of the query level (a patient, study or series, with keys of
-lower levels as ``EXISTS`` conditions), ordered by when the entity was first
-stored, with the header of the entity's first instance that satisfies the
-lower-level keys as the source of the response: a cursor over it yields the
-first match before the last row is read.
+no column) is left to the matcher, run on the header kept in the database:
+the entity's first instance for a key of the query level or above, and, when
+a key belongs to a lower level (or to no level of the model), every instance,
+the statement then returning one row per instance and the entities being
+formed in Python, as the in-memory index did.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from dimsefsm.qr.matching import (
     compile_query,
     is_universal,
 )
-from dimsefsm.qr.models import MODELS
+from dimsefsm.qr.models import MODELS, InformationModel
 
 __all__ = ["DEPTHS", "CompiledFind", "compile_find", "like_pattern"]
 
@@ -78,7 +81,8 @@ class CompiledFind:
     """Columns: ``pk0..pk{depth}`` (patient down), ``key0..`` (their unique values), ``header``
     (None unless asked) and, for instance rows, ``path``."""
     residual: Matcher | None
-    """Keys SQL does not decide: matched on each row's header (rows are then instances)."""
+    """Keys SQL does not decide: matched on each row's header (the entity's first instance,
+    or each instance when a key is of a lower level than the query's)."""
     entity_depth: int
     """The level whose entities are returned (rows are deduplicated to them)."""
     uniques: tuple[int, ...]
@@ -170,6 +174,16 @@ def _below(
     return select(column).select_from(_joined(depth + 1, last)).where(link, *lower)
 
 
+def _level_depth(info: InformationModel | None, tag: int) -> int:
+    """The depth (0 patient .. 3 instance) of a key's level; 3 for keys the model does not list."""
+    if info is None:
+        return 3
+    index = info.level_of(tag)
+    if index is None:
+        return 3
+    return DEPTHS.get(info.levels[index].name, 3)
+
+
 def compile_find(
     identifier: Dataset, model: str, *, with_header: bool = True, with_path: bool = False
 ) -> CompiledFind:
@@ -210,7 +224,14 @@ def compile_find(
     residual_matcher = compile_query(residual) if len(residual) else None
     if residual_matcher is not None and residual_matcher.is_universal:
         residual_matcher = None
-    depth = 3 if residual_matcher is not None else entity_depth
+    # A key the matcher decides is matched on the entity's first instance when it is an
+    # attribute of the entity's level or above (one header per study, not per instance);
+    # a lower-level or unknown key needs every instance, as the in-memory index did.
+    per_instance = residual_matcher is not None and any(
+        _level_depth(info, tag) > entity_depth for tag in residual_matcher.matching_tags
+    )
+    depth = 3 if per_instance else entity_depth
+    with_header = with_header or residual_matcher is not None
     deepest = max(conditions, default=0)
     columns: list[Any] = []
     for d in range(depth + 1):
@@ -221,7 +242,7 @@ def compile_find(
     if deepest > depth:
         where.append(_below(depth, conditions, deepest, CHAIN[deepest].c.pk).exists())
     if depth == 3:
-        if with_header or residual_matcher is not None:
+        if with_header:
             columns.append(instance.c.header.label("header"))
         if with_path:
             columns.append(instance.c.path.label("path"))
