@@ -278,14 +278,12 @@ class ArchiveIndex:
                 outcome.path,
             )
             return None
-        return Record(outcome, header_bytes(header))
+        return Record(outcome)
 
-    def is_indexed(self, path: Path) -> bool:
+    def _indexed_paths(self) -> set[str]:
+        """Every indexed path, read once per import (one query instead of one per file)."""
         with self.engine.connect() as connection:
-            found = connection.execute(
-                select(instance.c.pk).where(instance.c.path == self._stored_path(path)).limit(1)
-            ).first()
-        return found is not None
+            return set(connection.execute(select(instance.c.path)).scalars())
 
     def import_directory(
         self, directory: Path, progress: Callable[[int, int], None] | None = None
@@ -293,8 +291,9 @@ class ArchiveIndex:
         """Index every file below ``directory`` not indexed yet; the files stay where they are."""
         counts = ImportCounts()
         files = _candidate_files(directory)
+        indexed = self._indexed_paths()
         for done, path in enumerate(files, 1):
-            if self.is_indexed(path):
+            if self._stored_path(path) in indexed:
                 counts.skipped += 1
             elif self.add_file(path) is None:
                 counts.refused += 1
