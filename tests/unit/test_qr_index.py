@@ -111,6 +111,7 @@ VARIED = [
     {"PatientName": "Smith^*", "PatientID": "P*7", "StudyDescription": "Chest*Abdomen"},
     {"PatientName": "Jones", "PatientID": "P8", "PatientComments": "Likes tea"},
     {"PatientName": "Jones", "PatientID": "P9", "PatientComments": "Likes coffee"},
+    {"PatientName": "Jones", "PatientID": "P9", "OperatorsName": "Tech^Tom"},
 ]
 
 QUERIES = [
@@ -154,6 +155,7 @@ QUERIES = [
     {"PatientComments": "Likes*"},
     {"PatientComments": "*tea", "PatientName": "Jones"},
     {"BitsAllocated": 16, "PatientName": "Jones"},
+    {"OperatorsName": "Tech*"},
 ]
 
 
@@ -182,6 +184,8 @@ def test_column_keys_are_decided_in_sql_and_others_by_the_matcher() -> None:
     assert "LIKE" in text and "study.study_date >=" in text
     study_key = compile_find(study_query(PatientComments="Likes*"), "study-root")
     assert study_key.residual is not None and study_key.depth == 1  # one header per study
+    series_key = compile_find(study_query(OperatorsName="Tech*"), "study-root")
+    assert series_key.residual is not None and series_key.depth == 2  # one per series
     outside = compile_find(study_query(BitsAllocated=16), "study-root")
     assert outside.residual is not None and outside.depth == 3  # rows are instances then
     assert like_pattern("a%b_c\\d*e?") == "a\\%b\\_c\\\\d%e_"

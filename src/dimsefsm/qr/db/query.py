@@ -18,11 +18,12 @@ instance that satisfies the lower-level keys as the source of the response: a
 cursor over it yields the first match before the last row is read.
 
 Every other key (sequences, several values, DT, numbers, attributes that are
-no column) is left to the matcher, run on the header kept in the database:
-the entity's first instance for a key of the query level or above, and, when
-a key belongs to a lower level (or to no level of the model), every instance,
-the statement then returning one row per instance and the entities being
-formed in Python, as the in-memory index did.
+no column) is left to the matcher, run on the header kept in the database of
+the first instance of each entity of the key's level: a study key is matched
+once per study; a series key in a STUDY query once per series, the statement
+then returning one row per series and the studies being formed in Python; a
+key of no level of the model (Bits Allocated) on every instance, as the
+in-memory index did.
 """
 
 from __future__ import annotations
@@ -224,13 +225,16 @@ def compile_find(
     residual_matcher = compile_query(residual) if len(residual) else None
     if residual_matcher is not None and residual_matcher.is_universal:
         residual_matcher = None
-    # A key the matcher decides is matched on the entity's first instance when it is an
-    # attribute of the entity's level or above (one header per study, not per instance);
-    # a lower-level or unknown key needs every instance, as the in-memory index did.
-    per_instance = residual_matcher is not None and any(
-        _level_depth(info, tag) > entity_depth for tag in residual_matcher.matching_tags
+    # A key the matcher decides is matched on the first instance of each entity of its own
+    # level (a study key: one header per study; a series key: one per series), or of the
+    # query level when that is lower; a key of no level of the model, on every instance.
+    depth = max(
+        [entity_depth]
+        + [
+            _level_depth(info, tag)
+            for tag in (residual_matcher.matching_tags if residual_matcher else ())
+        ]
     )
-    depth = 3 if per_instance else entity_depth
     with_header = with_header or residual_matcher is not None
     deepest = max(conditions, default=0)
     columns: list[Any] = []
