@@ -1,6 +1,7 @@
 # Set-up is two commands: `make run` and `make test`. Both install what they need
-# on a fresh Debian machine (as root): dcmtk, Orthanc, GDCM's tools and graphviz
-# via apt-get, and the Python environment in .venv.
+# on a fresh Debian machine (as root): dcmtk, Orthanc, GDCM's tools, graphviz and
+# PostgreSQL (the tests start a throwaway cluster of their own) via apt-get, and the
+# Python environment in .venv.
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ STORE  ?= dicom-store
 QRSCP_ARGS ?=
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-APT_PACKAGES := dcmtk orthanc libgdcm-tools graphviz
+APT_PACKAGES := dcmtk orthanc libgdcm-tools graphviz postgresql
 
 .PHONY: all system venv run test unit lint statecharts bench clean
 
@@ -24,6 +25,8 @@ system:
 	command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
 	command -v gdcmscu >/dev/null 2>&1 || missing="$$missing libgdcm-tools"; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+	  || missing="$$missing postgresql"; \
 	python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv python3-pip"; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install:$$missing"; \

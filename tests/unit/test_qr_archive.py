@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from pydicom import Dataset
 from sqlalchemy import event
@@ -29,8 +30,8 @@ def study_query(**keys: object) -> Dataset:
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Iterator[ArchiveIndex]:
-    archive = ArchiveIndex(tmp_path / "store")
+def index(tmp_path: Path, database_url: str) -> Iterator[ArchiveIndex]:
+    archive = ArchiveIndex(tmp_path / "store", database_url)
     archive.open()
     yield archive
     archive.close()
@@ -45,10 +46,10 @@ def file_studies(index: ArchiveIndex, count: int, tmp_path: Path) -> None:
 
 
 class VmSteps:
-    """Counts SQLite virtual-machine steps (in hundreds) on every connection of an engine."""
+    """SQLite: counts virtual-machine steps (in hundreds) on every connection of an engine."""
 
     def __init__(self, index: ArchiveIndex) -> None:
-        self.count = 0
+        self._steps = 0
         index.engine.pool.dispose()  # connections opened from now on are counted
 
         @event.listens_for(index.engine, "connect")
@@ -56,16 +57,48 @@ class VmSteps:
             dbapi_connection.set_progress_handler(self.step, 100)
 
     def step(self) -> int:
-        self.count += 1
+        self._steps += 1
         return 0  # go on
+
+    @property
+    def count(self) -> int:
+        return self._steps
+
+
+class RowsSent:
+    """PostgreSQL: the rows server-side cursors have fetched so far.
+
+    Only server-side cursors are counted: a client-side one receives the whole
+    result at execution, and would leave this count at 0 and fail the test.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for name in ("fetchone", "fetchmany", "fetchall"):
+            monkeypatch.setattr(psycopg.ServerCursor, name, self._counting(name))
+
+    def _counting(self, name: str) -> Callable[..., Any]:
+        original = getattr(psycopg.ServerCursor, name)
+
+        def fetch(cursor: psycopg.ServerCursor[Any], *args: Any, **kwargs: Any) -> Any:
+            rows = original(cursor, *args, **kwargs)
+            self.count += (rows is not None) if name == "fetchone" else len(rows)
+            return rows
+
+        return fetch
+
+
+def progress(index: ArchiveIndex, monkeypatch: pytest.MonkeyPatch) -> VmSteps | RowsSent:
+    """How far the database has got answering: VM steps on SQLite, rows fetched on PostgreSQL."""
+    return VmSteps(index) if index.engine.dialect.name == "sqlite" else RowsSent(monkeypatch)
 
 
 def test_the_first_match_leaves_before_the_last_row_is_read(
-    index: ArchiveIndex, tmp_path: Path
+    index: ArchiveIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Item 13.2: responses stream from a cursor; the statement is not run to the end first."""
     file_studies(index, 400, tmp_path)
-    steps = VmSteps(index)
+    steps = progress(index, monkeypatch)
     matches = index.find(study_query(), "study-root")
     first = next(matches)
     at_first = steps.count
@@ -75,11 +108,11 @@ def test_the_first_match_leaves_before_the_last_row_is_read(
 
 
 def test_closing_the_stream_stops_the_cursor_and_returns_the_connection(
-    index: ArchiveIndex, tmp_path: Path
+    index: ArchiveIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A C-CANCEL closes the generator: no further row is read, the connection is returned."""
     file_studies(index, 400, tmp_path)
-    steps = VmSteps(index)
+    steps = progress(index, monkeypatch)
     matches = index.find(study_query(), "study-root")
     next(matches)
     assert index.engine.pool.checkedout() == 1  # type: ignore[attr-defined]

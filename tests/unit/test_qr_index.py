@@ -22,8 +22,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Iterator[ArchiveIndex]:
-    archive = ArchiveIndex(tmp_path)
+def index(tmp_path: Path, database_url: str) -> Iterator[ArchiveIndex]:
+    """On SQLite and on PostgreSQL: the same queries, the same answers."""
+    archive = ArchiveIndex(tmp_path, database_url)
     archive.open()
     yield archive
     archive.close()
@@ -246,6 +247,23 @@ def test_the_database_refuses_a_second_place_for_a_uid(index: ArchiveIndex, tmp_
                 series_pk=1, sop_uid=str(instances[0].SOPInstanceUID), path="x", header=b""
             )
         )
+
+
+def test_a_nul_inside_a_text_is_handled_alike_on_every_back_end(
+    index: ArchiveIndex, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a value is no column value (the header keeps it),
+    and an identity value with one is refused with a log line, not a database failure."""
+    ds = make_instance(StudyDescription="Chest\0Abdomen", PatientID="P1")
+    assert index.add_file(write_instance(tmp_path / "nul.dcm", ds)) is not None
+    assert list(index.find(study_query(StudyDescription="Chest*"), "study-root")) == []
+    found = list(index.find(study_query(StudyDescription=""), "study-root"))
+    assert [str(m.header.StudyDescription) for m in found] == ["Chest\0Abdomen"]
+    bad = write_instance(tmp_path / "nul-id.dcm", make_instance(PatientID="P\0X"))
+    with caplog.at_level(logging.WARNING, logger="dimsefsm.qr.index"):
+        assert index.add_file(bad) is None
+    assert f"not indexed: {bad}:" in caplog.text and "NUL" in caplog.text
+    assert len(index) == 1
 
 
 def test_a_torn_file_is_not_indexed(index: ArchiveIndex, tmp_path: Path) -> None:

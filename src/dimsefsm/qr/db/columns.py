@@ -11,6 +11,11 @@ with each instance.
 
 The identity columns (Patient ID and the three UIDs) are NOT NULL: an absent
 Patient ID is the empty string, as the filing rule compares it.
+
+NUL is a character of no DICOM text (PS3.5 6.2: only padding), and PostgreSQL
+text cannot hold it: a column value with NUL inside is malformed (NULL), and
+an identity value with one makes the header not indexable (``ValueError``),
+on every back end alike.
 """
 
 from __future__ import annotations
@@ -132,6 +137,7 @@ def _decoded(header: Dataset, tags: list[int]) -> Dataset:
 
 
 _ALL_TAGS: Final = list(SPECS)
+_IDENTITY_TAGS: Final = frozenset(spec.tag for spec in IDENTITY)
 _PLAIN_CHARSETS: Final = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1"}
 _PLAIN_CHARSETS_UTF8: Final = {"ISO_IR 192": "utf-8"}
 
@@ -175,6 +181,11 @@ def _texts(header: Dataset) -> dict[int, str | None]:
         for tag in slow:
             elem = copy.get(tag)
             texts[tag] = _text(elem.value) if elem is not None else None
+    for tag, value in texts.items():
+        if value is not None and "\0" in value:
+            if tag in _IDENTITY_TAGS:
+                raise ValueError(f"{SPECS[tag].column} holds a NUL character")
+            texts[tag] = None
     return texts
 
 
