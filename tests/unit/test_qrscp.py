@@ -19,12 +19,16 @@ from tests.data.make import make_instance, make_study, write_instance, write_stu
 
 
 @pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[QueryRetrieveSCP, AssociationServer]]:
-    scp = QueryRetrieveSCP("QRSCP", tmp_path / "store")
+def running(
+    tmp_path: Path, database_url: str
+) -> Iterator[tuple[QueryRetrieveSCP, AssociationServer]]:
+    """A Q/R SCP on each back end of the index (SQLite, PostgreSQL)."""
+    scp = QueryRetrieveSCP("QRSCP", tmp_path / "store", database=database_url)
     scp.load()
     server = scp.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=scp.handlers)
     yield scp, server
     server.shutdown()
+    scp.close()  # the database connections go back (PostgreSQL counts them)
 
 
 def scu() -> AE:
