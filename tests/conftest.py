@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dimsefsm.qr.db.schema import default_url
-from tests.pg import PostgresCluster
-
-BACKENDS = ("sqlite", "postgresql")
+from tests.pg import BACKENDS, PostgresCluster, index_url
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +22,5 @@ def postgres() -> Iterator[PostgresCluster]:
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty index database: SQLite's default file for ``tmp_path / "store"``, or a fresh
-    schema of the PostgreSQL cluster (the cluster starts only when a test asks for it)."""
-    if request.param == "sqlite":
-        return default_url(tmp_path / "store")
-    cluster: PostgresCluster = request.getfixturevalue("postgres")
-    return cluster.fresh_url()
+    """An empty index database for ``tmp_path / "store"``, on SQLite and on PostgreSQL."""
+    return index_url(request.param, tmp_path / "store", request)

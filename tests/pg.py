@@ -25,12 +25,17 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
+import pytest
 from sqlalchemy import create_engine, text
 
+from dimsefsm.qr.db.schema import default_url
 from tests.interop.peers import free_port
 
-__all__ = ["PostgresCluster", "binaries"]
+__all__ = ["BACKENDS", "PostgresCluster", "binaries", "index_url"]
+
+BACKENDS: Final = ("sqlite", "postgresql")
 
 SUPERUSER = "dimsefsm"
 _USERS = ("postgres", "nobody")
@@ -136,3 +141,12 @@ class PostgresCluster:
         finally:
             engine.dispose()
         return f"{self.url()}?options=-csearch_path%3D{name}"
+
+
+def index_url(backend: str, directory: Path, request: pytest.FixtureRequest) -> str:
+    """An empty index database on ``backend``: SQLite's default file for ``directory``, or a
+    fresh schema of the session's cluster (fixture ``postgres``, started when first asked)."""
+    if backend == "sqlite":
+        return default_url(directory)
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.fresh_url()

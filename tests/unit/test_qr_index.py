@@ -16,6 +16,7 @@ from dimsefsm.qr.db.schema import SCHEMA_VERSION, SchemaError, open_engine, sche
 from dimsefsm.qr.index import ArchiveIndex, Match, Record
 from dimsefsm.qr.matching import compile_query
 from tests.data.make import make_instance, make_study, write_instance, write_study
+from tests.pg import BACKENDS, index_url
 
 # The archive holds malformed dates on purpose: pydicom warns when it reads them.
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
@@ -160,12 +161,18 @@ QUERIES = [
 ]
 
 
-@pytest.fixture
-def varied(index: ArchiveIndex, tmp_path: Path) -> ArchiveIndex:
+@pytest.fixture(scope="module", params=BACKENDS)
+def varied(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ArchiveIndex]:
+    """Built once per back end: the queries only read it."""
+    directory = tmp_path_factory.mktemp("varied")
+    index = ArchiveIndex(directory, index_url(request.param, directory / "store", request))
     for n, attrs in enumerate(VARIED):
         ds = make_instance(**attrs)  # type: ignore[arg-type]
-        assert index.add_file(write_instance(tmp_path / f"v{n}.dcm", ds)) is not None
-    return index
+        assert index.add_file(write_instance(directory / f"v{n}.dcm", ds)) is not None
+    yield index
+    index.close()
 
 
 @pytest.mark.parametrize("keys", QUERIES, ids=lambda keys: repr(keys))
