@@ -165,7 +165,9 @@ def start_qrscp(root: Path, archive: tuple[Path, ...], timeout: float) -> Server
     """dimsefsm qrscp on a fresh store, filled from ``archive`` by dcmtk's storescu."""
     port = free_port()
     server = DimsefsmServer(
-        ["qrscp", str(port), "-aet", CALLED_AE, "-od", str(root / "qrscp")], cwd=REPO_ROOT
+        # One process: the figure is about threads sharing one interpreter.
+        ["qrscp", str(port), "-aet", CALLED_AE, "-od", str(root / "qrscp"), "--workers", "1"],
+        cwd=REPO_ROOT,
     ).start()
     started = time.perf_counter()
     targets = [str(folder) for folder in archive]

@@ -6,6 +6,7 @@ names, the same ``evt_handlers`` binding, the same status conventions.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -183,8 +184,12 @@ class AE:
         block: bool = True,
         evt_handlers: HandlerList | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        listener: socket.socket | None = None,
     ) -> AssociationServer:
         """Listen on ``address``; with ``block=False`` return the running server.
+
+        ``listener``: accept on this listening socket instead (``address`` is then not
+        bound): the socket worker processes share (``transport.workers``).
 
         With ``ssl_context`` (server side, certificate loaded) every connection
         is TLS; a failed handshake is logged and closed, the server carries on.
@@ -220,6 +225,7 @@ class AE:
             pdu_timeout=self.pdu_timeout,
             max_pending=self.pending_connection_limit,
             ssl_context=ssl_context,
+            listener=listener,
         )
         self._servers.append(server)
         if block:

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from dimsefsm.cli.common import (
+    EXIT_FAILED_STATUS,
     EXIT_OK,
     EXIT_USAGE,
     add_logging,
@@ -22,6 +23,7 @@ from dimsefsm.cli.echo import serve
 from dimsefsm.cli.progress import Progress
 from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
+from dimsefsm.cli.workers import add_workers_arg, serve_in_workers
 from dimsefsm.qr.db.schema import SchemaError
 from dimsefsm.qr.scp import QueryRetrieveSCP
 
@@ -78,6 +80,7 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
     )
     add_fsync_arg(p)
     add_server_args(p)
+    add_workers_arg(p)
     add_timeouts(p)
     add_tls_args(p, server=True)
     add_logging(p)
@@ -143,8 +146,16 @@ def run_qrscp(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.import_dir is not None:
         import_files(scp, args.import_dir)
+    address = (args.bind, args.port)
     try:
-        serve(scp.ae, (args.bind, args.port), "qrscp", scp.handlers, ssl_context=ssl_context)
+        if args.workers == 1:
+            serve(scp.ae, address, "qrscp", scp.handlers, ssl_context=ssl_context)
+        else:
+            scp.close()  # each worker opens its own database connections
+            if not serve_in_workers(
+                scp.ae, address, "qrscp", args.workers, scp.handlers, ssl_context, scp.close
+            ):
+                return EXIT_FAILED_STATUS
     finally:
         scp.close()
     return EXIT_OK

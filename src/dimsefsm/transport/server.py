@@ -84,7 +84,10 @@ class AssociationServer:
         max_pending: int = 128,
         backlog: int = 64,
         ssl_context: ssl.SSLContext | None = None,
+        listener: socket.socket | None = None,
     ) -> None:
+        """``listener``: a listening socket to accept on instead of binding ``address`` (the
+        socket several worker processes share, see ``transport.workers``)."""
         if network_timeout_response not in ("A-ABORT", "A-RELEASE"):
             raise ValueError(
                 f"network_timeout_response must be 'A-ABORT' or 'A-RELEASE', "
@@ -100,7 +103,13 @@ class AssociationServer:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, not {max_pending}")
         self.max_pending = max_pending
-        self._listener = socket.create_server(address, backlog=backlog, reuse_port=False)
+        if listener is None:
+            self._listener = socket.create_server(address, backlog=backlog, reuse_port=False)
+        else:
+            # Shared with other processes: a connection they accept first must not leave
+            # this accept() waiting.
+            listener.setblocking(False)
+            self._listener = listener
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
@@ -126,6 +135,8 @@ class AssociationServer:
                         return
                     try:
                         sock, peer = self._listener.accept()
+                    except BlockingIOError:
+                        continue  # another worker process accepted this connection
                     except OSError as exc:
                         LOG.warning("accept failed: %s", exc)
                         continue
