@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
 from dimsefsm.part10 import iter_file_chunks, read_part10_info
 from dimsefsm.qr.admission import examine
-from dimsefsm.qr.db.columns import LEVEL_COLUMNS, columns_of
+from dimsefsm.qr.db.columns import LEVEL_COLUMNS, LevelValues, columns_of
 from dimsefsm.qr.db.computed import COMPUTED_KEYS, computed_attributes
 from dimsefsm.qr.db.header import header_bytes, header_of
 from dimsefsm.qr.db.query import compile_find
@@ -229,18 +229,20 @@ class ArchiveIndex:
         row = connection.execute(_PLACE_OF_UID, {"uid": uid}).first()
         if row is not None and (row.patient_id, row.study_uid, row.series_uid) != identity[:3]:
             return Conflict(row.patient_id, row.study_uid, self._resolve(row.path))
-        patient_pk = _LEVELS[0].upsert(connection, (patient_id,), levels["PATIENT"])
-        study_pk = _LEVELS[1].upsert(connection, (patient_pk, study_uid), levels["STUDY"])
-        series_pk = _LEVELS[2].upsert(connection, (study_pk, series_uid), levels["SERIES"])
+        series_pk = _existing_series(connection, identity, levels)
+        if series_pk is None:
+            patient_pk = _LEVELS[0].upsert(connection, (patient_id,), levels["PATIENT"])
+            study_pk = _LEVELS[1].upsert(connection, (patient_pk, study_uid), levels["STUDY"])
+            series_pk = _LEVELS[2].upsert(connection, (study_pk, series_uid), levels["SERIES"])
         values = dict(levels["IMAGE"], series_pk=series_pk, header=blob)
         if row is None:
             # The row first: a concurrent filer of this UID now waits for our commit.
             inserted = connection.execute(_INSERT_INSTANCE, dict(values, sop_uid=uid, path=""))
-            pk = _inserted_pk(inserted)
+            pk, update, params = _inserted_pk(inserted), _UPDATE_PATH, {}
         else:
-            pk = row.pk
+            pk, update, params = row.pk, _UPDATE_INSTANCE, values
         path = commit()
-        connection.execute(_UPDATE_INSTANCE, dict(values, pk_=pk, path=self._stored_path(path)))
+        connection.execute(update, dict(params, pk_=pk, path=self._stored_path(path)))
         return path
 
     # -- import ----------------------------------------------------------------------------
@@ -400,10 +402,39 @@ class _LevelWriter:
         row = connection.execute(self.find, params).first()
         if row is None:
             return _inserted_pk(connection.execute(self.insert, dict(params, **values)))
-        current = row._mapping
-        if any(value is not None and current[name] != value for name, value in values.items()):
-            connection.execute(self.update, dict(values, pk_=row.pk))
+        self.refresh(connection, int(row.pk), row._mapping, values)
         return int(row.pk)
+
+    def refresh(
+        self,
+        connection: Connection,
+        pk: int,
+        current: Mapping[Any, Any],
+        values: dict[str, str | None],
+        prefix: str = "",
+    ) -> None:
+        """Write the non-empty ``values`` that differ from the row's ``current`` ones."""
+        if any(v is not None and current[prefix + name] != v for name, v in values.items()):
+            connection.execute(self.update, dict(values, pk_=pk))
+
+
+def _existing_series(
+    connection: Connection, identity: tuple[str, str, str, str], levels: LevelValues
+) -> int | None:
+    """The series row of ``identity`` with its study and patient refreshed; None if new.
+
+    The usual case (the next instance of a series being received) costs one
+    statement instead of one per level.
+    """
+    params = {"patient_id": identity[0], "study_uid": identity[1], "series_uid": identity[2]}
+    row = connection.execute(_HIERARCHY, params).first()
+    if row is None:
+        return None
+    current = row._mapping
+    for depth, level in enumerate(("PATIENT", "STUDY", "SERIES")):
+        prefix = f"l{depth}_"
+        _LEVELS[depth].refresh(connection, current[f"{prefix}pk"], current, levels[level], prefix)
+    return int(current["l2_pk"])
 
 
 def _column_names(level: str) -> tuple[str, ...]:
@@ -414,6 +445,25 @@ _LEVELS: Final = (
     _LevelWriter(patient, ("patient_id",), _column_names("PATIENT")),
     _LevelWriter(study, ("patient_pk", "study_uid"), _column_names("STUDY")),
     _LevelWriter(series, ("study_pk", "series_uid"), _column_names("SERIES")),
+)
+_HIERARCHY: Final = (
+    select(
+        *(
+            column.label(f"l{depth}_{column.name}")
+            for depth, table in enumerate((patient, study, series))
+            for column in (table.c.pk, *(table.c[n] for n in _LEVELS[depth].columns))
+        )
+    )
+    .select_from(
+        patient.join(study, study.c.patient_pk == patient.c.pk).join(
+            series, series.c.study_pk == study.c.pk
+        )
+    )
+    .where(
+        patient.c.patient_id == bindparam("patient_id"),
+        study.c.study_uid == bindparam("study_uid"),
+        series.c.series_uid == bindparam("series_uid"),
+    )
 )
 _PLACE_OF_UID: Final = (
     select(
@@ -431,6 +481,9 @@ _PLACE_OF_UID: Final = (
     .where(instance.c.sop_uid == bindparam("uid"))
 )
 _INSERT_INSTANCE: Final = instance.insert()
+_UPDATE_PATH: Final = (
+    instance.update().where(instance.c.pk == bindparam("pk_")).values(path=bindparam("path"))
+)
 _UPDATE_INSTANCE: Final = (
     instance.update()
     .where(instance.c.pk == bindparam("pk_"))

@@ -206,6 +206,10 @@ def identity_values(header: Mapping[int, Any] | Dataset) -> tuple[str, str, str,
     return found[0], found[1], found[2], found[3]
 
 
+LevelValues = dict[str, dict[str, str | None]]
+"""Per level name, the column values of an instance."""
+
+
 def columns_of(
     header: Dataset,
 ) -> tuple[tuple[str, str, str, str], dict[str, dict[str, str | None]]]:
