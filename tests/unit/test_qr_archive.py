@@ -135,10 +135,13 @@ def test_a_store_is_filed_while_a_query_is_streaming(index: ArchiveIndex, tmp_pa
     matches.close()
 
 
-def test_two_indexes_on_one_database_keep_one_place_per_uid(tmp_path: Path) -> None:
-    """Item 11.7 through the database: two processes' indexes, no shared Python lock."""
+def test_two_indexes_on_one_database_keep_one_place_per_uid(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Item 11.7 through the database: two processes' indexes, no shared Python lock; both
+    open the new database at once (SQLite: both switch it to WAL)."""
     store = tmp_path / "store"
-    first, second = ArchiveIndex(store), ArchiveIndex(store)
+    first, second = ArchiveIndex(store, database_url), ArchiveIndex(store, database_url)
     rounds = 10
     results: dict[int, list[str]] = {n: [] for n in range(rounds)}
     barrier = threading.Barrier(2)

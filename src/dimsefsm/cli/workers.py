@@ -76,8 +76,7 @@ def serve_in_workers(
 
     def ready() -> None:
         print(
-            f"{name}: {ae.ae_title} listening on {host}:{port}{secure} "
-            f"({count} worker processes)",
+            f"{name}: {ae.ae_title} listening on {host}:{port}{secure} ({count} worker processes)",
             file=sys.stderr,
             flush=True,
         )

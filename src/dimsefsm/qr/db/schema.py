@@ -26,6 +26,7 @@ refused at start with a clear error instead of being misread.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
@@ -57,6 +58,7 @@ DEFAULT_DATABASE_SUFFIX: Final = ".index.sqlite"
 storage directory holds instances only (and SQLite's ``-wal``/``-shm`` files stay out too)."""
 
 WRITE_OPTION: Final = "dimsefsm_write"
+_WAL_ATTEMPTS: Final = 5
 """Execution option marking a connection whose transactions write (SQLite: BEGIN IMMEDIATE)."""
 
 metadata = MetaData()
@@ -142,13 +144,33 @@ def default_url(directory: Path) -> str:
     return f"sqlite:///{default_path(directory)}"
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL once; connections opened later find it so (the mode persists).
+
+    Two connections switching a new file at once deadlock on the upgrade of
+    their read locks, and SQLite then answers one of them "database is locked"
+    at once instead of waiting: the loser looks again, its read waiting (busy
+    timeout) until the winner's switch is done.  Several processes starting on
+    one new file (qrscp --workers, two indexes) would otherwise fail at random.
+    """
+    for attempt in range(_WAL_ATTEMPTS):
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == _WAL_ATTEMPTS - 1:
+                raise
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun below, not by pysqlite
         cursor = dbapi_connection.cursor()
+        _use_wal(cursor)
         for pragma in (
-            "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA case_sensitive_like=ON",
             "PRAGMA foreign_keys=ON",
