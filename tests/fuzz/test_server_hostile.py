@@ -190,7 +190,9 @@ def test_a_pathological_wild_card_query_leaves_other_associations_served(tmp_pat
         make_instance(PatientName=near_miss, PatientID="NEAR"),
         make_instance(PatientName=wanted, PatientID="WANTED"),
     ]
-    with DimsefsmServer(["qrscp", "0", "-aet", "QRSCP", "-od", str(tmp_path / "store")]) as qrscp:
+    # One process: the echo must not wait for the query in the same interpreter.
+    args = ["qrscp", "0", "-aet", "QRSCP", "-od", str(tmp_path / "store"), "--workers", "1"]
+    with DimsefsmServer(args) as qrscp:
         address = (LOCALHOST, qrscp.port)
         ae = AE("CHECK")
         ae.add_requested_context(VERIFICATION)
