@@ -36,6 +36,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from typing import NoReturn
 
 __all__ = ["StartWorker", "Supervisor", "WorkerStartError", "default_workers"]
 
@@ -148,7 +149,7 @@ class Supervisor:
         self.workers.clear()
 
     # -- a worker --------------------------------------------------------------------------
-    def _worker(self, number: int, ready: int) -> None:
+    def _worker(self, number: int, ready: int) -> NoReturn:
         """Serve until SIGTERM/SIGINT, then stop; never returns into the parent's code."""
         code = 1
         try:
