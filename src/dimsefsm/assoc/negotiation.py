@@ -9,8 +9,10 @@ they say.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dimsefsm.pdu.model import (
     APPLICATION_CONTEXT,
@@ -30,6 +32,8 @@ from dimsefsm.pdu.model import (
     UserIdentityRQ,
     UserInformation,
 )
+
+LOG = logging.getLogger("dimsefsm.assoc")
 
 IMPLEMENTATION_CLASS_UID = "2.25.245133105364127187389516046213347781651"
 IMPLEMENTATION_VERSION_NAME = "DIMSEFSM_010"
@@ -65,6 +69,10 @@ class Negotiated:
     peer_implementation_version_name: str | None = None
     user_identity: UserIdentityRQ | None = None
     extended_negotiation: dict[str, bytes] = field(default_factory=dict)
+    # Acceptor: the user the identity gate verified (None: no identity, or not checked).
+    user: str | None = None
+    # Requestor: the acceptor's User Identity AC server response (None: it sent none).
+    user_identity_response: bytes | None = None
 
     def find_context(
         self, abstract_syntax: str, transfer_syntax: str | None = None, *, as_scp: bool = False
@@ -163,6 +171,11 @@ def read_acceptance(rq: AssociateRQ, ac: AssociateAC) -> Negotiated:
         extended_negotiation={
             e.sop_class_uid: e.application_information for e in ac.user_info.extended_negotiation
         },
+        user_identity_response=(
+            ac.user_info.user_identity_ac.server_response
+            if ac.user_info.user_identity_ac is not None
+            else None
+        ),
     )
 
 
@@ -187,6 +200,42 @@ def ungranted_scp_roles(rq: AssociateRQ, negotiated: Negotiated) -> list[str]:
 IdentityCheck = Callable[[UserIdentityRQ], tuple[bool, bytes | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class PeerContext:
+    """What an identity gate may weigh beside the identity item: who calls, from where.
+
+    ``certificate`` is the TLS client certificate in ``ssl.getpeercert()`` form
+    (None without TLS or without a client certificate); ``assoc`` is the object
+    handlers see as ``event.assoc``.
+    """
+
+    calling_ae: str
+    address: tuple[str, int] | None = None
+    certificate: dict[str, Any] | None = None
+    assoc: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityVerdict:
+    """An identity gate's answer.
+
+    ``response`` is the server response to send when the requestor asked for a
+    positive response (PS3.7 D.3.3.7.2); None sends no User Identity AC item
+    (what an acceptor that did not check the identity does).  ``user`` names
+    who was verified, for logs and audit; ``reason`` is the log line's why.
+    """
+
+    accepted: bool
+    response: bytes | None = None
+    user: str | None = None
+    reason: str = ""
+
+
+# Called for every A-ASSOCIATE-RQ, with or without a User Identity item, so that
+# a gate can also refuse a requestor that sent none.
+IdentityGate = Callable[[UserIdentityRQ | None, PeerContext], IdentityVerdict]
+
+
 @dataclass(slots=True)
 class AcceptorPolicy:
     """What an acceptor agrees to.
@@ -205,6 +254,7 @@ class AcceptorPolicy:
     scp_role_for: frozenset[str] = frozenset()
     prefer_requestor_order: bool = False
     identity_check: IdentityCheck | None = None
+    identity_gate: IdentityGate | None = None
 
 
 def _reject(result: int, source: int, reason: int) -> AssociateRJ:
@@ -217,8 +267,56 @@ def _choose_syntax(pc: PresentationContextRQ, ours: tuple[str, ...], theirs_firs
     return next((ts for ts in ours if ts in pc.transfer_syntaxes), "")
 
 
+def identity_rejection() -> AssociateRJ:
+    """The A-ASSOCIATE-RJ for an identity the acceptor does not accept.
+
+    PS3.7 D.3.3.7: rejected-permanent, source "DICOM UL service-provider (ACSE
+    related function)", reason no-reason-given; a missing but required
+    identity is answered the same way.
+    """
+    return _reject(RejectResult.PERMANENT, RejectSource.PROVIDER_ACSE, RejectReason.NO_REASON)
+
+
+def answer_identity(
+    rq: AssociateRQ, policy: AcceptorPolicy, peer: PeerContext | None
+) -> tuple[AssociateRJ | None, UserIdentityAC | None, str | None]:
+    """(rejection or None, the AC's identity item or None, the verified user).
+
+    The gate decides; the server response travels only when the requestor
+    asked for one.  Without a gate the older ``identity_check`` is applied to
+    an identity item, and without either the item is ignored.
+    """
+    identity = rq.user_info.user_identity_rq
+    if policy.identity_gate is not None:
+        verdict = policy.identity_gate(identity, peer or PeerContext(rq.calling_ae.strip()))
+        if not verdict.accepted:
+            LOG.warning(
+                "rejecting association from %r: user identity refused: %s",
+                rq.calling_ae.strip(),
+                verdict.reason or "no reason given",
+            )
+            return identity_rejection(), None, None
+        if verdict.reason:
+            LOG.info("user identity from %r: %s", rq.calling_ae.strip(), verdict.reason)
+        wanted = identity is not None and identity.positive_response_requested
+        answer = (
+            UserIdentityAC(verdict.response) if wanted and verdict.response is not None else None
+        )
+        return None, answer, verdict.user
+    if identity is not None and policy.identity_check is not None:
+        ok, response = policy.identity_check(identity)
+        if not ok:
+            return identity_rejection(), None, None
+        if identity.positive_response_requested:
+            return None, UserIdentityAC(response or b""), None
+    return None, None, None
+
+
 def accept_or_reject(
-    rq: AssociateRQ, policy: AcceptorPolicy, active_associations: int = 0
+    rq: AssociateRQ,
+    policy: AcceptorPolicy,
+    active_associations: int = 0,
+    peer: PeerContext | None = None,
 ) -> tuple[AssociateAC | AssociateRJ, Negotiated | None]:
     """Apply the policy: an AC with one result per proposed context, or an RJ.
 
@@ -251,16 +349,10 @@ def accept_or_reject(
             RejectSource.PROVIDER_PRESENTATION,
             RejectReason.LOCAL_LIMIT_EXCEEDED,
         ), None
-    identity_ac: UserIdentityAC | None = None
     identity = rq.user_info.user_identity_rq
-    if identity is not None and policy.identity_check is not None:
-        ok, response = policy.identity_check(identity)
-        if not ok:
-            return _reject(
-                RejectResult.PERMANENT, RejectSource.PROVIDER_ACSE, RejectReason.NO_REASON
-            ), None
-        if identity.positive_response_requested:
-            identity_ac = UserIdentityAC(response or b"")
+    identity_rj, identity_ac, user = answer_identity(rq, policy, peer)
+    if identity_rj is not None:
+        return identity_rj, None
 
     asked_roles = {r.sop_class_uid: r for r in rq.user_info.roles}
     answered_roles: dict[str, RoleSelection] = {}
@@ -332,5 +424,6 @@ def accept_or_reject(
         peer_implementation_class_uid=rq.user_info.implementation_class_uid,
         peer_implementation_version_name=rq.user_info.implementation_version_name,
         user_identity=identity,
+        user=user,
     )
     return ac, negotiated
