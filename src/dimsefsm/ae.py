@@ -15,6 +15,7 @@ from dimsefsm import evt
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     AcceptorPolicy,
+    AdmissionCheck,
     IdentityGate,
     RequestorProposal,
     propose_contexts,
@@ -73,6 +74,8 @@ class AE:
         self.maximum_pending_connections: int | None = None
         self.require_called_aet: bool = False
         self.require_calling_aet: list[str] = []
+        # Per association request: reject the requestor or limit its contexts (access control).
+        self.admission: AdmissionCheck | None = None
         self.prefer_requestor_order = False
         # Decides on user identity (PS3.7 D.3.3.7) for every A-ASSOCIATE-RQ:
         # dimsefsm.identity.IdentityRules, or built from an EVT_USER_ID handler.
@@ -183,6 +186,7 @@ class AE:
             scp_role_for=frozenset(self.accept_scp_role),
             prefer_requestor_order=self.prefer_requestor_order,
             identity_gate=self.identity_gate,
+            admission=self.admission,
         )
 
     @property

@@ -21,7 +21,7 @@ from dimsefsm import trace
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     Negotiated,
-    PeerContext,
+    Requestor,
     RequestorProposal,
     accept_or_reject,
     build_request,
@@ -383,8 +383,10 @@ class AssociationEngine:
     def _on_associate_indication(self, rq: AssociateRQ) -> None:
         assert self.policy is not None
         self.rq = rq
-        peer = PeerContext(rq.calling_ae.strip(), self.peer_address, self.peer_certificate, self)
-        answer, negotiated = accept_or_reject(rq, self.policy, self.active_associations(), peer)
+        requestor = Requestor(self.peer_address, self.peer_certificate, self)
+        answer, negotiated = accept_or_reject(
+            rq, self.policy, self.active_associations(), requestor
+        )
         if isinstance(answer, AssociateRJ):
             LOG.info(
                 "rejecting association from %r to %r: result %d source %d reason %d",

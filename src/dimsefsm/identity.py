@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dimsefsm import evt
-from dimsefsm.assoc.negotiation import IdentityGate, IdentityVerdict, PeerContext
+from dimsefsm.assoc.negotiation import IdentityGate, IdentityVerdict, Requestor
 from dimsefsm.passwords import hash_password, verify_password
-from dimsefsm.pdu.model import UserIdentityRQ
+from dimsefsm.pdu.model import AssociateRQ, UserIdentityRQ
 
 LOG = logging.getLogger("dimsefsm.identity")
 
@@ -135,9 +135,11 @@ class IdentityRules:
     def is_required(self, calling_ae: str) -> bool:
         return "*" in self.required or calling_ae in self.required
 
-    def __call__(self, identity: UserIdentityRQ | None, peer: PeerContext) -> IdentityVerdict:
-        required = self.is_required(peer.calling_ae)
-        by_certificate = self._certificate_user(peer)
+    def __call__(self, rq: AssociateRQ, requestor: Requestor) -> IdentityVerdict:
+        identity = rq.user_info.user_identity_rq
+        calling_ae = rq.calling_ae.strip()
+        required = self.is_required(calling_ae)
+        by_certificate = self._certificate_user(calling_ae, requestor.certificate)
         if identity is None:
             if by_certificate is not None:
                 return IdentityVerdict(True, None, by_certificate, "identified by certificate")
@@ -156,11 +158,13 @@ class IdentityRules:
             return IdentityVerdict(False, reason=f"{what} cannot be verified here")
         return IdentityVerdict(True, None, None, f"{what} not verified; ignored")
 
-    def _certificate_user(self, peer: PeerContext) -> str | None:
-        expected = self.tls_subjects.get(peer.calling_ae)
-        if expected is None or not certificate_matches(peer.certificate, expected):
+    def _certificate_user(
+        self, calling_ae: str, certificate: Mapping[str, Any] | None
+    ) -> str | None:
+        expected = self.tls_subjects.get(calling_ae)
+        if expected is None or not certificate_matches(certificate, expected):
             return None
-        return certificate_names(peer.certificate)[0] or expected
+        return certificate_names(certificate)[0] or expected
 
     def _check_user(self, identity: UserIdentityRQ) -> IdentityVerdict:
         try:
@@ -205,11 +209,12 @@ def gate_from_handler(handler: UserIdHandler) -> IdentityGate:
     the requestor asked for a positive response.
     """
 
-    def gate(identity: UserIdentityRQ | None, peer: PeerContext) -> IdentityVerdict:
+    def gate(rq: AssociateRQ, requestor: Requestor) -> IdentityVerdict:
+        identity = rq.user_info.user_identity_rq
         if identity is None:
             return IdentityVerdict(True)
         event = UserIdentityEvent(
-            peer.assoc,
+            requestor.assoc,
             evt.EVT_USER_ID,
             identity.identity_type,
             identity.primary,

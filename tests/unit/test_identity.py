@@ -9,7 +9,8 @@ import pytest
 from dimsefsm import evt
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
-    PeerContext,
+    IdentityVerdict,
+    Requestor,
     RequestorProposal,
     accept_or_reject,
     build_request,
@@ -25,7 +26,7 @@ from dimsefsm.identity import (
     username_identity,
 )
 from dimsefsm.passwords import hash_password, is_valid_hash, parse_hash, verify_password
-from dimsefsm.pdu.model import AssociateAC, AssociateRJ, UserIdentityRQ
+from dimsefsm.pdu.model import AssociateAC, AssociateRJ, AssociateRQ, UserIdentityRQ
 from dimsefsm.sop_class import IMPLICIT_VR_LITTLE_ENDIAN as IVRLE
 from dimsefsm.sop_class import VERIFICATION
 from tests.pair import EnginePair
@@ -74,42 +75,47 @@ def test_malformed_stored_hash_never_verifies(stored: str) -> None:
 
 
 # -- the decision ----------------------------------------------------------------
-def _peer(ae: str = "SCU", certificate: dict[str, Any] | None = None) -> PeerContext:
-    return PeerContext(ae, ("127.0.0.1", 1234), certificate)
+def _check(
+    rules: IdentityRules,
+    identity: UserIdentityRQ | None,
+    ae: str = "SCU",
+    certificate: dict[str, Any] | None = None,
+) -> IdentityVerdict:
+    return rules(_rq(identity, ae), Requestor(("127.0.0.1", 1234), certificate))
 
 
 def test_username_and_password_checked() -> None:
     rules = IdentityRules(USERS)
-    good = rules(username_identity("alice", "wonderland"), _peer())
+    good = _check(rules, username_identity("alice", "wonderland"))
     assert good.accepted and good.user == "alice" and good.response == b""
-    wrong = rules(username_identity("alice", "guess"), _peer())
+    wrong = _check(rules, username_identity("alice", "guess"))
     assert not wrong.accepted and "wrong password" in wrong.reason
-    unknown = rules(username_identity("mallory", "wonderland"), _peer())
+    unknown = _check(rules, username_identity("mallory", "wonderland"))
     assert not unknown.accepted and "unknown user" in unknown.reason
 
 
 def test_username_alone_must_be_a_known_user() -> None:
     rules = IdentityRules(USERS)
-    assert rules(username_identity("alice"), _peer()).user == "alice"
-    assert not rules(username_identity("mallory"), _peer()).accepted
-    assert not rules(UserIdentityRQ(1, False, b"\xff\xfe"), _peer()).accepted
+    assert _check(rules, username_identity("alice")).user == "alice"
+    assert not _check(rules, username_identity("mallory")).accepted
+    assert not _check(rules, UserIdentityRQ(1, False, b"\xff\xfe")).accepted
 
 
 def test_required_identity_missing_is_refused_only_for_that_peer() -> None:
     rules = IdentityRules(USERS, required=frozenset({"MODALITY"}))
-    missing = rules(None, _peer("MODALITY"))
+    missing = _check(rules, None, "MODALITY")
     assert not missing.accepted and "required" in missing.reason
-    assert rules(None, _peer("OTHER")).accepted
-    assert not IdentityRules(USERS, required=frozenset({"*"}))(None, _peer("OTHER")).accepted
+    assert _check(rules, None, "OTHER").accepted
+    assert not _check(IdentityRules(USERS, required=frozenset({"*"})), None, "OTHER").accepted
 
 
 @pytest.mark.parametrize("kind", [3, 4, 5])
 def test_unverifiable_types_ignored_unless_required(kind: int) -> None:
     token = UserIdentityRQ(kind, True, b"opaque-token")
-    ignored = IdentityRules(USERS)(token, _peer())
+    ignored = _check(IdentityRules(USERS), token)
     assert ignored.accepted and ignored.user is None and ignored.response is None
     assert "not verified" in ignored.reason
-    required = IdentityRules(USERS, required=frozenset({"SCU"}))(token, _peer())
+    required = _check(IdentityRules(USERS, required=frozenset({"SCU"})), token)
     assert not required.accepted
 
 
@@ -135,17 +141,17 @@ def test_certificate_identifies_a_peer_that_must_identify() -> None:
     rules = IdentityRules(
         USERS, required=frozenset({"MODALITY"}), tls_subjects={"MODALITY": "modality-1"}
     )
-    by_cert = rules(None, _peer("MODALITY", CERT))
+    by_cert = _check(rules, None, "MODALITY", CERT)
     assert by_cert.accepted and by_cert.user == "modality-1"
-    assert not rules(None, _peer("MODALITY", None)).accepted
+    assert not _check(rules, None, "MODALITY", None).accepted
     other = {"subject": ((("commonName", "intruder"),),)}
-    assert not rules(None, _peer("MODALITY", other)).accepted
+    assert not _check(rules, None, "MODALITY", other).accepted
     # A wrong password is still wrong with the right certificate.
-    assert not rules(username_identity("alice", "guess"), _peer("MODALITY", CERT)).accepted
+    assert not _check(rules, username_identity("alice", "guess"), "MODALITY", CERT).accepted
 
 
 # -- negotiation -------------------------------------------------------------------
-def _rq(identity: UserIdentityRQ | None, calling: str = "SCU") -> Any:
+def _rq(identity: UserIdentityRQ | None, calling: str = "SCU") -> AssociateRQ:
     contexts = propose_contexts([(VERIFICATION, [IVRLE])])
     return build_request(RequestorProposal(calling, "SCP", contexts, user_identity=identity))
 

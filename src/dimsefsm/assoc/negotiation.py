@@ -201,18 +201,35 @@ IdentityCheck = Callable[[UserIdentityRQ], tuple[bool, bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
-class PeerContext:
-    """What an identity gate may weigh beside the identity item: who calls, from where.
+class Requestor:
+    """Who is asking, as the transport saw it: the facts an admission check may weigh."""
 
-    ``certificate`` is the TLS client certificate in ``ssl.getpeercert()`` form
-    (None without TLS or without a client certificate); ``assoc`` is the object
-    handlers see as ``event.assoc``.
+    address: tuple[str, int] | None = None
+    certificate: dict[str, Any] | None = None  # ssl.getpeercert() form, over TLS
+    assoc: Any = None  # what handlers see as event.assoc (the engine), for EVT_USER_ID
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An application's decision about one A-ASSOCIATE-RQ (see ``AcceptorPolicy.admission``).
+
+    ``reject`` refuses the association: A-ASSOCIATE-RJ rejected-permanent from the
+    service-user with that reason (PS3.8 Table 9-21).  Otherwise the requestor is
+    admitted with limits, answered per presentation context (result 1,
+    user-rejection: the SOP class is supported, not for this requestor):
+    ``refused`` contexts are rejected; in ``no_scu_role`` the requestor may not
+    be the SCU (send requests), so a context asking no SCP role is rejected; in
+    ``no_scp_role`` a proposed SCP role (C-GET sub-operations) is declined.
     """
 
-    calling_ae: str
-    address: tuple[str, int] | None = None
-    certificate: dict[str, Any] | None = None
-    assoc: Any = None
+    reject: int | None = None  # a RejectReason (service-user source)
+    refused: frozenset[str] = frozenset()
+    no_scu_role: frozenset[str] = frozenset()
+    no_scp_role: frozenset[str] = frozenset()
+
+
+ADMIT_ALL = Admission()
+AdmissionCheck = Callable[[AssociateRQ, Requestor], Admission]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +250,7 @@ class IdentityVerdict:
 
 # Called for every A-ASSOCIATE-RQ, with or without a User Identity item, so that
 # a gate can also refuse a requestor that sent none.
-IdentityGate = Callable[[UserIdentityRQ | None, PeerContext], IdentityVerdict]
+IdentityGate = Callable[[AssociateRQ, Requestor], IdentityVerdict]
 
 
 @dataclass(slots=True)
@@ -255,6 +272,7 @@ class AcceptorPolicy:
     prefer_requestor_order: bool = False
     identity_check: IdentityCheck | None = None
     identity_gate: IdentityGate | None = None
+    admission: AdmissionCheck | None = None  # per requestor: reject, or limit its contexts
 
 
 def _reject(result: int, source: int, reason: int) -> AssociateRJ:
@@ -278,7 +296,7 @@ def identity_rejection() -> AssociateRJ:
 
 
 def answer_identity(
-    rq: AssociateRQ, policy: AcceptorPolicy, peer: PeerContext | None
+    rq: AssociateRQ, policy: AcceptorPolicy, requestor: Requestor | None
 ) -> tuple[AssociateRJ | None, UserIdentityAC | None, str | None]:
     """(rejection or None, the AC's identity item or None, the verified user).
 
@@ -288,7 +306,7 @@ def answer_identity(
     """
     identity = rq.user_info.user_identity_rq
     if policy.identity_gate is not None:
-        verdict = policy.identity_gate(identity, peer or PeerContext(rq.calling_ae.strip()))
+        verdict = policy.identity_gate(rq, requestor or Requestor())
         if not verdict.accepted:
             LOG.warning(
                 "rejecting association from %r: user identity refused: %s",
@@ -316,13 +334,15 @@ def accept_or_reject(
     rq: AssociateRQ,
     policy: AcceptorPolicy,
     active_associations: int = 0,
-    peer: PeerContext | None = None,
+    requestor: Requestor | None = None,
 ) -> tuple[AssociateAC | AssociateRJ, Negotiated | None]:
     """Apply the policy: an AC with one result per proposed context, or an RJ.
 
     Rejection reasons follow PS3.8 Table 9-21: unknown application context and
     AE titles are the service-user's permanent refusals; too many associations
-    is the presentation provider's transient "local limit exceeded".
+    is the presentation provider's transient "local limit exceeded".  The
+    policy's ``admission`` check sees the request and ``requestor`` (address,
+    certificate) and may refuse it or limit the contexts it gets.
     """
     if rq.application_context != APPLICATION_CONTEXT:
         return _reject(
@@ -343,6 +363,13 @@ def accept_or_reject(
             RejectSource.SERVICE_USER,
             RejectReason.CALLING_AE_NOT_RECOGNIZED,
         ), None
+    admission = ADMIT_ALL
+    if policy.admission is not None:
+        admission = policy.admission(rq, requestor or Requestor())
+        if admission.reject is not None:
+            return _reject(
+                RejectResult.PERMANENT, RejectSource.SERVICE_USER, admission.reject
+            ), None
     if active_associations >= policy.max_associations:
         return _reject(
             RejectResult.TRANSIENT,
@@ -350,7 +377,7 @@ def accept_or_reject(
             RejectReason.LOCAL_LIMIT_EXCEEDED,
         ), None
     identity = rq.user_info.user_identity_rq
-    identity_rj, identity_ac, user = answer_identity(rq, policy, peer)
+    identity_rj, identity_ac, user = answer_identity(rq, policy, requestor)
     if identity_rj is not None:
         return identity_rj, None
 
@@ -362,6 +389,12 @@ def accept_or_reject(
     for pc in rq.presentation_contexts:
         ours = policy.supported.get(pc.abstract_syntax)
         first = pc.transfer_syntaxes[0] if pc.transfer_syntaxes else ""
+        if ours is not None and not _admitted(pc.abstract_syntax, asked_roles, admission):
+            results.append(
+                PresentationContextAC(pc.context_id, ContextResult.USER_REJECTION, first)
+            )
+            rejected[pc.context_id] = ContextResult.USER_REJECTION
+            continue
         if ours is None:
             results.append(
                 PresentationContextAC(
@@ -384,7 +417,11 @@ def accept_or_reject(
         ask = asked_roles.get(pc.abstract_syntax)
         if ask is not None:
             peer_scu = ask.scu_role
-            peer_scp = ask.scp_role and pc.abstract_syntax in policy.scp_role_for
+            peer_scp = (
+                ask.scp_role
+                and pc.abstract_syntax in policy.scp_role_for
+                and pc.abstract_syntax not in admission.no_scp_role
+            )
             answered_roles[pc.abstract_syntax] = RoleSelection(
                 pc.abstract_syntax, peer_scu, peer_scp
             )
@@ -427,3 +464,15 @@ def accept_or_reject(
         user=user,
     )
     return ac, negotiated
+
+
+def _admitted(
+    abstract_syntax: str, asked: Mapping[str, RoleSelection], admission: Admission
+) -> bool:
+    """Whether the admission leaves the requestor a role on a context of this SOP class."""
+    if abstract_syntax in admission.refused:
+        return False
+    if abstract_syntax not in admission.no_scu_role:
+        return True
+    ask = asked.get(abstract_syntax)  # without a role item the requestor would be the SCU
+    return ask is not None and ask.scp_role and abstract_syntax not in admission.no_scp_role

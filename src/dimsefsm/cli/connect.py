@@ -36,7 +36,7 @@ def add_identity_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def identity_from_args(args: argparse.Namespace) -> UserIdentityRQ | None | str:
+def identity_from_args(args: argparse.Namespace) -> UserIdentityRQ | str | None:
     """The User Identity item the flags ask for, None, or an error message."""
     user = getattr(args, "user", None)
     password = getattr(args, "password", None)
