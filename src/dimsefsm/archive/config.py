@@ -124,15 +124,6 @@ class Settings:
         wanted = ae_title.strip()
         return next((p for p in self.peers.values() if p.ae_title == wanted), None)
 
-    @property
-    def destinations(self) -> dict[str, tuple[str, int]]:
-        """C-MOVE destinations: every peer that may ``receive``, by AE title."""
-        return {
-            p.ae_title: p.address
-            for p in self.peers.values()
-            if "receive" in p.may and p.address is not None
-        }
-
 
 # -- reading a file ---------------------------------------------------------------------
 def load_settings(path: str | Path) -> Settings:
