@@ -18,6 +18,8 @@ from dimsefsm.archive.config import (
     format_settings,
     load_settings,
 )
+from dimsefsm.archive.security import identity_rules, identity_summary
+from dimsefsm.audit import AuditTrail
 from dimsefsm.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -46,6 +48,7 @@ FLAG_SETTINGS = {
     "max_associations": "max_associations",
     "max_pending": "max_pending",
     "max_pdu": "max_pdu",
+    "audit": "audit",
     "timeout": "timeout",
     "acse_timeout": "acse_timeout",
     "dimse_timeout": "dimse_timeout",
@@ -101,6 +104,11 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="serve Modality Worklist C-FIND from the DICOM files in DIR (like wlmscpfs)",
     )
+    p.add_argument(
+        "--audit",
+        metavar="FILE",
+        help="append one JSON line per association and per operation to FILE ('-': stdout)",
+    )
     add_fsync_arg(p)
     add_server_args(p)
     add_timeouts(p)
@@ -155,6 +163,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
     try:
         settings = effective_settings(args)
         access = AccessPolicy.from_settings(settings)
+        identity = identity_rules(settings)
     except (ConfigError, ValueError) as exc:
         print(f"qrscp: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -178,13 +187,19 @@ def run_qrscp(args: argparse.Namespace) -> int:
         **_database(settings),
     )
     apply_settings(scp.ae, settings)
+    scp.ae.identity_gate = identity
     logging.getLogger("dimsefsm.access").info("%s", access.summary())
+    logging.getLogger("dimsefsm.access").info("%s", identity_summary(identity))
+    trail = AuditTrail.open(settings.audit) if settings.audit else None
+    handlers = [*scp.handlers, *(trail.handlers() if trail is not None else ())]
     scp.load()
     try:
         address = (settings.bind_address, settings.port)
-        serve(scp.ae, address, "qrscp", scp.handlers, ssl_context=ssl_context)
+        serve(scp.ae, address, "qrscp", handlers, ssl_context=ssl_context)
     finally:
         scp.close()
+        if trail is not None:
+            trail.close()
     return EXIT_OK
 
 
