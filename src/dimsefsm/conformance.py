@@ -143,7 +143,13 @@ def _lines() -> Iterator[str]:
             "proposed for C-GET storage classes; accepted where the SCP allows it "
             "(`scp_role=True`, as `qrscp` does for every storage class)",
         ),
-        ("User Identity Negotiation", "proposed and checked through the AE's policy hooks"),
+        (
+            "User Identity Negotiation",
+            "requestor: types 1 and 2 (`--user`, `--password`, `--pos-response`); acceptor: "
+            "checked only when a gate is set (`AE.identity_gate`, an `evt.EVT_USER_ID` "
+            "handler, or `qrscp`'s `[users]`), otherwise ignored with no positive response; "
+            "see *User identity and audit*",
+        ),
         ("Called AE title check", "optional (`AE.require_called_aet`; CLI servers: on)"),
         (
             "Secure transport",
@@ -155,6 +161,7 @@ def _lines() -> Iterator[str]:
     ):
         yield f"| {name} | {value} |"
     yield ""
+    yield from _identity_and_audit()
     yield "## 3. Transfer syntaxes"
     yield ""
     yield (
@@ -280,6 +287,26 @@ def _storage_rules() -> Iterator[str]:
         "cache carries a SHA-256 checksum and is discarded, the files re-read, when it fails.",
     ):
         yield f"- {rule}"
+
+
+def _identity_and_audit() -> Iterator[str]:
+    """What ``qrscp`` checks of a requestor's identity, from the rules it decides with."""
+    from dimsefsm.archive.security import describe_identity_checks
+
+    yield "### User identity and audit (qrscp)"
+    yield ""
+    yield "| Checked | Answer when it fails |"
+    yield "|---|---|"
+    for checked, answer in describe_identity_checks():
+        yield f"| {checked} | {answer} |"
+    yield ""
+    yield (
+        "Audit (`audit = FILE` or `--audit FILE`, `-` for standard output): one JSON object "
+        "per line for each association (established, rejected, released, aborted) and each "
+        "operation answered (service, level, keys, Study Instance UIDs, status, counts, "
+        "duration); fields in docs/guide.md, *Audit trail*."
+    )
+    yield ""
 
 
 def _names(uids: Iterable[str]) -> str:

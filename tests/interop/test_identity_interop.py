@@ -67,8 +67,9 @@ def qrscp(
 def _pynetdicom_associate(port: int, calling: str, identity: UserIdentityNegotiation | None) -> Any:
     ae = PynetdicomAE(ae_title=calling)
     ae.add_requested_context(Verification)
-    ext_neg = [identity] if identity is not None else []
-    return ae.associate(LOCALHOST, port, ae_title=QR_AET, ext_neg=ext_neg)
+    return ae.associate(
+        LOCALHOST, port, ae_title=QR_AET, ext_neg=[identity] if identity is not None else None
+    )
 
 
 def _identity(

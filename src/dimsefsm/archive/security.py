@@ -68,7 +68,10 @@ def describe_identity_checks() -> list[tuple[str, str]]:
             "TLS client certificate (peer's tls_subject: CN, or full RFC 4514 subject)",
             "identifies the peer in place of a User Identity item",
         ),
-        ("no [users] in the configuration", "User Identity items ignored, no positive response"),
+        (
+            "no [users], and no peer with identity or tls_subject",
+            "User Identity items ignored, no positive response",
+        ),
     ]
 
 

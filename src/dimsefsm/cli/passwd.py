@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import sys
+from typing import TextIO
 
 from dimsefsm.cli.common import EXIT_OK, EXIT_USAGE
 from dimsefsm.passwords import hash_password
@@ -27,15 +28,14 @@ def add_passwd(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_passwd)
 
 
-def read_password(stdin: object = None) -> str | None:
+def read_password(stdin: TextIO | None = None) -> str | None:
     """The password typed twice on a terminal, or stdin's first line; None on a mismatch."""
     stream = sys.stdin if stdin is None else stdin
-    if getattr(stream, "isatty", lambda: False)():
+    if stream.isatty():
         first = getpass.getpass("Password: ")
         second = getpass.getpass("Again: ")
         return first if first == second else None
-    line = stream.readline()  # type: ignore[attr-defined]
-    return str(line).rstrip("\r\n")
+    return stream.readline().rstrip("\r\n")
 
 
 def run_passwd(args: argparse.Namespace) -> int:
