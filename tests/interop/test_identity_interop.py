@@ -24,6 +24,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from dimsefsm.passwords import hash_password
 from tests.data.make import make_study, write_study
 from tests.interop.peers import DimsefsmServer, LineReadyServer, free_port, run_tool
+from tests.tls_pki import make_pki
 
 QR_AET = "QRSCP"
 LOCALHOST = "127.0.0.1"
@@ -286,3 +287,44 @@ def test_audit_lines_for_associations_and_operations(
     assert released["outcome"] == "success" and released["duration_ms"] >= 0
     assert records[7]["claimed_user"] == "alice" and records[7]["outcome"] == "failure"
     assert records[7]["reject"] == {"result": 1, "source": 2, "reason": 1}
+
+
+def test_tls_client_certificate_identifies_a_peer(
+    dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
+) -> None:
+    """``tls_subject``: the certificate stands in for a User Identity item (CN or full subject)."""
+    pki = make_pki(tmp_path)
+    audit = tmp_path / "audit.jsonl"
+    config = tmp_path / "tls.toml"
+    config.write_text(
+        f'ae_title = "{QR_AET}"\nstorage = "{tmp_path / "store"}"\naudit = "{audit}"\n\n'
+        '[peers.bycn]\nae_title = "CERTSCU"\nmay = ["find"]\nidentity = "required"\n'
+        'tls_subject = "client"\n\n'
+        '[peers.bysubject]\nae_title = "SUBJSCU"\nmay = ["find"]\nidentity = "required"\n'
+        'tls_subject = "CN=client"\n\n'
+        '[peers.other]\nae_title = "OTHERSCU"\nmay = ["find"]\nidentity = "required"\n'
+        'tls_subject = "someone-else"\n'
+    )
+    server = dimsefsm_server(
+        "qrscp", "--config", str(config),
+        "+tls", str(pki.server_key), str(pki.server_cert), "+cf", str(pki.ca),
+    )  # fmt: skip
+    tls = ["+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(pki.ca)]
+
+    def echo(calling: str) -> subprocess.CompletedProcess[str]:
+        where = [LOCALHOST, str(server.port)]
+        return run_tool(["/usr/bin/echoscu", *tls, "-aet", calling, "-aec", QR_AET, *where])
+
+    by_cn, by_subject, other = echo("CERTSCU"), echo("SUBJSCU"), echo("OTHERSCU")
+    assert by_cn.returncode == 0, by_cn.stdout + by_cn.stderr + server.output()
+    assert by_subject.returncode == 0, by_subject.stdout + by_subject.stderr
+    assert other.returncode != 0
+    assert "Association Rejected" in other.stdout + other.stderr
+    server.stop()
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    established = [r for r in records if r.get("event") == "established"]
+    assert [(r["calling_ae"], r["user"], r["tls"]) for r in established] == [
+        ("CERTSCU", "client", True),
+        ("SUBJSCU", "client", True),
+    ]
+    assert [r["calling_ae"] for r in records if r.get("event") == "rejected"] == ["OTHERSCU"]
