@@ -257,6 +257,12 @@ def test_audit_lines_for_associations_and_operations(
         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid}",
     )  # fmt: skip
     assert found.returncode == 0, found.stderr
+    got = _ours(
+        "getscu", LOCALHOST, str(server.port), "-aec", QR_AET, "-aet", "OPENSCU", "-S",
+        "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid}",
+        "-od", str(tmp_path / "got"),
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
     rejected = _ours(
         "echoscu", LOCALHOST, str(server.port), "-aec", QR_AET, "-aet", "OPENSCU",
         "-usr", "alice", "-pwd", "guess",
@@ -273,6 +279,9 @@ def test_audit_lines_for_associations_and_operations(
         ("association", "established"),
         ("operation", "C-FIND"),
         ("association", "released"),
+        ("association", "established"),
+        ("operation", "C-GET"),
+        ("association", "released"),
         ("association", "rejected"),
     ]
     store = records[1]
@@ -285,8 +294,12 @@ def test_audit_lines_for_associations_and_operations(
     assert find["time"].endswith("Z") and find["peer_host"] == LOCALHOST
     released = records[6]
     assert released["outcome"] == "success" and released["duration_ms"] >= 0
-    assert records[7]["claimed_user"] == "alice" and records[7]["outcome"] == "failure"
-    assert records[7]["reject"] == {"result": 1, "source": 2, "reason": 1}
+    get = records[8]
+    assert get["user"] is None and get["study_uids"] == [uid] and get["status"] == "0x0000"
+    assert (get["completed"], get["failed"], get["warning"]) == (2, 0, 0)
+    rejected = records[10]
+    assert rejected["claimed_user"] == "alice" and rejected["outcome"] == "failure"
+    assert rejected["reject"] == {"result": 1, "source": 2, "reason": 1}
 
 
 def test_tls_client_certificate_identifies_a_peer(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dimsefsm import evt
+from dimsefsm.archive.config import Settings, load_settings
+from dimsefsm.archive.security import identity_rules
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     IdentityVerdict,
@@ -16,6 +21,8 @@ from dimsefsm.assoc.negotiation import (
     build_request,
     propose_contexts,
 )
+from dimsefsm.cli.connect import identity_from_args
+from dimsefsm.cli.main import build_parser, main
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.identity import (
     IdentityRules,
@@ -237,3 +244,59 @@ def test_requestor_with_a_wrong_password_is_rejected_in_memory() -> None:
     acceptor = AssociationEngine(requestor=False, policy=_policy(IdentityRules(USERS)))
     EnginePair(requestor, acceptor).connect()
     assert requestor.outcome == "rejected" and requestor.rejection == REJECTED
+
+
+# -- the command line ----------------------------------------------------------------
+def test_passwd_prints_a_users_line_that_verifies(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret pass\n"))
+    assert main(["passwd", "dr who"]) == 0
+    line = capsys.readouterr().out
+    users = tomllib.loads(line)
+    assert list(users) == ["dr who"]
+    assert verify_password("s3cret pass", users["dr who"])
+    assert not verify_password("s3cret pass\n", users["dr who"])
+
+
+def test_passwd_refuses_an_empty_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert main(["passwd", "alice"]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_qrscp_refuses_a_plain_password_under_users(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "qrscp.toml"
+    config.write_text('[users]\nalice = "wonderland"\n')
+    assert main(["qrscp", "--config", str(config), "--check"]) == 2
+    assert "dimsefsm passwd alice" in capsys.readouterr().err
+
+
+def test_settings_become_identity_rules(tmp_path: Path) -> None:
+    config = tmp_path / "qrscp.toml"
+    config.write_text(
+        '[peers.ct]\nae_title = "CT1"\nmay = ["store"]\nidentity = "required"\n'
+        'tls_subject = "ct1"\n'
+        f'[users]\nalice = "{ALICE}"\n'
+    )
+    rules = identity_rules(load_settings(config))
+    assert rules is not None
+    assert rules.required == frozenset({"CT1"}) and rules.tls_subjects == {"CT1": "ct1"}
+    assert dict(rules.users) == {"alice": ALICE}
+    assert identity_rules(Settings()) is None
+
+
+def test_scu_identity_flags() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["echoscu", "h", "1", "-usr", "bob", "-pwd", "pw", "-usr-req"])
+    assert identity_from_args(args) == UserIdentityRQ(2, True, b"bob", b"pw")
+    args = parser.parse_args(["echoscu", "h", "1", "--user", "bob"])
+    assert identity_from_args(args) == UserIdentityRQ(1, False, b"bob")
+    args = parser.parse_args(["echoscu", "h", "1", "--user", "bob", "-epw", "--pos-response"])
+    assert identity_from_args(args) == UserIdentityRQ(2, True, b"bob", b"")
+    args = parser.parse_args(["echoscu", "h", "1", "--password", "pw"])
+    assert isinstance(identity_from_args(args), str)
