@@ -277,12 +277,17 @@ def test_cstore_on_a_storage_context_kept_for_cget_is_refused_0124(
 
 
 def test_cmove_to_a_listed_peer_that_may_not_receive_is_a801(
-    archive: tuple[QueryRetrieveSCP, tuple[str, int]],
+    archive: tuple[QueryRetrieveSCP, tuple[str, int]], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, address = archive
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = "1.2.3"
-    with client("CT01", STUDY_ROOT_MOVE).associate(*address, ae_title="ARCHIVE") as assoc:
+    ae = client("CT01", STUDY_ROOT_MOVE)
+    with (
+        caplog.at_level("WARNING", logger="dimsefsm.qrscp"),
+        ae.associate(*address, ae_title="ARCHIVE") as assoc,
+    ):
         responses = list(assoc.send_c_move(query, "CT01", STUDY_ROOT_MOVE))
     assert [status.Status for status, _ in responses] == [st.MOVE_DESTINATION_UNKNOWN]
+    assert "a peer that may not receive, refused as an unknown destination 'CT01'" in caplog.text

@@ -108,6 +108,9 @@ class AccessPolicy:
         peer = self.peers.get(calling_ae.strip())
         return peer is not None and permission in peer.may
 
+    def is_listed(self, ae_title: object) -> bool:
+        return str(ae_title).strip() in self.peers
+
     @property
     def destinations(self) -> dict[str, tuple[str, int]]:
         """C-MOVE destinations by AE title: the peers that may ``receive``."""
