@@ -233,7 +233,7 @@ def test_hosts_are_resolved_once_and_an_unknown_host_is_an_error(
 def test_the_checks_listed_for_the_conformance_statement_name_the_answers() -> None:
     rows = dict(describe_checks())
     assert "reason 3" in rows["calling AE title (when peers are listed)"]
-    assert rows['`may` lacks "get"'].endswith("result 1 (user-rejection)")
+    assert rows['`may` lacks "find"'].endswith("result 1 (user-rejection)")
     assert any("0x0124" in answer for answer in rows.values())
     assert any("0xA801" in answer for answer in rows.values())
 

@@ -225,3 +225,11 @@ def test_check_of_a_bad_file_exits_2_with_the_line(
 def test_bad_dest_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["qrscp", "--check", "--dest", "NOPORT=host"]) == 2
     assert "--dest wants AET=HOST:PORT" in capsys.readouterr().err
+
+
+def test_the_readmes_qrscp_toml_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = load_settings(write(tmp_path, example))
+    assert settings.peers["viewer"].may == {"find", "get", "move", "receive"}
+    assert not settings.accept_any_caller
