@@ -234,6 +234,30 @@ def _chart_table(chart: Chart) -> Iterator[str]:
         yield f"| {t.name} | {sources} | {dest} | {code} | {meaning} | {when} |"
 
 
+def _security() -> Iterator[str]:
+    """Access control as ``archive.access`` decides it, from its own tables."""
+    yield (
+        "Configured in `qrscp.toml` (`dimsefsm qrscp --config FILE`; `--check` prints the "
+        f"effective settings). Without a file qrscp listens on {DEFAULT_BIND_ADDRESS} only "
+        "(`--bind` or `bind_address` to open it) and accepts any calling AE title, saying so "
+        "in its log. With at least one `[peers.NAME]` table only the listed AE titles may "
+        "associate (a `--dest AET=HOST:PORT` alone adds a C-MOVE destination, it does not "
+        "close the server), each to do what its `may` list says:"
+    )
+    yield ""
+    yield "| `may` | Allows |"
+    yield "|---|---|"
+    for permission, allowed in describe_permissions():
+        yield f'| "{permission}" | {allowed} |'
+    yield ""
+    yield "Verification (C-ECHO) is every admitted peer's. What is checked, and the answer:"
+    yield ""
+    yield "| Check | Answer when it fails |"
+    yield "|---|---|"
+    for check, answer in describe_checks():
+        yield f"| {check} | {answer} |"
+
+
 def _matching_rules() -> Iterator[str]:
     text = MATCHING_DOC or ""
     start = text.find("Behaviour an SCP must document")
@@ -286,30 +310,6 @@ def _storage_rules() -> Iterator[str]:
         "cache carries a SHA-256 checksum and is discarded, the files re-read, when it fails.",
     ):
         yield f"- {rule}"
-
-
-def _security() -> Iterator[str]:
-    """Access control as ``archive.access`` decides it, from its own tables."""
-    yield (
-        "Configured in `qrscp.toml` (`dimsefsm qrscp --config FILE`; `--check` prints the "
-        f"effective settings). Without a file qrscp listens on {DEFAULT_BIND_ADDRESS} only "
-        "(`--bind` or `bind_address` to open it) and accepts any calling AE title, saying so "
-        "in its log. With at least one `[peers.NAME]` table only the listed AE titles may "
-        "associate (a `--dest AET=HOST:PORT` alone adds a C-MOVE destination, it does not "
-        "close the server), each to do what its `may` list says:"
-    )
-    yield ""
-    yield "| `may` | Allows |"
-    yield "|---|---|"
-    for permission, allowed in describe_permissions():
-        yield f'| "{permission}" | {allowed} |'
-    yield ""
-    yield "Verification (C-ECHO) is every admitted peer's. What is checked, and the answer:"
-    yield ""
-    yield "| Check | Answer when it fails |"
-    yield "|---|---|"
-    for check, answer in describe_checks():
-        yield f"| {check} | {answer} |"
 
 
 def _names(uids: Iterable[str]) -> str:
