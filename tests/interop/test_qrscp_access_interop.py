@@ -169,3 +169,13 @@ def test_without_a_file_qrscp_listens_on_localhost_and_accepts_any_caller(
         ["/usr/bin/echoscu", "-aet", "ANYONE", "-aec", "DIMSEFSM", LOCALHOST, str(server.port)]
     ).returncode
     assert code == 0
+
+
+def test_open_to_the_network_without_peers_is_warned_about(
+    dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
+) -> None:
+    server = dimsefsm_server("qrscp", "-od", str(tmp_path / "store"), "--bind", "0.0.0.0")
+    output = server.output()
+    assert f"DIMSEFSM listening on 0.0.0.0:{server.port}" in output
+    warning = f"listening on 0.0.0.0 without [peers]: anyone who reaches port {server.port}"
+    assert f"W: dimsefsm.access: {warning}" in output

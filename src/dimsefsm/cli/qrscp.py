@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -178,7 +179,15 @@ def run_qrscp(args: argparse.Namespace) -> int:
         **_database(settings),
     )
     apply_settings(scp.ae, settings)
-    logging.getLogger("dimsefsm.access").info("%s", access.summary())
+    access_log = logging.getLogger("dimsefsm.access")
+    access_log.info("%s", access.summary())
+    if access.accept_any_caller and not _loopback(settings.bind_address):
+        access_log.warning(
+            "listening on %s without [peers]: anyone who reaches port %d may store, query "
+            "and retrieve; list the peers in a --config file",
+            settings.bind_address,
+            settings.port,
+        )
     scp.load()
     try:
         address = (settings.bind_address, settings.port)
@@ -198,3 +207,11 @@ def _database(settings: Settings) -> dict[str, Any]:
         )
         return {}
     return {"database": settings.database}
+
+
+def _loopback(address: str) -> bool:
+    """Whether ``address`` is reachable from this machine only (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
