@@ -233,3 +233,19 @@ def test_the_readmes_qrscp_toml_is_valid(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, example))
     assert settings.peers["viewer"].may == {"find", "get", "move", "receive"}
     assert not settings.accept_any_caller
+
+
+def test_check_also_refuses_what_the_server_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, 'worklist = "wl"\n')
+    assert main(["qrscp", "--config", str(path), "--check"]) == 2
+    assert f"worklist {tmp_path / 'wl'} is not a directory" in capsys.readouterr().err
+
+    def no_dns(host: str, *args: object, **kw: object) -> object:
+        raise OSError("unknown host")
+
+    monkeypatch.setattr("socket.getaddrinfo", no_dns)
+    path = write(tmp_path, '[peers.ct]\nhost = "ct.example"\ncheck_host = true\n')
+    assert main(["qrscp", "--config", str(path), "--check"]) == 2
+    assert "peers.ct.host: cannot resolve host 'ct.example'" in capsys.readouterr().err

@@ -93,11 +93,13 @@ class AccessPolicy:
     def from_settings(cls, settings: Settings, resolver: Resolver = resolve) -> AccessPolicy:
         """The policy of these settings; the hosts of ``check_host`` peers are resolved now."""
         peers = {peer.ae_title: peer for peer in settings.peers.values()}
-        addresses = {
-            peer.ae_title: resolver(peer.host)
-            for peer in peers.values()
-            if peer.check_host and peer.host is not None
-        }
+        addresses = {}
+        for peer in peers.values():
+            if peer.check_host and peer.host is not None:
+                try:
+                    addresses[peer.ae_title] = resolver(peer.host)
+                except ValueError as exc:
+                    raise ValueError(f"peers.{peer.name}.host: {exc}") from exc
         return cls(peers, settings.accept_any_caller, addresses)
 
     # -- questions ------------------------------------------------------------------------

@@ -159,15 +159,15 @@ def run_qrscp(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"qrscp: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.check:
-        print(format_settings(settings), end="")
-        return EXIT_OK
     if settings.worklist is not None and not settings.worklist.is_dir():
-        print(f"qrscp: --worklist {settings.worklist} is not a directory", file=sys.stderr)
+        print(f"qrscp: worklist {settings.worklist} is not a directory", file=sys.stderr)
         return EXIT_USAGE
     if settings.dest_tls and args.enable_tls is None:
         print("qrscp: --dest-tls needs +tls KEY CERT", file=sys.stderr)
         return EXIT_USAGE
+    if args.check:
+        print(format_settings(settings), end="")
+        return EXIT_OK
     ssl_context = server_tls(args)
     scp = QueryRetrieveSCP(
         settings.ae_title,
