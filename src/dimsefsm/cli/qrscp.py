@@ -168,6 +168,13 @@ def run_qrscp(args: argparse.Namespace) -> int:
     if args.check:
         print(format_settings(settings), end="")
         return EXIT_OK
+    if access.accept_any_caller and not _loopback(settings.bind_address):
+        logging.getLogger("dimsefsm.access").warning(
+            "listening on %s without [peers]: anyone who reaches port %d may store, query "
+            "and retrieve; list the peers in a --config file",
+            settings.bind_address,
+            settings.port,
+        )
     ssl_context = server_tls(args)
     scp = QueryRetrieveSCP(
         settings.ae_title,
@@ -179,15 +186,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
         **_database(settings),
     )
     apply_settings(scp.ae, settings)
-    access_log = logging.getLogger("dimsefsm.access")
-    access_log.info("%s", access.summary())
-    if access.accept_any_caller and not _loopback(settings.bind_address):
-        access_log.warning(
-            "listening on %s without [peers]: anyone who reaches port %d may store, query "
-            "and retrieve; list the peers in a --config file",
-            settings.bind_address,
-            settings.port,
-        )
+    logging.getLogger("dimsefsm.access").info("%s", access.summary())
     scp.load()
     try:
         address = (settings.bind_address, settings.port)
