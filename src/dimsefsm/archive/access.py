@@ -35,7 +35,7 @@ from dimsefsm import status as st
 from dimsefsm.archive.config import PERMISSIONS, Peer, Settings
 from dimsefsm.assoc.negotiation import Admission, Requestor
 from dimsefsm.pdu.model import AssociateRQ, ContextResult, RejectReason
-from dimsefsm.qr.registry import MODALITY_WORKLIST_FIND
+from dimsefsm.qr.registry import MODALITY_WORKLIST_FIND, lookup
 from dimsefsm.qr.scp import FIND_CLASSES, GET_CLASSES, MOVE_CLASSES
 from dimsefsm.sop_class import STORAGE_SOP_CLASSES
 
@@ -93,11 +93,13 @@ class AccessPolicy:
     def from_settings(cls, settings: Settings, resolver: Resolver = resolve) -> AccessPolicy:
         """The policy of these settings; the hosts of ``check_host`` peers are resolved now."""
         peers = {peer.ae_title: peer for peer in settings.peers.values()}
-        addresses = {
-            peer.ae_title: resolver(peer.host)
-            for peer in peers.values()
-            if peer.check_host and peer.host is not None
-        }
+        addresses = {}
+        for peer in peers.values():
+            if peer.check_host and peer.host is not None:
+                try:
+                    addresses[peer.ae_title] = resolver(peer.host)
+                except ValueError as exc:
+                    raise ValueError(f"peers.{peer.name}.host: {exc}") from exc
         return cls(peers, settings.accept_any_caller, addresses)
 
     # -- questions ------------------------------------------------------------------------
@@ -107,6 +109,9 @@ class AccessPolicy:
             return True
         peer = self.peers.get(calling_ae.strip())
         return peer is not None and permission in peer.may
+
+    def is_listed(self, ae_title: object) -> bool:
+        return str(ae_title).strip() in self.peers
 
     @property
     def destinations(self) -> dict[str, tuple[str, int]]:
@@ -159,6 +164,26 @@ class AccessPolicy:
         )
 
 
+def describe_permissions() -> list[tuple[str, str]]:
+    """What each word of ``may`` allows, from :data:`GOVERNED`: for the conformance statement."""
+    rows: list[tuple[str, str]] = []
+    for permission in PERMISSIONS:
+        if permission == "receive":
+            rows.append((permission, "be a C-MOVE destination (the peer needs host and port)"))
+        elif permission == "store":
+            count = len(GOVERNED[permission])
+            rows.append((permission, f"send C-STORE requests: the {count} storage SOP classes"))
+        else:
+            names = sorted(_sop_name(uid) for uid in GOVERNED[permission])
+            rows.append((permission, f"C-{permission.upper()}: {', '.join(names)}"))
+    return rows
+
+
+def _sop_name(uid: str) -> str:
+    sop = lookup(uid)
+    return sop.name if sop is not None else uid
+
+
 def describe_checks() -> list[tuple[str, str]]:
     """What the archive checks and how it answers, for the conformance statement.
 
@@ -176,17 +201,28 @@ def describe_checks() -> list[tuple[str, str]]:
             f"A-ASSOCIATE-RJ as above (reason {UNKNOWN_CALLER})",
         ),
     ]
-    for permission in PERMISSIONS:
-        if permission == "receive":
-            continue
-        classes = len(GOVERNED[permission])
+    refused = f"result {CONTEXT_REFUSED:d} (user-rejection)"
+    for permission in ("find", "get", "move"):
         rows.append(
             (
                 f'`may` lacks "{permission}"',
-                f"its {classes} SOP class(es)' presentation contexts: result {CONTEXT_REFUSED:d} "
-                "(user-rejection)",
+                f"the presentation contexts of its {len(GOVERNED[permission])} SOP classes: "
+                f"{refused}",
             )
         )
+    rows.append(
+        (
+            '`may` lacks "get"',
+            "a proposed SCP role on storage contexts (C-GET sub-operations) is declined",
+        )
+    )
+    rows.append(
+        (
+            '`may` lacks "store"',
+            f"storage contexts without a proposed SCP role: {refused}; with one (and "
+            '"get"), they are kept for C-GET',
+        )
+    )
     rows.append(
         (
             'C-STORE on a storage context kept for C-GET (`may` has "get", not "store")',

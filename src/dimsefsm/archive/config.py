@@ -256,7 +256,7 @@ class _Reader:
             if peer.ae_title in titles:
                 raise self.fail(
                     ("peers", name, "ae_title"),
-                    f"AE title {peer.ae_title!r} is already peer {titles[peer.ae_title]!r}'s",
+                    f"AE title {peer.ae_title!r} is already that of peer {titles[peer.ae_title]!r}",
                 )
             titles[peer.ae_title] = name
             peers[name] = peer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -167,15 +168,22 @@ def run_qrscp(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"qrscp: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.check:
-        print(format_settings(settings), end="")
-        return EXIT_OK
     if settings.worklist is not None and not settings.worklist.is_dir():
-        print(f"qrscp: --worklist {settings.worklist} is not a directory", file=sys.stderr)
+        print(f"qrscp: worklist {settings.worklist} is not a directory", file=sys.stderr)
         return EXIT_USAGE
     if settings.dest_tls and args.enable_tls is None:
         print("qrscp: --dest-tls needs +tls KEY CERT", file=sys.stderr)
         return EXIT_USAGE
+    if args.check:
+        print(format_settings(settings), end="")
+        return EXIT_OK
+    if access.accept_any_caller and not _loopback(settings.bind_address):
+        logging.getLogger("dimsefsm.access").warning(
+            "listening on %s without [peers]: anyone who reaches port %d may store, query "
+            "and retrieve; list the peers in a --config file",
+            settings.bind_address,
+            settings.port,
+        )
     ssl_context = server_tls(args)
     scp = QueryRetrieveSCP(
         settings.ae_title,
@@ -213,3 +221,11 @@ def _database(settings: Settings) -> dict[str, Any]:
         )
         return {}
     return {"database": settings.database}
+
+
+def _loopback(address: str) -> bool:
+    """Whether ``address`` is reachable from this machine only (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"

@@ -226,7 +226,12 @@ class QueryRetrieveSCP:
         destination = self.destinations.get(str(event.move_destination).strip())
         if destination is None:
             # A listed peer that may not receive is answered like an unknown one (0xA801).
-            LOG.warning("C-MOVE to unknown destination %r", event.move_destination)
+            listed = self.access is not None and self.access.is_listed(event.move_destination)
+            LOG.warning(
+                "C-MOVE to %s destination %r",
+                "a peer that may not receive, refused as an unknown" if listed else "unknown",
+                event.move_destination,
+            )
             yield None, None
             return
         if self.destination_tls is not None:
