@@ -23,6 +23,7 @@ from pydicom.uid import UID
 from dimsefsm import status as st
 from dimsefsm.archive.access import describe_checks, describe_permissions
 from dimsefsm.archive.config import DEFAULT_BIND_ADDRESS
+from dimsefsm.archive.security import describe_identity_checks
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     IMPLEMENTATION_CLASS_UID,
@@ -150,7 +151,7 @@ def _lines() -> Iterator[str]:
             "requestor: types 1 and 2 (`--user`, `--password`, `--pos-response`); acceptor: "
             "checked only when a gate is set (`AE.identity_gate`, an `evt.EVT_USER_ID` "
             "handler, or `qrscp`'s `[users]`), otherwise ignored with no positive response; "
-            "see *User identity and audit*",
+            "see section 7",
         ),
         ("Called AE title check", "optional (`AE.require_called_aet`; CLI servers: on)"),
         (
@@ -163,7 +164,6 @@ def _lines() -> Iterator[str]:
     ):
         yield f"| {name} | {value} |"
     yield ""
-    yield from _identity_and_audit()
     yield "## 3. Transfer syntaxes"
     yield ""
     yield (
@@ -212,6 +212,7 @@ def _lines() -> Iterator[str]:
     yield ""
     yield from _security()
     yield ""
+    yield from _identity_and_audit()
     yield "## Annex A. Storage SOP classes"
     yield ""
     yield "| SOP class | UID |"
@@ -321,14 +322,20 @@ def _storage_rules() -> Iterator[str]:
 
 def _identity_and_audit() -> Iterator[str]:
     """What ``qrscp`` checks of a requestor's identity, from the rules it decides with."""
-    from dimsefsm.archive.security import describe_identity_checks
-
-    yield "### User identity and audit (qrscp)"
+    yield "### User identity (PS3.7 D.3.3.7)"
+    yield ""
+    yield (
+        "`[users]` holds scrypt password hashes (`dimsefsm passwd NAME`); a peer's "
+        '`identity = "required"` makes a verified identity a condition of association, '
+        "and its `tls_subject` lets its TLS client certificate stand in for one."
+    )
     yield ""
     yield "| Checked | Answer when it fails |"
     yield "|---|---|"
     for checked, answer in describe_identity_checks():
         yield f"| {checked} | {answer} |"
+    yield ""
+    yield "### Audit trail"
     yield ""
     yield (
         "Audit (`audit = FILE` or `--audit FILE`, `-` for standard output): one JSON object "

@@ -300,3 +300,12 @@ def test_scu_identity_flags() -> None:
     assert identity_from_args(args) == UserIdentityRQ(2, True, b"bob", b"")
     args = parser.parse_args(["echoscu", "h", "1", "--password", "pw"])
     assert isinstance(identity_from_args(args), str)
+
+
+def test_qrscp_with_an_unwritable_audit_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "missing-dir" / "audit.jsonl"
+    code = main(["qrscp", "0", "-od", str(tmp_path / "store"), "--audit", str(target)])
+    assert code == 2
+    assert f"qrscp: audit {target}: No such file or directory" in capsys.readouterr().err

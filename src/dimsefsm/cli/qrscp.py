@@ -185,6 +185,11 @@ def run_qrscp(args: argparse.Namespace) -> int:
             settings.port,
         )
     ssl_context = server_tls(args)
+    try:
+        trail = AuditTrail.open(settings.audit) if settings.audit else None
+    except OSError as exc:
+        print(f"qrscp: audit {settings.audit}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     scp = QueryRetrieveSCP(
         settings.ae_title,
         settings.storage,
@@ -198,7 +203,6 @@ def run_qrscp(args: argparse.Namespace) -> int:
     scp.ae.identity_gate = identity
     logging.getLogger("dimsefsm.access").info("%s", access.summary())
     logging.getLogger("dimsefsm.access").info("%s", identity_summary(identity))
-    trail = AuditTrail.open(settings.audit) if settings.audit else None
     handlers = [*scp.handlers, *(trail.handlers() if trail is not None else ())]
     scp.load()
     try:
