@@ -14,6 +14,7 @@ from dimsefsm import evt
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     AcceptorPolicy,
+    AdmissionCheck,
     RequestorProposal,
     propose_contexts,
 )
@@ -69,6 +70,8 @@ class AE:
         self.maximum_pending_connections: int | None = None
         self.require_called_aet: bool = False
         self.require_calling_aet: list[str] = []
+        # Per association request: reject the requestor or limit its contexts (access control).
+        self.admission: AdmissionCheck | None = None
         self.prefer_requestor_order = False
         self.storage = StorageConfig()
         self._servers: list[AssociationServer] = []
@@ -168,6 +171,7 @@ class AE:
             max_pdu=self.maximum_pdu_size,
             scp_role_for=frozenset(self.accept_scp_role),
             prefer_requestor_order=self.prefer_requestor_order,
+            admission=self.admission,
         )
 
     @property

@@ -21,6 +21,8 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID
 
 from dimsefsm import status as st
+from dimsefsm.archive.access import describe_checks, describe_permissions
+from dimsefsm.archive.config import DEFAULT_BIND_ADDRESS
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     IMPLEMENTATION_CLASS_UID,
@@ -199,6 +201,10 @@ def _lines() -> Iterator[str]:
     yield ""
     yield from _storage_rules()
     yield ""
+    yield "## 7. Security of `dimsefsm qrscp`: who may do what"
+    yield ""
+    yield from _security()
+    yield ""
     yield "## Annex A. Storage SOP classes"
     yield ""
     yield "| SOP class | UID |"
@@ -226,6 +232,30 @@ def _chart_table(chart: Chart) -> Iterator[str]:
             code, meaning = f"0x{t.status:04X}", f"{category.value}: {text}"
         when = " ".join(t.when.split()).replace("|", "\\|")
         yield f"| {t.name} | {sources} | {dest} | {code} | {meaning} | {when} |"
+
+
+def _security() -> Iterator[str]:
+    """Access control as ``archive.access`` decides it, from its own tables."""
+    yield (
+        "Configured in `qrscp.toml` (`dimsefsm qrscp --config FILE`; `--check` prints the "
+        f"effective settings). Without a file qrscp listens on {DEFAULT_BIND_ADDRESS} only "
+        "(`--bind` or `bind_address` to open it) and accepts any calling AE title, saying so "
+        "in its log. With at least one `[peers.NAME]` table only the listed AE titles may "
+        "associate (a `--dest AET=HOST:PORT` alone adds a C-MOVE destination, it does not "
+        "close the server), each to do what its `may` list says:"
+    )
+    yield ""
+    yield "| `may` | Allows |"
+    yield "|---|---|"
+    for permission, allowed in describe_permissions():
+        yield f'| "{permission}" | {allowed} |'
+    yield ""
+    yield "Verification (C-ECHO) is every admitted peer's. What is checked, and the answer:"
+    yield ""
+    yield "| Check | Answer when it fails |"
+    yield "|---|---|"
+    for check, answer in describe_checks():
+        yield f"| {check} | {answer} |"
 
 
 def _matching_rules() -> Iterator[str]:

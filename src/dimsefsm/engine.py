@@ -20,6 +20,7 @@ from dimsefsm import trace
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     Negotiated,
+    Requestor,
     RequestorProposal,
     accept_or_reject,
     build_request,
@@ -340,7 +341,10 @@ class AssociationEngine:
     def _on_associate_indication(self, rq: AssociateRQ) -> None:
         assert self.policy is not None
         self.rq = rq
-        answer, negotiated = accept_or_reject(rq, self.policy, self.active_associations())
+        requestor = Requestor(self.peer_address, self.peer_certificate)
+        answer, negotiated = accept_or_reject(
+            rq, self.policy, self.active_associations(), requestor
+        )
         if isinstance(answer, AssociateRJ):
             LOG.info(
                 "rejecting association from %r to %r: result %d source %d reason %d",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dimsefsm.pdu.model import (
     APPLICATION_CONTEXT,
@@ -187,6 +188,37 @@ def ungranted_scp_roles(rq: AssociateRQ, negotiated: Negotiated) -> list[str]:
 IdentityCheck = Callable[[UserIdentityRQ], tuple[bool, bytes | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Requestor:
+    """Who is asking, as the transport saw it: the facts an admission check may weigh."""
+
+    address: tuple[str, int] | None = None
+    certificate: dict[str, Any] | None = None  # ssl.getpeercert() form, over TLS
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An application's decision about one A-ASSOCIATE-RQ (see ``AcceptorPolicy.admission``).
+
+    ``reject`` refuses the association: A-ASSOCIATE-RJ rejected-permanent from the
+    service-user with that reason (PS3.8 Table 9-21).  Otherwise the requestor is
+    admitted with limits, answered per presentation context (result 1,
+    user-rejection: the SOP class is supported, not for this requestor):
+    ``refused`` contexts are rejected; in ``no_scu_role`` the requestor may not
+    be the SCU (send requests), so a context asking no SCP role is rejected; in
+    ``no_scp_role`` a proposed SCP role (C-GET sub-operations) is declined.
+    """
+
+    reject: int | None = None  # a RejectReason (service-user source)
+    refused: frozenset[str] = frozenset()
+    no_scu_role: frozenset[str] = frozenset()
+    no_scp_role: frozenset[str] = frozenset()
+
+
+ADMIT_ALL = Admission()
+AdmissionCheck = Callable[[AssociateRQ, Requestor], Admission]
+
+
 @dataclass(slots=True)
 class AcceptorPolicy:
     """What an acceptor agrees to.
@@ -205,6 +237,7 @@ class AcceptorPolicy:
     scp_role_for: frozenset[str] = frozenset()
     prefer_requestor_order: bool = False
     identity_check: IdentityCheck | None = None
+    admission: AdmissionCheck | None = None  # per requestor: reject, or limit its contexts
 
 
 def _reject(result: int, source: int, reason: int) -> AssociateRJ:
@@ -218,13 +251,18 @@ def _choose_syntax(pc: PresentationContextRQ, ours: tuple[str, ...], theirs_firs
 
 
 def accept_or_reject(
-    rq: AssociateRQ, policy: AcceptorPolicy, active_associations: int = 0
+    rq: AssociateRQ,
+    policy: AcceptorPolicy,
+    active_associations: int = 0,
+    requestor: Requestor | None = None,
 ) -> tuple[AssociateAC | AssociateRJ, Negotiated | None]:
     """Apply the policy: an AC with one result per proposed context, or an RJ.
 
     Rejection reasons follow PS3.8 Table 9-21: unknown application context and
     AE titles are the service-user's permanent refusals; too many associations
-    is the presentation provider's transient "local limit exceeded".
+    is the presentation provider's transient "local limit exceeded".  The
+    policy's ``admission`` check sees the request and ``requestor`` (address,
+    certificate) and may refuse it or limit the contexts it gets.
     """
     if rq.application_context != APPLICATION_CONTEXT:
         return _reject(
@@ -245,6 +283,13 @@ def accept_or_reject(
             RejectSource.SERVICE_USER,
             RejectReason.CALLING_AE_NOT_RECOGNIZED,
         ), None
+    admission = ADMIT_ALL
+    if policy.admission is not None:
+        admission = policy.admission(rq, requestor or Requestor())
+        if admission.reject is not None:
+            return _reject(
+                RejectResult.PERMANENT, RejectSource.SERVICE_USER, admission.reject
+            ), None
     if active_associations >= policy.max_associations:
         return _reject(
             RejectResult.TRANSIENT,
@@ -270,6 +315,12 @@ def accept_or_reject(
     for pc in rq.presentation_contexts:
         ours = policy.supported.get(pc.abstract_syntax)
         first = pc.transfer_syntaxes[0] if pc.transfer_syntaxes else ""
+        if ours is not None and not _admitted(pc.abstract_syntax, asked_roles, admission):
+            results.append(
+                PresentationContextAC(pc.context_id, ContextResult.USER_REJECTION, first)
+            )
+            rejected[pc.context_id] = ContextResult.USER_REJECTION
+            continue
         if ours is None:
             results.append(
                 PresentationContextAC(
@@ -292,7 +343,11 @@ def accept_or_reject(
         ask = asked_roles.get(pc.abstract_syntax)
         if ask is not None:
             peer_scu = ask.scu_role
-            peer_scp = ask.scp_role and pc.abstract_syntax in policy.scp_role_for
+            peer_scp = (
+                ask.scp_role
+                and pc.abstract_syntax in policy.scp_role_for
+                and pc.abstract_syntax not in admission.no_scp_role
+            )
             answered_roles[pc.abstract_syntax] = RoleSelection(
                 pc.abstract_syntax, peer_scu, peer_scp
             )
@@ -334,3 +389,15 @@ def accept_or_reject(
         user_identity=identity,
     )
     return ac, negotiated
+
+
+def _admitted(
+    abstract_syntax: str, asked: Mapping[str, RoleSelection], admission: Admission
+) -> bool:
+    """Whether the admission leaves the requestor a role on a context of this SOP class."""
+    if abstract_syntax in admission.refused:
+        return False
+    if abstract_syntax not in admission.no_scu_role:
+        return True
+    ask = asked.get(abstract_syntax)  # without a role item the requestor would be the SCU
+    return ask is not None and ask.scp_role and abstract_syntax not in admission.no_scp_role
