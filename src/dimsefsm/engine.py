@@ -17,6 +17,7 @@ from collections.abc import Callable
 from logging import DEBUG
 from typing import Any, Protocol
 
+from dimsefsm import status as st
 from dimsefsm import trace
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
@@ -94,7 +95,7 @@ def _nothing() -> None:
 RequestHandler = Callable[["AssociationEngine", Message], None]
 OutcomeObserver = Callable[["AssociationEngine", str], None]
 OperationObserver = Callable[["AssociationEngine", Message, dict[str, Any], float], None]
-_PENDING = (0xFF00, 0xFF01)
+_PENDING = (st.PENDING, st.PENDING_WARNING)
 SinkFactory = Callable[["AssociationEngine", int, dict[str, Any]], DatasetSink | None]
 
 
