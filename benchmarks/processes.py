@@ -87,8 +87,8 @@ def module_command(module: str, args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", f"benchmarks.{module}", *args]
 
 
-def python_client(module: str, args: Sequence[str], timeout: float) -> Run:
-    """Run a client module to its end: its last JSON record, or why there is none."""
+def client_record(module: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Run a client module to its end: its last JSON record, or ``ok`` false and why not."""
     try:
         done = subprocess.run(
             module_command(module, args),
@@ -100,12 +100,17 @@ def python_client(module: str, args: Sequence[str], timeout: float) -> Run:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return Run(error=f"no result within {timeout:g} s")
+        return {"ok": False, "error": f"no result within {timeout:g} s"}
     record = last_record(done.stdout)
     if record is None:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return Run(error=f"exit {done.returncode}: {tail}")
-    return Run.from_record(record)
+        return {"ok": False, "error": f"exit {done.returncode}: {tail}"}
+    return record
+
+
+def python_client(module: str, args: Sequence[str], timeout: float) -> Run:
+    """Run a client module to its end: its count, or why there is none."""
+    return Run.from_record(client_record(module, args, timeout))
 
 
 def children_cpu() -> float:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,17 +40,15 @@ from tests.interop.peers import (
     DimsefsmServer,
     ServerProcess,
     ServerStartError,
-    dcmtk_env,
     free_port,
 )
 
 from benchmarks.core import REPO_ROOT, Figure, Goal, Metric, Settings, WorkloadResult
 from benchmarks.processes import (
     ScpUnusable,
+    client_record,
     dcmtk_tool,
-    last_record,
     load_dcmqrscp,
-    module_command,
     start_dcmqrscp,
     storescu_command,
 )
@@ -182,25 +179,8 @@ def start_qrscp(root: Path, archive: tuple[Path, ...], timeout: float) -> Server
 def run_client(port: int, queries: Path, runs: int, dimse_timeout: float) -> dict[str, Any]:
     """The client's JSON record (``ok`` false with an error when it failed)."""
     args = [LOCALHOST, str(port), CALLED_AE, str(queries), str(runs)]
-    command = module_command("wildcard_client", [*args, "--dimse-timeout", str(dimse_timeout)])
     timeout = 60.0 + dimse_timeout * runs * len(QUERIES)
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO_ROOT,
-            env=dcmtk_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"no result within {timeout:g} s"}
-    record = last_record(done.stdout)
-    if record is None:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"ok": False, "error": f"exit {done.returncode}: {tail}"}
-    return record
+    return client_record("wildcard_client", [*args, "--dimse-timeout", str(dimse_timeout)], timeout)
 
 
 class WildcardWorkload:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -15,13 +16,17 @@ from dimsefsm import evt
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     AcceptorPolicy,
+    AdmissionCheck,
+    IdentityGate,
     RequestorProposal,
     propose_contexts,
 )
 from dimsefsm.association import Association, AssociationCore
+from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
-from dimsefsm.engine import AssociationEngine
-from dimsefsm.pdu.model import RoleSelection
+from dimsefsm.engine import AssociationEngine, OperationObserver, OutcomeObserver
+from dimsefsm.identity import gate_from_handler
+from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
@@ -70,7 +75,12 @@ class AE:
         self.maximum_pending_connections: int | None = None
         self.require_called_aet: bool = False
         self.require_calling_aet: list[str] = []
+        # Per association request: reject the requestor or limit its contexts (access control).
+        self.admission: AdmissionCheck | None = None
         self.prefer_requestor_order = False
+        # Decides on user identity (PS3.7 D.3.3.7) for every A-ASSOCIATE-RQ:
+        # dimsefsm.identity.IdentityRules, or built from an EVT_USER_ID handler.
+        self.identity_gate: IdentityGate | None = None
         self.storage = StorageConfig()
         self._servers: list[AssociationServer] = []
 
@@ -109,14 +119,19 @@ class AE:
         max_pdu: int | None = None,
         evt_handlers: HandlerList | None = None,
         tls_args: TlsArgs | None = None,
+        user_identity: UserIdentityRQ | None = None,
     ) -> Association:
         """Request an association; check ``is_established`` (no exception on failure).
 
         ``tls_args=(ssl_context, server_hostname)`` secures the connection with
         TLS (PS3.15 Annex B), as pynetdicom's argument of that name; the
-        handshake is bounded by ``connection_timeout``.
+        handshake is bounded by ``connection_timeout``.  ``user_identity``
+        (see ``dimsefsm.identity.username_identity``) is sent in the RQ; the
+        acceptor's server response is ``negotiated.user_identity_response``.
         """
-        assoc = self.prepare_association(Association, ae_title, max_pdu, evt_handlers)
+        assoc = self.prepare_association(
+            Association, ae_title, max_pdu, evt_handlers, user_identity
+        )
         assoc._open((addr, port), self.connection_timeout, tls_args)
         return assoc
 
@@ -126,6 +141,7 @@ class AE:
         ae_title: str,
         max_pdu: int | None,
         evt_handlers: HandlerList | None,
+        user_identity: UserIdentityRQ | None = None,
     ) -> AssociationT:
         """An unconnected ``kind`` proposing this AE's contexts: blocking or asyncio alike."""
         if not self.requested_contexts:
@@ -138,6 +154,7 @@ class AE:
             roles=tuple(
                 RoleSelection(uid, scu, scp) for uid, (scu, scp) in self.scu_role_proposals.items()
             ),
+            user_identity=user_identity,
         )
         dispatcher = RequestDispatcher(dict(evt_handlers or ()), storage=self.storage)
         engine = AssociationEngine(
@@ -169,6 +186,8 @@ class AE:
             max_pdu=self.maximum_pdu_size,
             scp_role_for=frozenset(self.accept_scp_role),
             prefer_requestor_order=self.prefer_requestor_order,
+            identity_gate=self.identity_gate,
+            admission=self.admission,
         )
 
     @property
@@ -198,6 +217,10 @@ class AE:
             raise ValueError("no supported presentation contexts: call add_supported_context()")
         policy = self.policy()
         handlers = dict(evt_handlers or ())
+        user_id_handler = handlers.get(evt.EVT_USER_ID)
+        if policy.identity_gate is None and user_id_handler is not None:
+            policy.identity_gate = gate_from_handler(user_id_handler)
+        on_outcome, on_operation_done = _observers(handlers)
 
         storage = self.storage
         max_identifier_size = self.maximum_identifier_size
@@ -213,6 +236,8 @@ class AE:
                 max_identifier_size=max_identifier_size,
             )
             dispatcher.assoc = engine  # handlers see event.assoc.negotiated (peer AE, contexts)
+            engine.on_outcome = on_outcome
+            engine.on_operation_done = on_operation_done
             return engine
 
         server = AssociationServer(
@@ -241,6 +266,32 @@ class AE:
         for server in self._servers:
             server.shutdown()
         self._servers.clear()
+
+
+def _observers(
+    handlers: dict[evt.EventType, Callable[[Any], Any]],
+) -> tuple[OutcomeObserver | None, OperationObserver | None]:
+    """Engine observers calling the bound notification handlers (None when none is bound)."""
+    bound = {o: handlers[e] for o, e in evt.NOTIFICATIONS.items() if e in handlers}
+    on_outcome: OutcomeObserver | None = None
+    if bound:
+
+        def on_outcome(engine: AssociationEngine, outcome: str) -> None:
+            handler = bound.get(outcome)
+            if handler is not None:
+                duration = time.monotonic() - engine.started
+                handler(evt.AssociationEvent(engine, evt.NOTIFICATIONS[outcome], outcome, duration))
+
+    done = handlers.get(evt.EVT_OPERATION_DONE)
+    on_operation_done: OperationObserver | None = None
+    if done is not None:
+
+        def on_operation_done(
+            engine: AssociationEngine, request: Message, response: dict[str, Any], duration: float
+        ) -> None:
+            done(evt.OperationEvent(engine, evt.EVT_OPERATION_DONE, request, response, duration))
+
+    return on_outcome, on_operation_done
 
 
 def _syntaxes(value: str | Sequence[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:

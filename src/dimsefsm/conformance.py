@@ -21,6 +21,9 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID
 
 from dimsefsm import status as st
+from dimsefsm.archive.access import describe_checks, describe_permissions
+from dimsefsm.archive.config import DEFAULT_BIND_ADDRESS
+from dimsefsm.archive.security import describe_identity_checks
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     IMPLEMENTATION_CLASS_UID,
@@ -143,7 +146,13 @@ def _lines() -> Iterator[str]:
             "proposed for C-GET storage classes; accepted where the SCP allows it "
             "(`scp_role=True`, as `qrscp` does for every storage class)",
         ),
-        ("User Identity Negotiation", "proposed and checked through the AE's policy hooks"),
+        (
+            "User Identity Negotiation",
+            "requestor: types 1 and 2 (`--user`, `--password`, `--pos-response`); acceptor: "
+            "checked only when a gate is set (`AE.identity_gate`, an `evt.EVT_USER_ID` "
+            "handler, or `qrscp`'s `[users]`), otherwise ignored with no positive response; "
+            "see section 7",
+        ),
         ("Called AE title check", "optional (`AE.require_called_aet`; CLI servers: on)"),
         (
             "Secure transport",
@@ -199,6 +208,11 @@ def _lines() -> Iterator[str]:
     yield ""
     yield from _storage_rules()
     yield ""
+    yield "## 7. Security of `dimsefsm qrscp`: who may do what"
+    yield ""
+    yield from _security()
+    yield ""
+    yield from _identity_and_audit()
     yield "## Annex A. Storage SOP classes"
     yield ""
     yield "| SOP class | UID |"
@@ -226,6 +240,30 @@ def _chart_table(chart: Chart) -> Iterator[str]:
             code, meaning = f"0x{t.status:04X}", f"{category.value}: {text}"
         when = " ".join(t.when.split()).replace("|", "\\|")
         yield f"| {t.name} | {sources} | {dest} | {code} | {meaning} | {when} |"
+
+
+def _security() -> Iterator[str]:
+    """Access control as ``archive.access`` decides it, from its own tables."""
+    yield (
+        "Configured in `qrscp.toml` (`dimsefsm qrscp --config FILE`; `--check` prints the "
+        f"effective settings). Without a file qrscp listens on {DEFAULT_BIND_ADDRESS} only "
+        "(`--bind` or `bind_address` to open it) and accepts any calling AE title, saying so "
+        "in its log. With at least one `[peers.NAME]` table only the listed AE titles may "
+        "associate (a `--dest AET=HOST:PORT` alone adds a C-MOVE destination, it does not "
+        "close the server), each to do what its `may` list says:"
+    )
+    yield ""
+    yield "| `may` | Allows |"
+    yield "|---|---|"
+    for permission, allowed in describe_permissions():
+        yield f'| "{permission}" | {allowed} |'
+    yield ""
+    yield "Verification (C-ECHO) is every admitted peer's. What is checked, and the answer:"
+    yield ""
+    yield "| Check | Answer when it fails |"
+    yield "|---|---|"
+    for check, answer in describe_checks():
+        yield f"| {check} | {answer} |"
 
 
 def _matching_rules() -> Iterator[str]:
@@ -282,6 +320,32 @@ def _storage_rules() -> Iterator[str]:
         "set and examined like a received instance; a torn file is not indexed.",
     ):
         yield f"- {rule}"
+
+
+def _identity_and_audit() -> Iterator[str]:
+    """What ``qrscp`` checks of a requestor's identity, from the rules it decides with."""
+    yield "### User identity (PS3.7 D.3.3.7)"
+    yield ""
+    yield (
+        "`[users]` holds scrypt password hashes (`dimsefsm passwd NAME`); a peer's "
+        '`identity = "required"` makes a verified identity a condition of association, '
+        "and its `tls_subject` lets its TLS client certificate stand in for one."
+    )
+    yield ""
+    yield "| Checked | Answer when it fails |"
+    yield "|---|---|"
+    for checked, answer in describe_identity_checks():
+        yield f"| {checked} | {answer} |"
+    yield ""
+    yield "### Audit trail"
+    yield ""
+    yield (
+        "Audit (`audit = FILE` or `--audit FILE`, `-` for standard output): one JSON object "
+        "per line for each association (established, rejected, released, aborted) and each "
+        "operation answered (service, level, keys, Study Instance UIDs, status, counts, "
+        "duration); fields in docs/guide.md, *Audit trail*."
+    )
+    yield ""
 
 
 def _names(uids: Iterable[str]) -> str:

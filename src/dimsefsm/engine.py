@@ -12,14 +12,17 @@ P-DATA becomes DIMSE messages routed to operations.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from logging import DEBUG
 from typing import Any, Protocol
 
+from dimsefsm import status as st
 from dimsefsm import trace
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     Negotiated,
+    Requestor,
     RequestorProposal,
     accept_or_reject,
     build_request,
@@ -90,6 +93,9 @@ def _nothing() -> None:
 
 
 RequestHandler = Callable[["AssociationEngine", Message], None]
+OutcomeObserver = Callable[["AssociationEngine", str], None]
+OperationObserver = Callable[["AssociationEngine", Message, dict[str, Any], float], None]
+_PENDING = (st.PENDING, st.PENDING_WARNING)
 SinkFactory = Callable[["AssociationEngine", int, dict[str, Any]], DatasetSink | None]
 
 
@@ -147,6 +153,13 @@ class AssociationEngine:
         self.operations: dict[int, ScuOperation] = {}
         self.scp_operations: dict[int, ScpOperation] = {}
         self._message_id = 0
+        # Observers (the audit trail): each outcome as it is reached, and each
+        # request of the peer once its final response is sent.  Unset, they cost
+        # nothing: requests are only remembered while an operation observer is set.
+        self.on_outcome: OutcomeObserver | None = None
+        self.on_operation_done: OperationObserver | None = None
+        self.started = time.monotonic()
+        self._answering: dict[int, tuple[float, Message]] = {}
 
     # -- state ------------------------------------------------------------------
     @property
@@ -208,6 +221,8 @@ class AssociationEngine:
 
     def send_message(self, message: Message, dataset: bytes | memoryview | None = None) -> None:
         assert self.negotiated is not None
+        if self._answering and message.command.get("Status") not in _PENDING:
+            self._answered(message.command)
         payload = message.dataset if dataset is None else dataset
         pdus = encode_message_bytes(
             message.context_id,
@@ -296,6 +311,7 @@ class AssociationEngine:
         elif isinstance(primitive, fx.RejectConfirmation):
             self.rejection = primitive.rj
             self.outcome = "rejected"
+            self._notify("rejected")
             self._fail_operations()
         elif isinstance(primitive, fx.ReleaseIndication):
             # We answer a release at once (Sta8, or Sta9 in a collision where
@@ -318,9 +334,37 @@ class AssociationEngine:
     def _finish(self, outcome: str, source: int | None = None, reason: int | None = None) -> None:
         if self.outcome in ("pending", "established"):
             LOG.info("association %s", outcome)
+            was_established = self.outcome == "established"
             self.outcome = outcome
             self.abort_source, self.abort_reason = source, reason
+            if was_established:
+                self._unanswered()
+                self._notify(outcome)
         self._fail_operations()
+
+    def _unanswered(self) -> None:
+        """Requests the association ended under get an observer call with no response."""
+        for message_id in list(self._answering):
+            self._answered({"CommandField": 0x8000, "MessageIDBeingRespondedTo": message_id})
+
+    def _notify(self, outcome: str) -> None:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(self, outcome)
+            except Exception:
+                LOG.exception("association observer failed")
+
+    def _answered(self, response: dict[str, Any]) -> None:
+        """A final response to a request of the peer is going out: tell the observer."""
+        if not response.get("CommandField", 0) & 0x8000:
+            return
+        started = self._answering.pop(response.get("MessageIDBeingRespondedTo", -1), None)
+        if started is None or self.on_operation_done is None:
+            return
+        try:
+            self.on_operation_done(self, started[1], response, time.monotonic() - started[0])
+        except Exception:
+            LOG.exception("operation observer failed")
 
     def _on_command(self, context_id: int, command: dict[str, Any]) -> DatasetSink | None:
         assert self.sink_for is not None
@@ -340,7 +384,10 @@ class AssociationEngine:
     def _on_associate_indication(self, rq: AssociateRQ) -> None:
         assert self.policy is not None
         self.rq = rq
-        answer, negotiated = accept_or_reject(rq, self.policy, self.active_associations())
+        requestor = Requestor(self.peer_address, self.peer_certificate, self)
+        answer, negotiated = accept_or_reject(
+            rq, self.policy, self.active_associations(), requestor
+        )
         if isinstance(answer, AssociateRJ):
             LOG.info(
                 "rejecting association from %r to %r: result %d source %d reason %d",
@@ -353,9 +400,11 @@ class AssociationEngine:
             self.rejection = answer
             self.outcome = "rejected"
             self._handle(ev.AssociateRejected(answer))
+            self._notify("rejected")
             return
         self.negotiated = negotiated
         self.outcome = "established"
+        self._notify("established")
         LOG.info(
             "association accepted: %r -> %r, %d of %d contexts, peer max PDU %d",
             rq.calling_ae,
@@ -370,6 +419,7 @@ class AssociationEngine:
         assert self.rq is not None
         self.negotiated = read_acceptance(self.rq, ac)
         self.outcome = "established"
+        self._notify("established")
         missing = ungranted_scp_roles(self.rq, self.negotiated)
         if missing:
             LOG.warning(
@@ -414,6 +464,8 @@ class AssociationEngine:
         if self.on_request is None:
             LOG.warning("request 0x%04X with no service bound; ignored", field)
             return
+        if self.on_operation_done is not None and isinstance(message.message_id, int):
+            self._answering[message.message_id] = (time.monotonic(), message)
         self.on_request(self, message)
 
 

@@ -24,6 +24,26 @@ EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE request received")
 EVT_C_FIND = EventType("EVT_C_FIND", "C-FIND request received")
 EVT_C_GET = EventType("EVT_C_GET", "C-GET request received")
 EVT_C_MOVE = EventType("EVT_C_MOVE", "C-MOVE request received")
+# Asked (acceptor) to verify a User Identity item: the handler gets
+# ``user_id_type``, ``primary_field`` and ``secondary_field`` and returns
+# ``(is_verified, response)``, as in pynetdicom (see dimsefsm.identity).
+EVT_USER_ID = EventType("EVT_USER_ID", "User identity negotiation requested")
+
+# Notifications (acceptor side; a handler's return value is ignored), named as
+# pynetdicom names them.  The handler gets an AssociationEvent.
+EVT_ESTABLISHED = EventType("EVT_ESTABLISHED", "Association established")
+EVT_REJECTED = EventType("EVT_REJECTED", "Association rejected")
+EVT_RELEASED = EventType("EVT_RELEASED", "Association released")
+EVT_ABORTED = EventType("EVT_ABORTED", "Association aborted")
+# dimsefsm's own: a request we answered has had its final response (an OperationEvent).
+EVT_OPERATION_DONE = EventType("EVT_OPERATION_DONE", "Final response sent to a request")
+
+NOTIFICATIONS = {
+    "established": EVT_ESTABLISHED,
+    "rejected": EVT_REJECTED,
+    "released": EVT_RELEASED,
+    "aborted": EVT_ABORTED,
+}
 
 
 @dataclass(slots=True)
@@ -39,3 +59,24 @@ class Event:
     @property
     def message_id(self) -> int:
         return int(self.request.command.get("MessageID", 0))
+
+
+@dataclass(slots=True)
+class AssociationEvent:
+    """An association's outcome: ``assoc`` is the engine (peer_address, rq, negotiated...)."""
+
+    assoc: Any
+    event: EventType
+    outcome: str
+    duration: float  # seconds since the connection was accepted
+
+
+@dataclass(slots=True)
+class OperationEvent:
+    """A request answered: the request, the final response's command, how long it took."""
+
+    assoc: Any
+    event: EventType
+    request: Message
+    response: dict[str, Any]
+    duration: float

@@ -34,12 +34,6 @@ from tests.data.make import (
 )
 from tests.interop.peers import LOCALHOST, DimsefsmServer, LineReadyServer, run_tool, wait_until
 
-# Building the hostile data sets makes pydicom warn about the very values under test.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Invalid value for VR UI"),
-    pytest.mark.filterwarnings("ignore:The value length .* exceeds the maximum length of 64"),
-]
-
 QR_AET = "QRSCP"
 STORESCU = "/usr/bin/storescu"
 FINDSCU = "/usr/bin/findscu"

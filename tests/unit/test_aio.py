@@ -33,6 +33,8 @@ from dimsefsm.dimse.commands import echo_rsp, encode_command, find_rq
 from dimsefsm.dimse.fragment import encode_message
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import Reassembler
+from dimsefsm.identity import IdentityRules, username_identity
+from dimsefsm.passwords import hash_password
 from dimsefsm.pdu import PduFramer, encode_pdu
 from dimsefsm.pdu.model import Abort, AssociateRQ, PDataTF, ReleaseRP, ReleaseRQ
 from dimsefsm.qr.registry import STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE
@@ -665,3 +667,27 @@ def test_tls_without_a_server_hostname_is_refused_before_the_handshake(pki: Pki)
     assoc = run(main)
     assert assoc.is_aborted
     assert "cannot start TLS with 127.0.0.1" in assoc.describe_failure()
+
+
+def test_user_identity_from_the_event_loop() -> None:
+    """``user_identity=`` as on ``AE.associate``: checked, answered when asked, or rejected."""
+    acceptor = AE("AIO-ID")
+    acceptor.add_supported_context(VERIFICATION)
+    acceptor.identity_gate = IdentityRules({"alice": hash_password("pw", n=1 << 10)})
+    server = acceptor.start_server((LOCALHOST, 0), block=False)
+    port = server.address[1]
+
+    async def main() -> tuple[AsyncAssociation, AsyncAssociation]:
+        asked = username_identity("alice", "pw", positive_response=True)
+        good = await aio_associate(scu(), LOCALHOST, port, ae_title="AIO-ID", user_identity=asked)
+        await good.release()
+        wrong = username_identity("alice", "no")
+        bad = await aio_associate(scu(), LOCALHOST, port, ae_title="AIO-ID", user_identity=wrong)
+        return good, bad
+
+    try:
+        good, bad = run(main)
+    finally:
+        server.shutdown()
+    assert good.negotiated is not None and good.negotiated.user_identity_response == b""
+    assert bad.is_rejected and bad.rejection == (1, 2, 1)

@@ -9,6 +9,8 @@ import pytest
 
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
+    Admission,
+    Requestor,
     RequestorProposal,
     accept_or_reject,
     build_request,
@@ -22,6 +24,9 @@ from dimsefsm.pdu.model import (
     AssociateRQ,
     AsyncOperationsWindow,
     ContextResult,
+    RejectReason,
+    RejectResult,
+    RejectSource,
     RoleSelection,
     UserIdentityRQ,
 )
@@ -223,3 +228,28 @@ def test_engine_warns_at_negotiation_when_scp_roles_are_not_granted(
         pair.connect()
     assert pair.requestor.is_established
     assert "without the SCP role we asked for (CT Image Storage)" in caplog.text
+
+
+def test_admission_hook_sees_the_requestor_and_may_reject_or_limit() -> None:
+    seen: list[tuple[str, Requestor]] = []
+
+    def admit(rq: AssociateRQ, requestor: Requestor) -> Admission:
+        seen.append((rq.calling_ae, requestor))
+        if rq.calling_ae == "STRANGER":
+            return Admission(reject=RejectReason.CALLING_AE_NOT_RECOGNIZED)
+        return Admission(refused=frozenset({CT}))
+
+    policy = _policy(admission=admit)
+    who = Requestor(("192.0.2.5", 4100))
+    rj, _ = accept_or_reject(_rq([(VERIFICATION, [IVRLE])], calling="STRANGER"), policy, 0, who)
+    assert rj == AssociateRJ(
+        RejectResult.PERMANENT, RejectSource.SERVICE_USER, RejectReason.CALLING_AE_NOT_RECOGNIZED
+    )
+    ac, negotiated = accept_or_reject(_rq([(VERIFICATION, [IVRLE]), (CT, [IVRLE])]), policy)
+    assert isinstance(ac, AssociateAC) and negotiated is not None
+    assert [pc.result for pc in ac.presentation_contexts] == [
+        ContextResult.ACCEPTANCE,
+        ContextResult.USER_REJECTION,
+    ]
+    assert negotiated.rejected == {3: ContextResult.USER_REJECTION}
+    assert seen == [("STRANGER", who), ("SCU", Requestor())]

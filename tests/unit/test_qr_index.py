@@ -412,3 +412,21 @@ def test_the_schema_is_created_once(tmp_path: Path) -> None:
         rows = connection.execute(schema_table.select()).all()
     engine.dispose()
     assert [row.version for row in rows] == [SCHEMA_VERSION]
+
+
+def test_the_statements_compile_for_postgresql() -> None:
+    """Nothing SQLite-only in the query compiler: every kind of key renders for PostgreSQL."""
+    from sqlalchemy.dialects import postgresql
+
+    query = study_query(
+        PatientName="Sm?th^*",
+        PatientID='""',
+        StudyDate="20240101-20241231",
+        StudyTime="1000-",
+        Modality="CT",
+        SOPClassUID=["1.2.3", "1.2.4"],
+        PatientComments="x*",
+    )
+    compiled = compile_find(query, "study-root")
+    text = str(compiled.statement.compile(dialect=postgresql.dialect()))
+    assert "LIKE" in text and "ESCAPE" in text and "EXISTS" in text and "||" in text

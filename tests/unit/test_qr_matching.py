@@ -25,11 +25,6 @@ from dimsefsm.qr.matching import (
     wildcard_matcher,
 )
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning"),
-    pytest.mark.filterwarnings("ignore:The value length:UserWarning"),
-]
-
 
 def ds(**keys: Any) -> Dataset:
     dataset = Dataset()

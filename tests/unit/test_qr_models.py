@@ -20,12 +20,6 @@ from dimsefsm.qr.models import (
     response_identifier,
 )
 
-# Query keys are not valid attribute values (ranges, wild cards): pydicom warns on assignment.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning"),
-    pytest.mark.filterwarnings("ignore:The value length:UserWarning"),
-]
-
 A900 = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
 QR_LEVEL = 0x00080052
 PATIENT_ID = 0x00100020

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from dimsefsm.aio.association import AsyncAssociation
+from dimsefsm.pdu.model import UserIdentityRQ
 from dimsefsm.transport.tls import TlsArgs
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ class Options(TypedDict, total=False):
     max_pdu: int | None
     evt_handlers: HandlerList | None
     tls_args: TlsArgs | None
+    user_identity: UserIdentityRQ | None
 
 
 async def aio_associate(
@@ -30,6 +32,8 @@ async def aio_associate(
     run in the event loop's thread, between two reads of this association.
     """
     handlers = options.get("evt_handlers")
-    assoc = ae.prepare_association(AsyncAssociation, ae_title, options.get("max_pdu"), handlers)
+    assoc = ae.prepare_association(
+        AsyncAssociation, ae_title, options.get("max_pdu"), handlers, options.get("user_identity")
+    )
     await assoc._open((addr, port), ae.connection_timeout, options.get("tls_args"))
     return assoc

@@ -9,8 +9,10 @@ they say.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dimsefsm.pdu.model import (
     APPLICATION_CONTEXT,
@@ -30,6 +32,8 @@ from dimsefsm.pdu.model import (
     UserIdentityRQ,
     UserInformation,
 )
+
+LOG = logging.getLogger("dimsefsm.assoc")
 
 IMPLEMENTATION_CLASS_UID = "2.25.245133105364127187389516046213347781651"
 IMPLEMENTATION_VERSION_NAME = "DIMSEFSM_010"
@@ -65,6 +69,10 @@ class Negotiated:
     peer_implementation_version_name: str | None = None
     user_identity: UserIdentityRQ | None = None
     extended_negotiation: dict[str, bytes] = field(default_factory=dict)
+    # Acceptor: the user the identity gate verified (None: no identity, or not checked).
+    user: str | None = None
+    # Requestor: the acceptor's User Identity AC server response (None: it sent none).
+    user_identity_response: bytes | None = None
 
     def find_context(
         self, abstract_syntax: str, transfer_syntax: str | None = None, *, as_scp: bool = False
@@ -163,6 +171,11 @@ def read_acceptance(rq: AssociateRQ, ac: AssociateAC) -> Negotiated:
         extended_negotiation={
             e.sop_class_uid: e.application_information for e in ac.user_info.extended_negotiation
         },
+        user_identity_response=(
+            ac.user_info.user_identity_ac.server_response
+            if ac.user_info.user_identity_ac is not None
+            else None
+        ),
     )
 
 
@@ -187,6 +200,59 @@ def ungranted_scp_roles(rq: AssociateRQ, negotiated: Negotiated) -> list[str]:
 IdentityCheck = Callable[[UserIdentityRQ], tuple[bool, bytes | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Requestor:
+    """Who is asking, as the transport saw it: the facts an admission check may weigh."""
+
+    address: tuple[str, int] | None = None
+    certificate: dict[str, Any] | None = None  # ssl.getpeercert() form, over TLS
+    assoc: Any = None  # what handlers see as event.assoc (the engine), for EVT_USER_ID
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An application's decision about one A-ASSOCIATE-RQ (see ``AcceptorPolicy.admission``).
+
+    ``reject`` refuses the association: A-ASSOCIATE-RJ rejected-permanent from the
+    service-user with that reason (PS3.8 Table 9-21).  Otherwise the requestor is
+    admitted with limits, answered per presentation context (result 1,
+    user-rejection: the SOP class is supported, not for this requestor):
+    ``refused`` contexts are rejected; in ``no_scu_role`` the requestor may not
+    be the SCU (send requests), so a context asking no SCP role is rejected; in
+    ``no_scp_role`` a proposed SCP role (C-GET sub-operations) is declined.
+    """
+
+    reject: int | None = None  # a RejectReason (service-user source)
+    refused: frozenset[str] = frozenset()
+    no_scu_role: frozenset[str] = frozenset()
+    no_scp_role: frozenset[str] = frozenset()
+
+
+ADMIT_ALL = Admission()
+AdmissionCheck = Callable[[AssociateRQ, Requestor], Admission]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityVerdict:
+    """An identity gate's answer.
+
+    ``response`` is the server response to send when the requestor asked for a
+    positive response (PS3.7 D.3.3.7.2); None sends no User Identity AC item
+    (what an acceptor that did not check the identity does).  ``user`` names
+    who was verified, for logs and audit; ``reason`` is the log line's why.
+    """
+
+    accepted: bool
+    response: bytes | None = None
+    user: str | None = None
+    reason: str = ""
+
+
+# Called for every A-ASSOCIATE-RQ, with or without a User Identity item, so that
+# a gate can also refuse a requestor that sent none.
+IdentityGate = Callable[[AssociateRQ, Requestor], IdentityVerdict]
+
+
 @dataclass(slots=True)
 class AcceptorPolicy:
     """What an acceptor agrees to.
@@ -205,6 +271,8 @@ class AcceptorPolicy:
     scp_role_for: frozenset[str] = frozenset()
     prefer_requestor_order: bool = False
     identity_check: IdentityCheck | None = None
+    identity_gate: IdentityGate | None = None
+    admission: AdmissionCheck | None = None  # per requestor: reject, or limit its contexts
 
 
 def _reject(result: int, source: int, reason: int) -> AssociateRJ:
@@ -217,14 +285,64 @@ def _choose_syntax(pc: PresentationContextRQ, ours: tuple[str, ...], theirs_firs
     return next((ts for ts in ours if ts in pc.transfer_syntaxes), "")
 
 
+def identity_rejection() -> AssociateRJ:
+    """The A-ASSOCIATE-RJ for an identity the acceptor does not accept.
+
+    PS3.7 D.3.3.7: rejected-permanent, source "DICOM UL service-provider (ACSE
+    related function)", reason no-reason-given; a missing but required
+    identity is answered the same way.
+    """
+    return _reject(RejectResult.PERMANENT, RejectSource.PROVIDER_ACSE, RejectReason.NO_REASON)
+
+
+def answer_identity(
+    rq: AssociateRQ, policy: AcceptorPolicy, requestor: Requestor | None
+) -> tuple[AssociateRJ | None, UserIdentityAC | None, str | None]:
+    """(rejection or None, the AC's identity item or None, the verified user).
+
+    The gate decides; the server response travels only when the requestor
+    asked for one.  Without a gate the older ``identity_check`` is applied to
+    an identity item, and without either the item is ignored.
+    """
+    identity = rq.user_info.user_identity_rq
+    if policy.identity_gate is not None:
+        verdict = policy.identity_gate(rq, requestor or Requestor())
+        if not verdict.accepted:
+            LOG.warning(
+                "rejecting association from %r: user identity refused: %s",
+                rq.calling_ae.strip(),
+                verdict.reason or "no reason given",
+            )
+            return identity_rejection(), None, None
+        if verdict.reason:
+            LOG.info("user identity from %r: %s", rq.calling_ae.strip(), verdict.reason)
+        wanted = identity is not None and identity.positive_response_requested
+        answer = (
+            UserIdentityAC(verdict.response) if wanted and verdict.response is not None else None
+        )
+        return None, answer, verdict.user
+    if identity is not None and policy.identity_check is not None:
+        ok, response = policy.identity_check(identity)
+        if not ok:
+            return identity_rejection(), None, None
+        if identity.positive_response_requested:
+            return None, UserIdentityAC(response or b""), None
+    return None, None, None
+
+
 def accept_or_reject(
-    rq: AssociateRQ, policy: AcceptorPolicy, active_associations: int = 0
+    rq: AssociateRQ,
+    policy: AcceptorPolicy,
+    active_associations: int = 0,
+    requestor: Requestor | None = None,
 ) -> tuple[AssociateAC | AssociateRJ, Negotiated | None]:
     """Apply the policy: an AC with one result per proposed context, or an RJ.
 
     Rejection reasons follow PS3.8 Table 9-21: unknown application context and
     AE titles are the service-user's permanent refusals; too many associations
-    is the presentation provider's transient "local limit exceeded".
+    is the presentation provider's transient "local limit exceeded".  The
+    policy's ``admission`` check sees the request and ``requestor`` (address,
+    certificate) and may refuse it or limit the contexts it gets.
     """
     if rq.application_context != APPLICATION_CONTEXT:
         return _reject(
@@ -245,22 +363,23 @@ def accept_or_reject(
             RejectSource.SERVICE_USER,
             RejectReason.CALLING_AE_NOT_RECOGNIZED,
         ), None
+    admission = ADMIT_ALL
+    if policy.admission is not None:
+        admission = policy.admission(rq, requestor or Requestor())
+        if admission.reject is not None:
+            return _reject(
+                RejectResult.PERMANENT, RejectSource.SERVICE_USER, admission.reject
+            ), None
     if active_associations >= policy.max_associations:
         return _reject(
             RejectResult.TRANSIENT,
             RejectSource.PROVIDER_PRESENTATION,
             RejectReason.LOCAL_LIMIT_EXCEEDED,
         ), None
-    identity_ac: UserIdentityAC | None = None
     identity = rq.user_info.user_identity_rq
-    if identity is not None and policy.identity_check is not None:
-        ok, response = policy.identity_check(identity)
-        if not ok:
-            return _reject(
-                RejectResult.PERMANENT, RejectSource.PROVIDER_ACSE, RejectReason.NO_REASON
-            ), None
-        if identity.positive_response_requested:
-            identity_ac = UserIdentityAC(response or b"")
+    identity_rj, identity_ac, user = answer_identity(rq, policy, requestor)
+    if identity_rj is not None:
+        return identity_rj, None
 
     asked_roles = {r.sop_class_uid: r for r in rq.user_info.roles}
     answered_roles: dict[str, RoleSelection] = {}
@@ -270,6 +389,12 @@ def accept_or_reject(
     for pc in rq.presentation_contexts:
         ours = policy.supported.get(pc.abstract_syntax)
         first = pc.transfer_syntaxes[0] if pc.transfer_syntaxes else ""
+        if ours is not None and not _admitted(pc.abstract_syntax, asked_roles, admission):
+            results.append(
+                PresentationContextAC(pc.context_id, ContextResult.USER_REJECTION, first)
+            )
+            rejected[pc.context_id] = ContextResult.USER_REJECTION
+            continue
         if ours is None:
             results.append(
                 PresentationContextAC(
@@ -292,7 +417,11 @@ def accept_or_reject(
         ask = asked_roles.get(pc.abstract_syntax)
         if ask is not None:
             peer_scu = ask.scu_role
-            peer_scp = ask.scp_role and pc.abstract_syntax in policy.scp_role_for
+            peer_scp = (
+                ask.scp_role
+                and pc.abstract_syntax in policy.scp_role_for
+                and pc.abstract_syntax not in admission.no_scp_role
+            )
             answered_roles[pc.abstract_syntax] = RoleSelection(
                 pc.abstract_syntax, peer_scu, peer_scp
             )
@@ -332,5 +461,18 @@ def accept_or_reject(
         peer_implementation_class_uid=rq.user_info.implementation_class_uid,
         peer_implementation_version_name=rq.user_info.implementation_version_name,
         user_identity=identity,
+        user=user,
     )
     return ac, negotiated
+
+
+def _admitted(
+    abstract_syntax: str, asked: Mapping[str, RoleSelection], admission: Admission
+) -> bool:
+    """Whether the admission leaves the requestor a role on a context of this SOP class."""
+    if abstract_syntax in admission.refused:
+        return False
+    if abstract_syntax not in admission.no_scu_role:
+        return True
+    ask = asked.get(abstract_syntax)  # without a role item the requestor would be the SCU
+    return ask is not None and ask.scp_role and abstract_syntax not in admission.no_scp_role

@@ -20,7 +20,7 @@ from dimsefsm.cli.common import (
     setup_logging,
     stop_on_sigterm,
 )
-from dimsefsm.cli.connect import open_association
+from dimsefsm.cli.connect import add_identity_args, open_association
 from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.sop_class import VERIFICATION
 
@@ -34,6 +34,7 @@ def add_echoscu(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="send N echoes")
     add_timeouts(p)
     add_tls_args(p, server=False)
+    add_identity_args(p)
     add_logging(p)
     p.set_defaults(run=run_echoscu)
 

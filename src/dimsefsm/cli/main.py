@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dimsefsm import __version__
-from dimsefsm.cli import echo, find, get, move, qrscp, store
+from dimsefsm.cli import echo, find, get, move, passwd, qrscp, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_getscu(sub)
     move.add_movescu(sub)
     qrscp.add_qrscp(sub)
+    passwd.add_passwd(sub)
     return parser
 
 

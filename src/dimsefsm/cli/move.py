@@ -17,7 +17,7 @@ from dimsefsm.cli.common import (
     apply_network_args,
     setup_logging,
 )
-from dimsefsm.cli.connect import open_association
+from dimsefsm.cli.connect import add_identity_args, open_association
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
 from dimsefsm.cli.retrieve import add_model_flags, report
 from dimsefsm.cli.tls import add_tls_args, server_tls
@@ -58,6 +58,7 @@ def add_movescu(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
     add_timeouts(p)
     add_tls_args(p, server=False)
+    add_identity_args(p)
     add_logging(p)
     p.set_defaults(run=run_movescu)
 

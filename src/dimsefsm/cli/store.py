@@ -21,7 +21,7 @@ from dimsefsm.cli.common import (
     apply_network_args,
     setup_logging,
 )
-from dimsefsm.cli.connect import open_association
+from dimsefsm.cli.connect import add_identity_args, open_association
 from dimsefsm.cli.echo import serve
 from dimsefsm.cli.progress import Progress
 from dimsefsm.cli.tls import add_tls_args, server_tls
@@ -49,6 +49,7 @@ def add_storescu(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-r", "--recurse", action="store_true", help="recurse into directories")
     add_timeouts(p)
     add_tls_args(p, server=False)
+    add_identity_args(p)
     add_logging(p)
     p.set_defaults(run=run_storescu)
 

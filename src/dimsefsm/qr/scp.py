@@ -21,7 +21,7 @@ import logging
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
@@ -55,6 +55,9 @@ from dimsefsm.qr.worklist import WorklistDirectory
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
 
+if TYPE_CHECKING:
+    from dimsefsm.archive.access import AccessPolicy
+
 LOG = logging.getLogger("dimsefsm.qrscp")
 
 FIND_CLASSES = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_STUDY_ONLY_FIND)
@@ -84,10 +87,17 @@ class QueryRetrieveSCP:
         worklist: Path | None = None,
         destination_tls: ssl.SSLContext | None = None,
         fsync: bool = False,
+        access: AccessPolicy | None = None,
         database: str | None = None,
     ) -> None:
-        """``database``: an SQLAlchemy URL; default a SQLite file under ``directory``."""
+        """``access``: who may associate and do what; its peers that may receive are the
+        C-MOVE destinations unless ``destinations`` is given.  None: anyone, anything.
+        ``database``: the index, an SQLAlchemy URL; default a SQLite file beside
+        ``directory``, named after it (``dicom-store.index.sqlite``)."""
         self.directory = directory
+        self.access = access
+        if destinations is None and access is not None:
+            destinations = access.destinations
         self.destinations = dict(destinations or {})
         self.destination_tls = destination_tls  # C-MOVE sub-associations over TLS when set
         self.index = ArchiveIndex(directory, database)
@@ -103,6 +113,8 @@ class QueryRetrieveSCP:
             self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
+        if access is not None:
+            self.ae.admission = access.admit
 
     def load(self) -> int:
         """Open the index (``SchemaError`` if unusable); returns the number of instances.
@@ -140,6 +152,11 @@ class QueryRetrieveSCP:
         """Examine, check against the index, commit and index one received instance."""
         command = event.request.command
         uid = command["AffectedSOPInstanceUID"]
+        calling = event.assoc.negotiated.peer_ae
+        if self.access is not None and not self.access.may(calling, "store"):
+            # Only on a storage context kept for C-GET: the peer may get, not store.
+            LOG.warning("C-STORE %s from %r refused: it may not store", uid, calling)
+            return _status(st.NOT_AUTHORIZED, f"{calling.strip()} may not store here")
         try:
             header = dcmread(event.path, stop_before_pixels=True)
         except (InvalidDicomError, OSError, ValueError) as exc:
@@ -223,7 +240,13 @@ class QueryRetrieveSCP:
     def on_move(self, event: Any) -> Iterator[Any]:
         destination = self.destinations.get(str(event.move_destination).strip())
         if destination is None:
-            LOG.warning("C-MOVE to unknown destination %r", event.move_destination)
+            # A listed peer that may not receive is answered like an unknown one (0xA801).
+            listed = self.access is not None and self.access.is_listed(event.move_destination)
+            LOG.warning(
+                "C-MOVE to %s destination %r",
+                "a peer that may not receive, refused as an unknown" if listed else "unknown",
+                event.move_destination,
+            )
             yield None, None
             return
         if self.destination_tls is not None:
