@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -430,3 +431,29 @@ def test_the_statements_compile_for_postgresql() -> None:
     compiled = compile_find(query, "study-root")
     text = str(compiled.statement.compile(dialect=postgresql.dialect()))
     assert "LIKE" in text and "ESCAPE" in text and "EXISTS" in text and "||" in text
+
+
+def test_nodes_opening_a_new_database_at_once_all_start(database_url: str) -> None:
+    """Several qrscp started together on an empty shared index: one creates the tables,
+    the others find them (PostgreSQL refused all but one with a duplicate type)."""
+    barrier = threading.Barrier(3)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait(timeout=30)
+        try:
+            open_engine(database_url).dispose()
+        except Exception as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    engine = open_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(schema_table.select()).all()
+    engine.dispose()
+    assert [row.version for row in rows] == [SCHEMA_VERSION]

@@ -16,7 +16,9 @@ below: WAL (readers never wait for the writer, the writer never waits for a
 streaming reader), ``synchronous=NORMAL``, case-sensitive ``LIKE`` (DICOM
 matching is case sensitive, as ``LIKE`` is on PostgreSQL) and
 ``BEGIN IMMEDIATE`` for write transactions (the filing check and the write
-are one serialised step across processes).
+are one serialised step across processes).  On PostgreSQL the schema check
+holds an advisory lock, so nodes starting at once on an empty database do not
+race to create the tables.
 
 The ``dimsefsm_schema`` table holds the schema version.  A database written
 by a newer dimsefsm, or a foreign database holding tables of these names, is
@@ -45,6 +47,7 @@ from sqlalchemy import (
     event,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 
@@ -59,6 +62,7 @@ storage directory holds instances only (and SQLite's ``-wal``/``-shm`` files sta
 
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
+_SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
 """Execution option marking a connection whose transactions write (SQLite: BEGIN IMMEDIATE)."""
 
 metadata = MetaData()
@@ -213,6 +217,12 @@ def check_schema(engine: Engine) -> None:
     with engine.connect() as connection:
         connection = connection.execution_options(**{WRITE_OPTION: True})
         with connection.begin():
+            if engine.dialect.name == "postgresql":
+                # Nodes starting at once on an empty database: one creates the tables, the
+                # others wait here and then find them (SQLite: BEGIN IMMEDIATE does this).
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                )
             names = set(inspect(connection).get_table_names())
             ours = {table.name for table in metadata.sorted_tables}
             if schema_table.name not in names:
