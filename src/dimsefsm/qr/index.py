@@ -74,7 +74,9 @@ __all__ = [
 LOG = logging.getLogger("dimsefsm.qr.index")
 
 _KEY_DEPTH: Final = {0x00100020: 0, 0x0020000D: 1, 0x0020000E: 2, 0x00080018: 3}
-_FILING_ATTEMPTS: Final = 3
+# Another process can win the insert of the patient, study, series and instance row once
+# each (rows are never deleted, so the next attempt finds the winner's): 4 losses at most.
+_FILING_ATTEMPTS: Final = 5
 _STREAM_BATCH: Final = 64
 _IMPORT_LOG_EVERY: Final = 10_000
 
