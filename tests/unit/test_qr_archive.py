@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from dimsefsm.qr import index as index_module
 from dimsefsm.qr.index import ArchiveIndex, Conflict
 from dimsefsm.qr.scp import QueryRetrieveSCP
 from tests.data.make import make_instance, make_study, write_instance, write_study
+from tests.pg import PostgresCluster
 
 
 def study_query(**keys: object) -> Dataset:
@@ -257,3 +259,40 @@ def test_an_explicit_database_url_is_used(tmp_path: Path) -> None:
         assert not (tmp_path / "store.index.sqlite").exists()
     finally:
         scp.close()
+
+
+def test_filing_loses_every_race_to_another_node_and_still_files(
+    postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    """On PostgreSQL a filer's inserts can each lose to another node committing the same
+    patient, study, series and instance first: each loss is seen on the next attempt."""
+    url = postgres.fresh_url()
+    ours, other = ArchiveIndex(tmp_path / "store", url), ArchiveIndex(tmp_path / "store", url)
+    ds = make_instance(StudyInstanceUID="1.2.3.60", SeriesInstanceUID="1.2.3.60.1")
+    # What the other node files just before each of our inserts: the same patient (another
+    # study), the same study (another series), the same series, then our very instance.
+    ahead = {
+        "patient": make_instance(StudyInstanceUID="1.2.3.61"),
+        "study": make_instance(StudyInstanceUID="1.2.3.60", SeriesInstanceUID="1.2.3.60.2"),
+        "series": make_instance(StudyInstanceUID="1.2.3.60", SeriesInstanceUID="1.2.3.60.1"),
+        "instance": copy.deepcopy(ds),
+    }
+    lost: list[str] = []
+
+    @event.listens_for(ours.engine, "before_cursor_execute")
+    def other_node_first(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        for table, instance in ahead.items():
+            if statement.startswith(f"INSERT INTO {table} ") and table not in lost:
+                lost.append(table)
+                path = tmp_path / f"other-{table}.dcm"
+                assert other.file(instance, lambda path=path: path) == path  # type: ignore[misc]
+
+    try:
+        assert ours.file(ds, lambda: tmp_path / "ours.dcm") == tmp_path / "ours.dcm"
+        assert lost == ["patient", "study", "series", "instance"]
+        record = other.get(str(ds.SOPInstanceUID))
+        assert record is not None and record.path == tmp_path / "ours.dcm"
+        assert len(other) == 4
+    finally:
+        ours.close()
+        other.close()
