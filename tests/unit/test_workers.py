@@ -42,6 +42,8 @@ def test_two_servers_on_one_listening_socket_answer_every_association(
     finally:
         for server in servers:
             server.shutdown()  # returns: no accept thread is stuck in accept()
+    assert listener.fileno() != -1  # still the caller's to close
+    listener.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("dimsefsm-")]
 
 
@@ -79,6 +81,7 @@ def test_a_connection_another_worker_took_is_not_an_accept_failure(
         assert listener.taken == 1 and "accept failed" not in caplog.text
     finally:
         server.shutdown()
+        listener.close()
 
 
 def test_a_supervisor_needs_a_worker() -> None:

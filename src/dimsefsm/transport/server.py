@@ -87,7 +87,8 @@ class AssociationServer:
         listener: socket.socket | None = None,
     ) -> None:
         """``listener``: a listening socket to accept on instead of binding ``address`` (the
-        socket several worker processes share, see ``transport.workers``)."""
+        socket several worker processes share, see ``transport.workers``); it stays the
+        caller's: shutdown does not close it."""
         if network_timeout_response not in ("A-ABORT", "A-RELEASE"):
             raise ValueError(
                 f"network_timeout_response must be 'A-ABORT' or 'A-RELEASE', "
@@ -110,6 +111,7 @@ class AssociationServer:
             # this accept() waiting.
             listener.setblocking(False)
             self._listener = listener
+        self._owns_listener = listener is None
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
@@ -156,7 +158,8 @@ class AssociationServer:
             threads = list(self._threads)
         for thread in threads:
             thread.join()
-        self._listener.close()
+        if self._owns_listener:
+            self._listener.close()
         self._wake_r.close()
         self._wake_w.close()
 
