@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from dimsefsm.ae import AE, HandlerList
 from dimsefsm.cli.common import favour_latency
-from dimsefsm.transport.workers import Supervisor, WorkerStartError, default_workers
+from dimsefsm.transport.workers import SUPPORTED, Supervisor, WorkerStartError, default_workers
 
 _BACKLOG = 128
 
@@ -26,6 +26,8 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"at least 1 worker, not {value}")
+    if value > 1 and not SUPPORTED:
+        raise argparse.ArgumentTypeError("worker processes need fork() and sigwaitinfo()")
     return value
 
 

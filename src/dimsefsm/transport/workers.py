@@ -36,15 +36,18 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Final, NoReturn
 
-__all__ = ["StartWorker", "Supervisor", "WorkerStartError", "default_workers"]
+__all__ = ["SUPPORTED", "StartWorker", "Supervisor", "WorkerStartError", "default_workers"]
 
 LOG = logging.getLogger("dimsefsm.workers")
 
 StartWorker = Callable[[socket.socket], Callable[[], None]]
 """Runs in a new worker: start serving on the listening socket, return the function that
 stops serving and releases what the worker opened."""
+
+SUPPORTED: Final = hasattr(os, "fork") and hasattr(signal, "sigwaitinfo")
+"""Worker processes need fork() and sigwaitinfo(): Linux and the BSDs, not macOS or Windows."""
 
 _STOP = frozenset({signal.SIGTERM, signal.SIGINT})
 _WATCHED = _STOP | {signal.SIGCHLD}
@@ -56,7 +59,9 @@ class WorkerStartError(RuntimeError):
 
 
 def default_workers() -> int:
-    """One worker per core this process may run on."""
+    """One worker per core this process may run on (1 where workers are not supported)."""
+    if not SUPPORTED:
+        return 1
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
@@ -74,6 +79,8 @@ class Supervisor:
     def __init__(self, listener: socket.socket, count: int, start: StartWorker) -> None:
         if count < 1:
             raise ValueError(f"at least one worker is needed, not {count}")
+        if not SUPPORTED:
+            raise ValueError("worker processes need fork() and sigwaitinfo() (not on this OS)")
         self.listener = listener
         self.count = count
         self.start = start
