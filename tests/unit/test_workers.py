@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
 from dimsefsm import AE
+from dimsefsm.cli.main import main
 from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.workers import Supervisor, default_workers
 
@@ -88,3 +90,19 @@ def test_a_supervisor_needs_a_worker() -> None:
     with socket.socket() as listener, pytest.raises(ValueError, match="at least one worker"):
         Supervisor(listener, 0, lambda shared: lambda: None)
     assert default_workers() >= 1
+
+
+def test_workers_come_from_the_file_and_the_flag_overrides_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "qrscp.toml"
+    config.write_text("workers = 3\n")
+    assert main(["qrscp", "--config", str(config), "--check"]) == 0
+    assert "\nworkers = 3\n" in capsys.readouterr().out
+    assert main(["qrscp", "--config", str(config), "--check", "--workers", "1"]) == 0
+    assert "\nworkers = 1\n" in capsys.readouterr().out
+    assert main(["qrscp", "--check"]) == 0
+    assert "# workers: not set" in capsys.readouterr().out  # one per core
+    config.write_text("workers = 0\n")
+    assert main(["qrscp", "--config", str(config), "--check"]) == 2
+    assert "workers" in capsys.readouterr().err

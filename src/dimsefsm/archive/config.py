@@ -108,6 +108,7 @@ class Settings:
     max_associations: int = DEFAULT_MAX_ASSOCIATIONS
     max_pending: int | None = None  # connections without an association; None: 4 per slot
     max_pdu: int = DEFAULT_MAX_PDU
+    workers: int | None = None  # worker processes; None: one per core (transport.workers)
     promiscuous: bool = False  # accept any called AE title
     fsync: bool = False
     worklist: Path | None = None
@@ -331,6 +332,7 @@ _SCALARS: dict[str, Callable[[_Reader, tuple[str, ...], object], object]] = {
     "max_associations": _count,
     "max_pending": _count,
     "max_pdu": _max_pdu,
+    "workers": _count,
     "promiscuous": _Reader.boolean,
     "fsync": _Reader.boolean,
     "dest_tls": _Reader.boolean,
@@ -444,7 +446,7 @@ _TIMEOUT_FLAGS: Final = {
 }
 _SETTING_FLAGS: Final = frozenset(
     {"ae_title", "port", "bind_address", "database", "max_associations", "max_pending"}
-    | {"max_pdu", "promiscuous", "fsync", "dest_tls", "audit"}
+    | {"max_pdu", "promiscuous", "fsync", "dest_tls", "audit", "workers"}
 )
 
 
@@ -475,6 +477,7 @@ def format_settings(settings: Settings) -> str:
         "max_associations": settings.max_associations,
         "max_pending": settings.max_pending,
         "max_pdu": settings.max_pdu,
+        "workers": settings.workers,
         "promiscuous": settings.promiscuous,
         "fsync": settings.fsync,
         "worklist": None if settings.worklist is None else str(settings.worklist),

@@ -35,7 +35,7 @@ from dimsefsm.cli.echo import serve
 from dimsefsm.cli.progress import Progress
 from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
-from dimsefsm.cli.workers import add_workers_arg, serve_in_workers
+from dimsefsm.cli.workers import add_workers_arg, serve_in_workers, worker_count
 from dimsefsm.qr.db.schema import SchemaError
 from dimsefsm.qr.scp import QueryRetrieveSCP
 
@@ -54,6 +54,7 @@ FLAG_SETTINGS = {
     "max_associations": "max_associations",
     "max_pending": "max_pending",
     "max_pdu": "max_pdu",
+    "workers": "workers",
     "audit": "audit",
     "database": "database",
     "timeout": "timeout",
@@ -202,6 +203,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
         settings = effective_settings(args)
         access = AccessPolicy.from_settings(settings)
         identity = identity_rules(settings)
+        workers = worker_count(settings.workers)
     except (ConfigError, ValueError) as exc:
         print(f"qrscp: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -255,12 +257,12 @@ def run_qrscp(args: argparse.Namespace) -> int:
         import_files(scp, args.import_dir)
     try:
         address = (settings.bind_address, settings.port)
-        if args.workers == 1:
+        if workers == 1:
             serve(scp.ae, address, "qrscp", handlers, ssl_context=ssl_context)
         else:
             scp.close()  # each worker opens its own database connections
             if not serve_in_workers(
-                scp.ae, address, "qrscp", args.workers, handlers, ssl_context, scp.close
+                scp.ae, address, "qrscp", workers, handlers, ssl_context, scp.close
             ):
                 return EXIT_FAILED_STATUS
     finally:

@@ -32,15 +32,25 @@ def _count(text: str) -> int:
 
 
 def add_workers_arg(parser: argparse.ArgumentParser) -> None:
+    """``--workers N``; without it ``args.workers`` is None: the file's ``workers`` or
+    :func:`default_workers` (see :func:`worker_count`)."""
     parser.add_argument(
         "--workers",
         type=_count,
-        default=default_workers(),
         metavar="N",
         help="worker processes serving associations on the one port (default: one per core, "
         f"here {default_workers()}; 1 serves from this process). --max-associations and "
         "--max-pending hold per worker: the server accepts up to N times as many",
     )
+
+
+def worker_count(configured: int | None) -> int:
+    """The flag's or the file's count, else one per core; ``ValueError`` where unsupported."""
+    if configured is None:
+        return default_workers()
+    if configured > 1 and not SUPPORTED:
+        raise ValueError("workers: worker processes need fork() and sigwaitinfo()")
+    return configured
 
 
 def serve_in_workers(
