@@ -84,6 +84,24 @@ def run_tool(
     )
 
 
+def run_tools_at_once(commands: Sequence[Sequence[str]], timeout: float = 60) -> list[str]:
+    """Start every client program together (concurrent senders); their transcripts, in order.
+
+    stderr is merged into stdout: dcmtk's ``-v`` lines go to either.
+    """
+    processes = [
+        subprocess.Popen(
+            list(command),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dcmtk_env(),
+        )
+        for command in commands
+    ]
+    return [process.communicate(timeout=timeout)[0] for process in processes]
+
+
 class ServerProcess:
     """A server program whose output is collected and whose readiness is awaited.
 

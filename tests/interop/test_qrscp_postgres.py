@@ -9,14 +9,13 @@ dcmtk's storescu, findscu and getscu drive the two servers.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from pydicom import dcmread
 
 from tests.data.make import make_instance, make_study, write_instance, write_study
-from tests.interop.peers import LOCALHOST, DimsefsmServer, dcmtk_env
+from tests.interop.peers import LOCALHOST, DimsefsmServer, run_tools_at_once
 from tests.interop.test_qrscp_integrity import QR_AET, STORESCU, dcmtk_store, find_images, get_study
 from tests.pg import PostgresCluster
 
@@ -54,7 +53,7 @@ def test_two_nodes_storing_one_uid_into_two_studies_at_once_keep_one(
     store = tmp_path / "store"
     nodes = two_nodes(dimsefsm_server, postgres, store)
     rounds = 12
-    senders = []
+    commands: list[list[str]] = []
     for side, node in zip("AB", nodes, strict=True):
         (tmp_path / side).mkdir()
         files = [
@@ -68,26 +67,19 @@ def test_two_nodes_storing_one_uid_into_two_studies_at_once_keep_one(
             )
             for n in range(rounds)
         ]
-        command = [
-            STORESCU,
-            "-v",
-            "--no-halt",
-            "-aec",
-            QR_AET,
-            LOCALHOST,
-            str(node.port),
-            *map(str, files),
-        ]
-        senders.append(
-            subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=dcmtk_env(),
-            )
+        commands.append(
+            [
+                STORESCU,
+                "-v",
+                "--no-halt",
+                "-aec",
+                QR_AET,
+                LOCALHOST,
+                str(node.port),
+                *map(str, files),
+            ]
         )
-    logs = [sender.communicate(timeout=60)[0] for sender in senders]
+    logs = run_tools_at_once(commands, timeout=60)
     successes = sum(log.count("Received Store Response (Success)") for log in logs)
     refusals = sum(log.count("Received Store Response (Unknown Status: 0x117)") for log in logs)
     assert (successes, refusals) == (rounds, rounds), logs

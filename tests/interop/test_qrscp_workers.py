@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pydicom.uid import generate_uid
 from dimsefsm import AE
 from dimsefsm.sop_class import VERIFICATION
 from tests.data.make import make_study, write_study
-from tests.interop.peers import LOCALHOST, DimsefsmServer, dcmtk_env, wait_until
+from tests.interop.peers import LOCALHOST, DimsefsmServer, run_tools_at_once, wait_until
 from tests.interop.test_qrscp_integrity import QR_AET, STORESCU, find_images, get_study
 
 SERVING = re.compile(r"worker (\d+) \(pid (\d+)\) serving")
@@ -83,22 +82,16 @@ def test_sixteen_concurrent_senders_into_two_workers_lose_nothing(
         "qrscp", "-aet", QR_AET, "-od", str(store), "--database", database_url, "--workers", "2"
     )
     study_uid = generate_uid()
-    senders, sent = [], []
+    commands: list[list[str]] = []
+    sent: list[str] = []
     for n in range(16):
         study = make_study(4, n_series=1, patient_id="P16", study_instance_uid=study_uid)
         sent += [str(ds.SOPInstanceUID) for ds in study]
         files = write_study(tmp_path / f"sender{n}", study)
-        command = [STORESCU, "-aec", QR_AET, "-v", LOCALHOST, str(server.port), *map(str, files)]
-        senders.append(
-            subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=dcmtk_env(),
-            )
+        commands.append(
+            [STORESCU, "-aec", QR_AET, "-v", LOCALHOST, str(server.port), *map(str, files)]
         )
-    logs = [sender.communicate(timeout=120)[0] for sender in senders]
+    logs = run_tools_at_once(commands, timeout=120)
     acknowledged = sum(log.count("Received Store Response (Success)") for log in logs)
     assert acknowledged == len(sent) == 64, "\n".join(logs)
     found = find_images(server.port, tmp_path / "find")
