@@ -16,6 +16,11 @@ the kernel or the program itself reports:
 
 Servers run in their own process group so that dcmqrscp's forked children die
 with it: no process outlives a test.
+
+Every ``dimsefsm qrscp`` these helpers start inside :func:`qrscp_index` keeps
+its index where that block says: the interop tests run each qrscp on SQLite
+and again on PostgreSQL without a line of the test changing (fixture
+``qrscp_backend``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -120,7 +125,7 @@ class ServerProcess:
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
         cwd: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.args = list(args)
+        self.args = _with_index_database(list(args))
         self.port = port
         self.ready_timeout = ready_timeout
         self.cwd = cwd
@@ -541,6 +546,61 @@ def dcmqrscp_config(
     config = base / "dcmqrscp.cfg"
     config.write_text("\n".join(lines))
     return config
+
+
+# -- the index database of the qrscp under test ------------------------------------------
+_QRSCP_COMMAND = ["-m", "dimsefsm", "qrscp"]
+_STORE_OPTIONS = ("-od", "--output-directory", "--config")
+
+
+class IndexDatabases:
+    """Where each qrscp started in a :func:`qrscp_index` block keeps its index.
+
+    ``fresh_url`` None: its default SQLite file (nothing is added to the command
+    line).  Otherwise each storage directory (or configuration file) gets a new,
+    empty database from ``fresh_url`` the first time a server is started over it
+    and the same one again at a restart, exactly as its SQLite file would be:
+    two servers over two stores in one test do not share an index.
+    """
+
+    def __init__(self, fresh_url: Callable[[], str] | None) -> None:
+        self.fresh_url = fresh_url
+        self._urls: dict[tuple[str, ...], str] = {}
+
+    def args_for(self, args: list[str]) -> list[str]:
+        if self.fresh_url is None or "--database" in args:
+            return args
+        key = tuple(
+            str(Path(args[n + 1]).absolute())
+            for n, arg in enumerate(args[:-1])
+            if arg in _STORE_OPTIONS
+        )
+        if key not in self._urls:
+            self._urls[key] = self.fresh_url()
+        return [*args, "--database", self._urls[key]]
+
+
+_INDEX_DATABASES: list[IndexDatabases] = []
+
+
+@contextlib.contextmanager
+def qrscp_index(fresh_url: Callable[[], str] | None) -> Iterator[IndexDatabases]:
+    """Inside the block, qrscp processes started here keep their index in databases of
+    ``fresh_url`` (see :class:`IndexDatabases`); the innermost block wins."""
+    databases = IndexDatabases(fresh_url)
+    _INDEX_DATABASES.append(databases)
+    try:
+        yield databases
+    finally:
+        _INDEX_DATABASES.remove(databases)
+
+
+def _with_index_database(args: list[str]) -> list[str]:
+    """``args`` with ``--database URL`` added when they run ``dimsefsm qrscp`` in a block."""
+    is_qrscp = any(args[n : n + len(_QRSCP_COMMAND)] == _QRSCP_COMMAND for n in range(len(args)))
+    if not (is_qrscp and _INDEX_DATABASES):
+        return args
+    return _INDEX_DATABASES[-1].args_for(args)
 
 
 def _first_int(args: Sequence[str]) -> int:

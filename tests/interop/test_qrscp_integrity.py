@@ -106,7 +106,9 @@ def incoming(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def qrscp(dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path) -> DimsefsmServer:
+def qrscp(
+    dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path, qrscp_backend: str
+) -> DimsefsmServer:
     return dimsefsm_server("qrscp", "-aet", QR_AET, "-od", str(tmp_path / "store"))
 
 
@@ -242,6 +244,7 @@ def test_the_same_uid_in_another_study_is_refused_and_the_first_stays(
     assert got.PatientID == "FIRST" and str(got.SeriesInstanceUID) == str(first.SeriesInstanceUID)
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 # -- item 9: torn files, stale temporary files, a failing disk ------------------------------
 def test_a_torn_file_and_a_stale_temporary_file_at_start(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
@@ -272,6 +275,7 @@ class LimitedQrscp(LineReadyServer):
         super().__init__([prlimit, f"--fsize={limit}", *command, "-od", str(store)])
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_a_failed_disk_write_is_out_of_resources_and_the_association_goes_on(
     tmp_path: Path,
     incoming: Path,
@@ -297,6 +301,7 @@ def test_a_failed_disk_write_is_out_of_resources_and_the_association_goes_on(
     assert not list(store.glob("*.part"))
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_fsync_flag_stores_and_is_announced(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path, incoming: Path
 ) -> None:
