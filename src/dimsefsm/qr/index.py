@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -52,7 +53,6 @@ from dimsefsm.qr.db.header import header_bytes, header_of
 from dimsefsm.qr.db.query import compile_find
 from dimsefsm.qr.db.schema import (
     WRITE_OPTION,
-    default_url,
     instance,
     open_engine,
     patient,
@@ -60,6 +60,7 @@ from dimsefsm.qr.db.schema import (
     series,
     study,
 )
+from dimsefsm.qr.location import adopt_old_index, default_url, sqlite_files
 
 __all__ = [
     "COMPUTED_KEYS",
@@ -134,11 +135,18 @@ def check_structure(path: Path) -> None:
         raise ValueError(f"data set is not complete: {exc}") from None
 
 
-def _candidate_files(directory: Path) -> list[Path]:
-    """Files below ``directory``; hidden ones (the database, temporary files) are not DICOM."""
-    return sorted(
-        path for path in directory.rglob("*") if path.is_file() and not path.name.startswith(".")
-    )
+def _candidate_files(directory: Path, skip: frozenset[Path] = frozenset()) -> list[Path]:
+    """Files below ``directory`` but those in ``skip`` (absolute paths: a SQLite index given
+    with ``--database`` inside the tree); hidden files and folders (the default index in
+    ``.dimsefsm``, temporary files) are not DICOM and not walked."""
+    found = []
+    for root, folders, names in os.walk(directory):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            path = Path(root, name)
+            if not name.startswith(".") and path.absolute() not in skip and path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 class ArchiveIndex:
@@ -146,6 +154,8 @@ class ArchiveIndex:
 
     def __init__(self, directory: Path, database: str | None = None) -> None:
         self.directory = directory
+        # The default SQLite file may still be at its old place until open() moves it.
+        self._default_database = database is None
         self.url = database or default_url(directory)
         self._engine: Engine | None = None
         # Only spares SQLite's busy handler the threads of this process: the database
@@ -156,6 +166,8 @@ class ArchiveIndex:
     def open(self) -> None:
         """Connect and check the schema (``SchemaError`` if this database is not usable)."""
         if self._engine is None:
+            if self._default_database:
+                self.url = f"sqlite:///{adopt_old_index(self.directory)}"
             self._engine = open_engine(self.url)
 
     @property
@@ -294,7 +306,7 @@ class ArchiveIndex:
     ) -> ImportCounts:
         """Index every file below ``directory`` not indexed yet; the files stay where they are."""
         counts = ImportCounts()
-        files = _candidate_files(directory)
+        files = _candidate_files(directory, sqlite_files(self.url))
         indexed = self._indexed_paths()
         for done, path in enumerate(files, 1):
             if self._stored_path(path) in indexed:
@@ -323,7 +335,8 @@ class ArchiveIndex:
         if done:
             return None
         counts = None
-        if len(self) == 0 and self.directory.is_dir() and _candidate_files(self.directory):
+        skip = sqlite_files(self.url)
+        if len(self) == 0 and self.directory.is_dir() and _candidate_files(self.directory, skip):
             counts = self.import_directory(self.directory)
         with self.engine.connect() as connection:
             connection = connection.execution_options(**{WRITE_OPTION: True})

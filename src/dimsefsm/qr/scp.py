@@ -92,8 +92,8 @@ class QueryRetrieveSCP:
     ) -> None:
         """``access``: who may associate and do what; its peers that may receive are the
         C-MOVE destinations unless ``destinations`` is given.  None: anyone, anything.
-        ``database``: the index, an SQLAlchemy URL; default a SQLite file beside
-        ``directory``, named after it (``dicom-store.index.sqlite``)."""
+        ``database``: the index, an SQLAlchemy URL; default a SQLite file under
+        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``qr.location``)."""
         self.directory = directory
         self.access = access
         if destinations is None and access is not None:

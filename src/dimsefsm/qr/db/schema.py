@@ -56,10 +56,6 @@ from dimsefsm.qr.db.columns import LEVEL_COLUMNS
 LOG = logging.getLogger("dimsefsm.qr.index")
 
 SCHEMA_VERSION: Final = 1
-DEFAULT_DATABASE_SUFFIX: Final = ".index.sqlite"
-"""The default SQLite file is the storage directory's name with this suffix, beside it: the
-storage directory holds instances only (and SQLite's ``-wal``/``-shm`` files stay out too)."""
-
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -136,16 +132,6 @@ for _level, _table in LEVEL_TABLES.items():
 
 class SchemaError(RuntimeError):
     """The database cannot be used by this version (newer, foreign or damaged)."""
-
-
-def default_path(directory: Path) -> Path:
-    """``dicom-store`` -> ``dicom-store.index.sqlite`` in the same parent directory."""
-    resolved = directory.absolute()
-    return resolved.with_name(resolved.name + DEFAULT_DATABASE_SUFFIX)
-
-
-def default_url(directory: Path) -> str:
-    return f"sqlite:///{default_path(directory)}"
 
 
 def _use_wal(cursor: Any) -> None:
