@@ -100,7 +100,8 @@ class QueryRetrieveSCP:
             destinations = access.destinations
         self.destinations = dict(destinations or {})
         self.destination_tls = destination_tls  # C-MOVE sub-associations over TLS when set
-        self.index = ArchiveIndex(directory, database)
+        # --fsync: the index commit is as durable as the file (see qr.db.schema.open_engine).
+        self.index = ArchiveIndex(directory, database, durable=fsync)
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
