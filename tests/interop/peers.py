@@ -25,14 +25,19 @@ and again on PostgreSQL without a line of the test changing (fixture
 
 from __future__ import annotations
 
+import array
+import codecs
 import contextlib
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 import urllib.error
@@ -129,8 +134,9 @@ class ServerProcess:
         self.port = port
         self.ready_timeout = ready_timeout
         self.cwd = cwd
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._lines: list[str] = []
+        self._partial = ""  # the last line, while its newline has not come
         self._changed = threading.Condition()
         self._eof = False
         self._reader: threading.Thread | None = None
@@ -143,8 +149,6 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
                 env=dcmtk_env(),
                 cwd=self.cwd,
                 start_new_session=True,
@@ -211,24 +215,45 @@ class ServerProcess:
         return socket_inodes_of(self.pid)
 
     def output(self) -> str:
-        """Everything the server printed so far (stdout and stderr interleaved)."""
+        """Everything the server printed before this call (stdout and stderr interleaved).
+
+        What is still in the pipe is collected first: a line the server (or one
+        of its worker processes) logged before answering a request is there
+        once the client has seen the answer.
+        """
         with self._changed:
-            return "".join(self._lines)
+            while not self._eof and self._proc is not None and _unread(self._proc) > 0:
+                self._changed.wait(_POLL_INTERVAL)
+            return "".join(self._lines) + self._partial
 
     # -- internals ------------------------------------------------------------------
     def _is_ready(self) -> bool:
         raise NotImplementedError
 
     def _collect(self) -> None:
-        # Draining keeps a chatty server (-d) from blocking on a full pipe.
+        """Drain the pipe (a chatty server, -d, must not block on a full one) into lines.
+
+        Each read happens under the lock, so :meth:`output` finding the pipe
+        empty under the lock knows every byte written so far is collected.
+        """
         assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
+        descriptor = self._proc.stdout.fileno()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            select.select([descriptor], [], [])
             with self._changed:
-                self._lines.append(line)
+                data = os.read(descriptor, 1 << 16)
+                pieces = (self._partial + decoder.decode(data, final=not data)).split("\n")
+                self._partial = pieces.pop()
+                self._lines.extend(piece + "\n" for piece in pieces)
+                if not data:
+                    if self._partial:
+                        self._lines.append(self._partial)
+                        self._partial = ""
+                    self._eof = True
                 self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
+            if not data:
+                return
 
     def _await_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -469,6 +494,17 @@ class OrthancServer(ServerProcess):
 
     def post(self, path: str, body: object = None) -> object:
         return self.rest("POST", path, {} if body is None else body)
+
+
+def _unread(process: subprocess.Popen[bytes]) -> int:
+    """Bytes waiting in the process's output pipe (0 once it is closed)."""
+    assert process.stdout is not None
+    waiting = array.array("i", [0])
+    try:
+        fcntl.ioctl(process.stdout.fileno(), termios.FIONREAD, waiting, True)
+    except (OSError, ValueError):
+        return 0
+    return waiting[0]
 
 
 def listens_on(pid: int, port: int) -> bool:
