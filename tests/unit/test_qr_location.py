@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from dimsefsm.qr import location
 from dimsefsm.qr.index import ArchiveIndex
 from dimsefsm.qr.location import default_path, old_default_path
 from tests.data.make import make_instance, write_instance
@@ -117,3 +118,25 @@ def test_an_old_index_another_process_has_open_is_used_where_it_is(
         assert not old.exists()
     finally:
         later.close()
+
+
+def test_an_old_index_that_cannot_be_moved_is_used_where_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    old = old_default_path(store)
+    filled_index(store, f"sqlite:///{old}").close()
+
+    def refused(*_args: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(location.os, "rename", refused)
+    index = ArchiveIndex(store)
+    try:
+        with caplog.at_level(logging.WARNING, "dimsefsm.qr.index"):
+            index.open()
+        assert index.url == f"sqlite:///{old}" and len(index) == 1
+        assert f"index {old} is used where it is: it cannot be moved to" in caplog.text
+        assert "Permission denied" in caplog.text
+    finally:
+        index.close()

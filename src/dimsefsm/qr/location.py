@@ -94,11 +94,15 @@ def adopt_old_index(storage: Path) -> Path:
         if old.is_file():
             LOG.warning("index %s is not used: %s is the index of %s", old, new, storage)
         return new
-    connection = sqlite3.connect(old, timeout=60.0)
     try:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
+        connection = sqlite3.connect(old, timeout=60.0)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:  # not a database: opening it says so with the usual error
+        LOG.warning("index %s is not moved: %s", old, exc)
+        return old
     busy = [path for path in sqlite_files(f"sqlite:///{old}") if path != old and path.exists()]
     if busy:
         LOG.warning(
@@ -109,7 +113,11 @@ def adopt_old_index(storage: Path) -> Path:
             new,
         )
         return old
-    _move(old, new)
+    try:
+        _move(old, new)
+    except OSError as exc:
+        LOG.warning("index %s is used where it is: it cannot be moved to %s: %s", old, new, exc)
+        return old
     LOG.warning(
         "index moved from %s to %s: the default index now lives under the storage directory",
         old,
