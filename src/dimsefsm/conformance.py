@@ -310,14 +310,19 @@ def _storage_rules() -> Iterator[str]:
         "study or series is refused with 0x0117 and the first stays. The check, the index "
         "update and the rename into place are one database transaction, atomic across "
         "associations and across processes sharing the index database.",
-        "Success or Warning is sent only once the file is complete and renamed into place; "
-        "with `--fsync` (StorageConfig.fsync) after the file and its directory are on disk. "
+        "Success or Warning is sent only once the file is complete and renamed into place "
+        "and its index row committed (both survive a crash of the server); with `--fsync` "
+        "(StorageConfig.fsync) after the file and its directory are on disk and the index "
+        "commit too (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`): both "
+        "survive a power loss. "
         "A failed disk write discards the temporary file and answers 0xA700 Out of "
         "Resources; the association continues.",
         "At start, temporary files left by a killed server are deleted; no stored file is "
         "read (the index database holds the headers). A file imported from disk (`--import "
         "DIR`, or the storage directory on the first start) is checked for a complete data "
-        "set and examined like a received instance; a torn file is not indexed.",
+        "set and examined like a received instance; a torn file is not indexed. Hidden "
+        "files and folders are not imported: the default index is "
+        "`<storage>/.dimsefsm/index.sqlite`.",
     ):
         yield f"- {rule}"
 

@@ -14,7 +14,9 @@ from tests.interop.peers import (
     PynetdicomEchoServer,
     ServerProcess,
     free_port,
+    qrscp_index,
 )
+from tests.pg import BACKENDS, PostgresCluster
 
 _HERE = Path(__file__).parent
 
@@ -24,6 +26,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in item.path.parents:
             item.add_marker(pytest.mark.interop)
+
+
+def _fresh_urls(request: pytest.FixtureRequest) -> Callable[[], str] | None:
+    """None on SQLite (qrscp's default file); on PostgreSQL, new databases of the session's
+    cluster (started when first asked)."""
+    if request.param == "sqlite":
+        return None
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.fresh_url
+
+
+@pytest.fixture(params=BACKENDS)
+def qrscp_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every qrscp the test starts keeps its index on SQLite, then (a second run) on
+    PostgreSQL, one fresh database per storage directory: the test's body is the same."""
+    with qrscp_index(_fresh_urls(request)):
+        yield request.param
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_qrscp_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``qrscp_backend`` for a qrscp that a module-scoped fixture starts."""
+    with qrscp_index(_fresh_urls(request)):
+        yield request.param
 
 
 @pytest.fixture

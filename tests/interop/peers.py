@@ -16,23 +16,33 @@ the kernel or the program itself reports:
 
 Servers run in their own process group so that dcmqrscp's forked children die
 with it: no process outlives a test.
+
+Every ``dimsefsm qrscp`` these helpers start inside :func:`qrscp_index` keeps
+its index where that block says: the interop tests run each qrscp on SQLite
+and again on PostgreSQL without a line of the test changing (fixture
+``qrscp_backend``).
 """
 
 from __future__ import annotations
 
+import array
+import codecs
 import contextlib
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -120,12 +130,13 @@ class ServerProcess:
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
         cwd: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.args = list(args)
+        self.args = _with_index_database(list(args))
         self.port = port
         self.ready_timeout = ready_timeout
         self.cwd = cwd
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._lines: list[str] = []
+        self._partial = ""  # the last line, while its newline has not come
         self._changed = threading.Condition()
         self._eof = False
         self._reader: threading.Thread | None = None
@@ -138,8 +149,6 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
                 env=dcmtk_env(),
                 cwd=self.cwd,
                 start_new_session=True,
@@ -206,24 +215,45 @@ class ServerProcess:
         return socket_inodes_of(self.pid)
 
     def output(self) -> str:
-        """Everything the server printed so far (stdout and stderr interleaved)."""
+        """Everything the server printed before this call (stdout and stderr interleaved).
+
+        What is still in the pipe is collected first: a line the server (or one
+        of its worker processes) logged before answering a request is there
+        once the client has seen the answer.
+        """
         with self._changed:
-            return "".join(self._lines)
+            while not self._eof and self._proc is not None and _unread(self._proc) > 0:
+                self._changed.wait(_POLL_INTERVAL)
+            return "".join(self._lines) + self._partial
 
     # -- internals ------------------------------------------------------------------
     def _is_ready(self) -> bool:
         raise NotImplementedError
 
     def _collect(self) -> None:
-        # Draining keeps a chatty server (-d) from blocking on a full pipe.
+        """Drain the pipe (a chatty server, -d, must not block on a full one) into lines.
+
+        Each read happens under the lock, so :meth:`output` finding the pipe
+        empty under the lock knows every byte written so far is collected.
+        """
         assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
+        descriptor = self._proc.stdout.fileno()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            select.select([descriptor], [], [])
             with self._changed:
-                self._lines.append(line)
+                data = os.read(descriptor, 1 << 16)
+                pieces = (self._partial + decoder.decode(data, final=not data)).split("\n")
+                self._partial = pieces.pop()
+                self._lines.extend(piece + "\n" for piece in pieces)
+                if not data:
+                    if self._partial:
+                        self._lines.append(self._partial)
+                        self._partial = ""
+                    self._eof = True
                 self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
+            if not data:
+                return
 
     def _await_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -466,6 +496,17 @@ class OrthancServer(ServerProcess):
         return self.rest("POST", path, {} if body is None else body)
 
 
+def _unread(process: subprocess.Popen[bytes]) -> int:
+    """Bytes waiting in the process's output pipe (0 once it is closed)."""
+    assert process.stdout is not None
+    waiting = array.array("i", [0])
+    try:
+        fcntl.ioctl(process.stdout.fileno(), termios.FIONREAD, waiting, True)
+    except (OSError, ValueError):
+        return 0
+    return waiting[0]
+
+
 def listens_on(pid: int, port: int) -> bool:
     """Whether the process holds a socket listening on ``port``."""
     inodes = listening_socket_inodes(port)
@@ -541,6 +582,61 @@ def dcmqrscp_config(
     config = base / "dcmqrscp.cfg"
     config.write_text("\n".join(lines))
     return config
+
+
+# -- the index database of the qrscp under test ------------------------------------------
+_QRSCP_COMMAND = ["-m", "dimsefsm", "qrscp"]
+_STORE_OPTIONS = ("-od", "--output-directory", "--config")
+
+
+class IndexDatabases:
+    """Where each qrscp started in a :func:`qrscp_index` block keeps its index.
+
+    ``fresh_url`` None: its default SQLite file (nothing is added to the command
+    line).  Otherwise each storage directory (or configuration file) gets a new,
+    empty database from ``fresh_url`` the first time a server is started over it
+    and the same one again at a restart, exactly as its SQLite file would be:
+    two servers over two stores in one test do not share an index.
+    """
+
+    def __init__(self, fresh_url: Callable[[], str] | None) -> None:
+        self.fresh_url = fresh_url
+        self._urls: dict[tuple[str, ...], str] = {}
+
+    def args_for(self, args: list[str]) -> list[str]:
+        if self.fresh_url is None or "--database" in args:
+            return args
+        key = tuple(
+            str(Path(args[n + 1]).absolute())
+            for n, arg in enumerate(args[:-1])
+            if arg in _STORE_OPTIONS
+        )
+        if key not in self._urls:
+            self._urls[key] = self.fresh_url()
+        return [*args, "--database", self._urls[key]]
+
+
+_INDEX_DATABASES: list[IndexDatabases] = []
+
+
+@contextlib.contextmanager
+def qrscp_index(fresh_url: Callable[[], str] | None) -> Iterator[IndexDatabases]:
+    """Inside the block, qrscp processes started here keep their index in databases of
+    ``fresh_url`` (see :class:`IndexDatabases`); the innermost block wins."""
+    databases = IndexDatabases(fresh_url)
+    _INDEX_DATABASES.append(databases)
+    try:
+        yield databases
+    finally:
+        _INDEX_DATABASES.remove(databases)
+
+
+def _with_index_database(args: list[str]) -> list[str]:
+    """``args`` with ``--database URL`` added when they run ``dimsefsm qrscp`` in a block."""
+    is_qrscp = any(args[n : n + len(_QRSCP_COMMAND)] == _QRSCP_COMMAND for n in range(len(args)))
+    if not (is_qrscp and _INDEX_DATABASES):
+        return args
+    return _INDEX_DATABASES[-1].args_for(args)
 
 
 def _first_int(args: Sequence[str]) -> int:

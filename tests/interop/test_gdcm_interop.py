@@ -76,7 +76,9 @@ class Archive:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
+def archive(
+    tmp_path_factory: pytest.TempPathFactory, module_qrscp_backend: str
+) -> Iterator[Archive]:
     """qrscp holding two patients (stored by dcmtk), gdcmscu known as a C-MOVE destination."""
     folder = tmp_path_factory.mktemp("gdcm")
     scp_port = free_port()
@@ -109,6 +111,7 @@ def test_gdcmscu_echo(archive: Archive) -> None:
     assert "C-ECHO (Message ID 1) answered 0x0000" in archive.server.output()
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_gdcmscu_stores_a_directory_into_qrscp(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:

@@ -158,7 +158,9 @@ def load_into(directory: Path, study: Study) -> Path:
 
 
 @pytest.fixture(scope="module")
-def qrscp(study: Study, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DimsefsmServer]:
+def qrscp(
+    study: Study, tmp_path_factory: pytest.TempPathFactory, module_qrscp_backend: str
+) -> Iterator[DimsefsmServer]:
     """``dimsefsm qrscp`` indexing the study at start; shared: retrieves change nothing."""
     directory = load_into(tmp_path_factory.mktemp("qrscp"), study)
     server = DimsefsmServer(["qrscp", str(free_port()), "-od", str(directory), "-aet", QR_AET])
@@ -501,6 +503,7 @@ def test_unsendable_instances_are_listed_in_the_final_response(
 ENDED = re.compile(r"c-get-scp ended by the association after (\d+) completed, (\d+) failed")
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_abort_mid_get_keeps_complete_files_only_and_the_scp_serves_on(
     study: Study, tmp_path: Path, out_dir: Path
 ) -> None:

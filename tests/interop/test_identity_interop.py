@@ -60,7 +60,7 @@ def _config(tmp_path: Path, audit: Path | None = None) -> Path:
 
 @pytest.fixture
 def qrscp(
-    dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
+    dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path, qrscp_backend: str
 ) -> Iterator[DimsefsmServer]:
     yield dimsefsm_server("qrscp", "--config", str(_config(tmp_path)))
 
@@ -240,6 +240,7 @@ def test_pynetdicom_scu_against_our_evt_user_id_handler() -> None:
         ours.shutdown()
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_audit_lines_for_associations_and_operations(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:
@@ -302,6 +303,7 @@ def test_audit_lines_for_associations_and_operations(
     assert rejected["reject"] == {"result": 1, "source": 2, "reason": 1}
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_tls_client_certificate_identifies_a_peer(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:

@@ -246,6 +246,7 @@ def qrscp(
     refuser: Destination,
     api_dest: ApiDestination,
     ports: Ports,
+    module_qrscp_backend: str,
 ) -> Iterator[DimsefsmServer]:
     """``dimsefsm qrscp`` over the study, knowing every destination; moves change nothing."""
     directory = load_into(tmp_path_factory.mktemp("qrscp"), study)
@@ -474,6 +475,7 @@ def test_refusing_destination_fails_every_sub_operation_quickly(
     assert qrscp.alive
 
 
+@pytest.mark.usefixtures("module_qrscp_backend")
 @pytest.mark.parametrize("scp", ["dimsefsm", "dcmqrscp"])
 def test_unknown_destination_is_refused_with_a801(
     request: pytest.FixtureRequest, study: Study, scp: str

@@ -228,6 +228,7 @@ def orthanc_scu(
     orthanc_server: Callable[..., OrthancServer],
     dimsefsm_server: Callable[..., DimsefsmServer],
     tmp_path: Path,
+    qrscp_backend: str,
 ) -> Peers:
     """qrscp knowing Orthanc as a C-MOVE destination; Orthanc knowing qrscp as "qr"."""
     orthanc_port = free_port()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.interop.peers import (
     DcmtkServer,
+    LineReadyServer,
     PynetdicomEchoServer,
     ServerStartError,
     dcmqrscp_config,
@@ -17,6 +19,7 @@ from tests.interop.peers import (
     free_port,
     listening_socket_inodes,
     run_tool,
+    wait_until,
 )
 
 pytestmark = pytest.mark.interop
@@ -88,3 +91,25 @@ def test_a_server_that_exits_at_once_raises_with_its_output() -> None:
         server.start()
     assert "no-such-option" in str(info.value)
     assert server.returncode is not None
+
+
+_LOG_THEN_ANSWER = """\
+import signal, sys
+from pathlib import Path
+print("fake: listening on 127.0.0.1:0", flush=True)
+print("logged before the answer", file=sys.stderr, flush=True)
+Path(sys.argv[1]).touch()  # the answer a client would see
+signal.pause()
+"""
+
+
+def test_output_holds_what_the_server_wrote_before_its_answer(tmp_path: Path) -> None:
+    """A line in the pipe but not yet collected by the reader thread is still in output():
+    the reader is held back (its lock taken) until the answer is seen, as a busy machine
+    can hold it back; output() then collects the pipe before it answers."""
+    answer = tmp_path / "answer"
+    command = [sys.executable, "-c", _LOG_THEN_ANSWER, str(answer)]
+    # While the test holds the reader's lock, the reader thread cannot collect.
+    with LineReadyServer(command) as server, server._changed:
+        wait_until(answer.exists, "the server answers")
+        assert "logged before the answer\n" in server.output()

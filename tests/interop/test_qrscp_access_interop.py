@@ -70,7 +70,9 @@ class Archive:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
+def archive(
+    tmp_path_factory: pytest.TempPathFactory, module_qrscp_backend: str
+) -> Iterator[Archive]:
     """The archive, loaded by MODALITY with a two-instance study."""
     home = tmp_path_factory.mktemp("archive")
     viewer_port = free_port()
@@ -158,6 +160,7 @@ def test_cmove_to_a_peer_that_may_receive_is_served(archive: Archive, tmp_path: 
     assert len(list(tmp_path.iterdir())) == 2
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_without_a_file_qrscp_listens_on_localhost_and_accepts_any_caller(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:
@@ -171,6 +174,7 @@ def test_without_a_file_qrscp_listens_on_localhost_and_accepts_any_caller(
     assert code == 0
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_open_to_the_network_without_peers_is_warned_about(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:

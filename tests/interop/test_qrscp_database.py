@@ -18,7 +18,7 @@ from sqlalchemy import update
 from dimsefsm.qr.db.schema import SCHEMA_VERSION, open_engine, schema_table
 from tests.data.make import make_study, write_study
 from tests.interop.peers import DimsefsmServer
-from tests.interop.test_qrscp_integrity import QR_AET, find_images
+from tests.interop.test_qrscp_integrity import QR_AET, dcmtk_store, find_images
 
 
 def test_import_then_restart_answers_from_the_database(
@@ -45,7 +45,7 @@ def test_import_then_restart_answers_from_the_database(
     assert sorted(str(ds.SOPInstanceUID) for ds in found) == wanted
     assert {str(ds.PatientName) for ds in found} == {"Imported^Once"}
     assert "not indexed" not in again.output()
-    assert (tmp_path / "store.index.sqlite").is_file()
+    assert (store / ".dimsefsm" / "index.sqlite").is_file()
 
 
 def test_database_url_and_a_newer_schema(
@@ -56,7 +56,7 @@ def test_database_url_and_a_newer_schema(
     server = dimsefsm_server("qrscp", "-aet", QR_AET, "-od", str(store), "--database", url)
     assert find_images(server.port, tmp_path / "find") == []
     server.stop()
-    assert (tmp_path / "shared.sqlite").is_file() and not (tmp_path / "store.index.sqlite").exists()
+    assert (tmp_path / "shared.sqlite").is_file() and not (store / ".dimsefsm").exists()
     engine = open_engine(url)
     with engine.begin() as connection:
         connection.execute(update(schema_table).values(version=SCHEMA_VERSION + 1))
@@ -67,3 +67,25 @@ def test_database_url_and_a_newer_schema(
     )
     assert done.returncode == 2
     assert f"schema version {SCHEMA_VERSION + 1}, a newer one" in done.stderr
+
+
+def test_an_index_beside_the_store_from_an_earlier_version_is_moved_under_it(
+    dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    old = tmp_path / "store.index.sqlite"  # where earlier versions kept the default index
+    study = make_study(3, n_series=1)
+    files = write_study(tmp_path / "in", study)
+    args = ("-aet", QR_AET, "-od", str(store))
+    earlier = dimsefsm_server("qrscp", *args, "--database", f"sqlite:///{old}")
+    log = dcmtk_store(earlier.port, *files)
+    assert log.count("Received Store Response (Success)") == 3, log
+    earlier.stop()
+    server = dimsefsm_server("qrscp", *args)
+    new = store / ".dimsefsm" / "index.sqlite"
+    assert f"index moved from {old} to {new}" in server.output()
+    found = find_images(server.port, tmp_path / "find")
+    assert sorted(str(ds.SOPInstanceUID) for ds in found) == sorted(
+        str(ds.SOPInstanceUID) for ds in study
+    )
+    assert new.is_file() and not old.exists()

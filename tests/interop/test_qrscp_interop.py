@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
@@ -36,6 +37,7 @@ def findscu(port: int, model: str, keys: list[str], out_dir: Path) -> tuple[str,
     return log, [dcmread(path) for path in sorted(out_dir.glob("rsp*.dcm"))]
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_storescu_stores_and_findscu_finds_each_level(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:
@@ -66,6 +68,7 @@ def test_storescu_stores_and_findscu_finds_each_level(
     )
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_findscu_filters_and_lists_studies_by_modalities_in_study(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:
@@ -89,6 +92,7 @@ def test_findscu_filters_and_lists_studies_by_modalities_in_study(
     assert (study.NumberOfStudyRelatedSeries, study.NumberOfStudyRelatedInstances) == (2, 4)
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_worklist_directory_answers_findscu(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from pydicom.uid import generate_uid
 
 from dimsefsm import AE
@@ -48,6 +49,7 @@ def echo(port: int) -> int:
         return int(assoc.send_c_echo().Status)
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_workers_serve_one_port_a_killed_one_is_replaced_and_sigterm_stops_all(
     dimsefsm_server: Callable[..., DimsefsmServer], tmp_path: Path
 ) -> None:

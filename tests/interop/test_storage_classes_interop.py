@@ -59,6 +59,7 @@ def test_storescu_stores_dx_mg_io_into_storescp(
     assert received == set(CLASSES.values())
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_storescu_stores_a_dx_into_qrscp_and_findscu_finds_it(
     dimsefsm_server: Callable[..., DimsefsmServer], files: dict[str, Path], tmp_path: Path
 ) -> None:

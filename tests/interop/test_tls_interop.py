@@ -38,6 +38,7 @@ def client_flags(pki: Pki, *, key: Path | None = None, cert: Path | None = None)
     return ["+tls", *own, "+cf", str(pki.ca)]
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 @pytest.mark.parametrize("command", ["echoscp", "storescp", "qrscp"])
 def test_dcmtk_echoscu_over_tls_against_dimsefsm_servers(
     dimsefsm_server: Callable[..., DimsefsmServer], pki: Pki, tmp_path: Path, command: str
@@ -129,6 +130,7 @@ def test_dcmtk_storescu_over_tls_to_dimsefsm_storescp(
     assert dcmread(arrived).PixelData == instance.PixelData
 
 
+@pytest.mark.usefixtures("qrscp_backend")
 def test_movescu_over_tls_moves_from_qrscp_to_a_tls_storescp(
     dcmtk_server: Callable[..., DcmtkServer],
     dimsefsm_server: Callable[..., DimsefsmServer],

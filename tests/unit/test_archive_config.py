@@ -211,6 +211,7 @@ def test_check_without_a_file_shows_the_defaults(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert 'bind_address = "127.0.0.1"' in out and "port = 11112" in out
     assert "any calling AE title is accepted" in out
+    assert "# database: not set: the SQLite file dicom-store/.dimsefsm/index.sqlite" in out
 
 
 def test_check_of_a_bad_file_exits_2_with_the_line(

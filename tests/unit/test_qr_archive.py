@@ -218,7 +218,7 @@ def test_a_restart_reads_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     first = QueryRetrieveSCP("QRSCP", store)
     assert first.load() == 5
     first.close()
-    for path in store.iterdir():
+    for path in store.glob("*.dcm"):  # the instances, not the index folder
         path.write_bytes(b"not DICOM any more")  # a start that read them would drop them
 
     def no_reading(*args: object, **kwargs: object) -> None:
@@ -256,7 +256,7 @@ def test_an_explicit_database_url_is_used(tmp_path: Path) -> None:
     try:
         scp.load()
         assert (tmp_path / "elsewhere.sqlite").is_file()
-        assert not (tmp_path / "store.index.sqlite").exists()
+        assert not (tmp_path / "store" / ".dimsefsm").exists()
     finally:
         scp.close()
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from dimsefsm.assoc.negotiation import DEFAULT_MAX_PDU
+from dimsefsm.qr.location import INDEX_DIRECTORY, INDEX_FILE
 
 PERMISSIONS: Final = ("store", "find", "get", "move", "receive")
 """What a peer may do: send us instances, query, retrieve by C-GET, retrieve by C-MOVE,
@@ -485,6 +486,9 @@ def format_settings(settings: Settings) -> str:
         "audit": settings.audit,
     }
     out += _assignments(top)
+    if settings.database is None:
+        index = Path(settings.storage) / INDEX_DIRECTORY / INDEX_FILE
+        out[out.index("# database: not set")] += f": the SQLite file {index}"
     if settings.accept_any_caller:
         out.append("# no [peers] listed: any calling AE title is accepted")
     out += ["", "[timeouts]"]

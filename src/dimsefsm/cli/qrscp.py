@@ -117,8 +117,9 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="URL",
         help="the index database, an SQLAlchemy URL (postgresql+psycopg://USER@HOST/DB lets "
-        "several qrscp share one index); default a SQLite file beside the storage directory, "
-        "named after it (dicom-store.index.sqlite)",
+        "several qrscp share one index); default a SQLite file under the storage directory "
+        "(dicom-store/.dimsefsm/index.sqlite; one beside it, where earlier versions kept it, "
+        "is moved there)",
     )
     p.add_argument(
         "--import",

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from typing import Any, Final
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 from sqlalchemy import Connection, CursorResult, Engine, Table, bindparam, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
 from dimsefsm.part10 import iter_file_chunks, read_part10_info
@@ -52,7 +53,6 @@ from dimsefsm.qr.db.header import header_bytes, header_of
 from dimsefsm.qr.db.query import compile_find
 from dimsefsm.qr.db.schema import (
     WRITE_OPTION,
-    default_url,
     instance,
     open_engine,
     patient,
@@ -60,6 +60,7 @@ from dimsefsm.qr.db.schema import (
     series,
     study,
 )
+from dimsefsm.qr.location import adopt_old_index, default_url, sqlite_files
 
 __all__ = [
     "COMPUTED_KEYS",
@@ -134,18 +135,29 @@ def check_structure(path: Path) -> None:
         raise ValueError(f"data set is not complete: {exc}") from None
 
 
-def _candidate_files(directory: Path) -> list[Path]:
-    """Files below ``directory``; hidden ones (the database, temporary files) are not DICOM."""
-    return sorted(
-        path for path in directory.rglob("*") if path.is_file() and not path.name.startswith(".")
-    )
+def _candidate_files(directory: Path, skip: frozenset[Path] = frozenset()) -> list[Path]:
+    """Files below ``directory`` but those in ``skip`` (absolute paths: a SQLite index given
+    with ``--database`` inside the tree); hidden files and folders (the default index in
+    ``.dimsefsm``, temporary files) are not DICOM and not walked."""
+    found = []
+    for root, folders, names in os.walk(directory):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            path = Path(root, name)
+            if not name.startswith(".") and path.absolute() not in skip and path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 class ArchiveIndex:
     """Thread-safe: every operation takes its own connection from the engine's pool."""
 
-    def __init__(self, directory: Path, database: str | None = None) -> None:
+    def __init__(self, directory: Path, database: str | None = None, durable: bool = False) -> None:
+        """``durable``: commits survive a power loss, not only a crash (qrscp ``--fsync``)."""
         self.directory = directory
+        self.durable = durable
+        # The default SQLite file may still be at its old place until open() moves it.
+        self._default_database = database is None
         self.url = database or default_url(directory)
         self._engine: Engine | None = None
         # Only spares SQLite's busy handler the threads of this process: the database
@@ -156,7 +168,9 @@ class ArchiveIndex:
     def open(self) -> None:
         """Connect and check the schema (``SchemaError`` if this database is not usable)."""
         if self._engine is None:
-            self._engine = open_engine(self.url)
+            if self._default_database:
+                self.url = f"sqlite:///{adopt_old_index(self.directory)}"
+            self._engine = open_engine(self.url, durable=self.durable)
 
     @property
     def engine(self) -> Engine:
@@ -228,23 +242,26 @@ class ArchiveIndex:
         commit: Callable[[], Path],
     ) -> Path | Conflict:
         patient_id, study_uid, series_uid, uid = identity
-        row = connection.execute(_PLACE_OF_UID, {"uid": uid}).first()
-        if row is not None and (row.patient_id, row.study_uid, row.series_uid) != identity[:3]:
-            return Conflict(row.patient_id, row.study_uid, self._resolve(row.path))
+        row = _PLACE_OF_UID.first(connection, {"uid": uid})
+        if row is not None and (row["patient_id"], row["study_uid"], row["series_uid"]) != (
+            patient_id,
+            study_uid,
+            series_uid,
+        ):
+            return Conflict(row["patient_id"], row["study_uid"], self._resolve(row["path"]))
         series_pk = _existing_series(connection, identity, levels)
         if series_pk is None:
             patient_pk = _LEVELS[0].upsert(connection, (patient_id,), levels["PATIENT"])
             study_pk = _LEVELS[1].upsert(connection, (patient_pk, study_uid), levels["STUDY"])
             series_pk = _LEVELS[2].upsert(connection, (study_pk, series_uid), levels["SERIES"])
-        values = dict(levels["IMAGE"], series_pk=series_pk, header=blob)
+        values = dict(levels["IMAGE"], series_pk=series_pk, header=blob, sop_uid=uid)
         if row is None:
             # The row first: a concurrent filer of this UID now waits for our commit.
-            inserted = connection.execute(_INSERT_INSTANCE, dict(values, sop_uid=uid, path=""))
-            pk, update, params = _inserted_pk(inserted), _UPDATE_PATH, {}
-        else:
-            pk, update, params = row.pk, _UPDATE_INSTANCE, values
+            _INSERT_INSTANCE.run(connection, dict(values, path=""))
         path = commit()
-        connection.execute(update, dict(params, pk_=pk, path=self._stored_path(path)))
+        # By UID, which is unique: the new row's key is not needed (no RETURNING).
+        update = _UPDATE_PATH if row is None else _UPDATE_INSTANCE
+        update.run(connection, dict(values, path=self._stored_path(path)))
         return path
 
     # -- import ----------------------------------------------------------------------------
@@ -294,7 +311,7 @@ class ArchiveIndex:
     ) -> ImportCounts:
         """Index every file below ``directory`` not indexed yet; the files stay where they are."""
         counts = ImportCounts()
-        files = _candidate_files(directory)
+        files = _candidate_files(directory, sqlite_files(self.url))
         indexed = self._indexed_paths()
         for done, path in enumerate(files, 1):
             if self._stored_path(path) in indexed:
@@ -323,7 +340,8 @@ class ArchiveIndex:
         if done:
             return None
         counts = None
-        if len(self) == 0 and self.directory.is_dir() and _candidate_files(self.directory):
+        skip = sqlite_files(self.url)
+        if len(self) == 0 and self.directory.is_dir() and _candidate_files(self.directory, skip):
             counts = self.import_directory(self.directory)
         with self.engine.connect() as connection:
             connection = connection.execution_options(**{WRITE_OPTION: True})
@@ -429,14 +447,74 @@ def _existing_series(
     statement instead of one per level.
     """
     params = {"patient_id": identity[0], "study_uid": identity[1], "series_uid": identity[2]}
-    row = connection.execute(_HIERARCHY, params).first()
-    if row is None:
+    current = _HIERARCHY.first(connection, params)
+    if current is None:
         return None
-    current = row._mapping
     for depth, level in enumerate(("PATIENT", "STUDY", "SERIES")):
         prefix = f"l{depth}_"
         _LEVELS[depth].refresh(connection, current[f"{prefix}pk"], current, levels[level], prefix)
     return int(current["l2_pk"])
+
+
+class _Prepared:
+    """A Core statement compiled once per dialect and run on the driver's cursor.
+
+    Filing an instance runs four statements; through SQLAlchemy's execution
+    path each cost about 0.1 ms of Python (cache key, execution context,
+    result object): ten times SQLite's own work and most of the time of a
+    C-STORE into qrscp.  The statements of that path are compiled to the
+    driver's SQL once, by SQLAlchemy for the connection's dialect (so the same
+    code runs on SQLite and PostgreSQL), and then run with their parameters
+    only, inside the connection's transaction.  Their values are text, bytes,
+    integers or None, which every driver takes as they are: no bind or result
+    processing is skipped that these columns would need.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self.keys: tuple[str, ...] = tuple(
+            column.key for column in getattr(statement, "selected_columns", ())
+        )
+        self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    def _compiled(self, connection: Connection) -> tuple[str, tuple[str, ...] | None]:
+        dialect = connection.dialect
+        found = self._sql.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            order = tuple(compiled.positiontup or ()) if dialect.positional else None
+            found = self._sql[dialect.name] = (compiled.string, order)
+        return found
+
+    def _execute(self, connection: Connection, params: Mapping[str, Any]) -> Any:
+        """The driver's cursor after the statement; the driver's errors as SQLAlchemy's
+        (``IntegrityError`` when another process won an insert), as ``execute`` raises them."""
+        sql, order = self._compiled(connection)
+        values = params if order is None else tuple(params[key] for key in order)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dialect = connection.dialect
+        if connection.dispatch.before_cursor_execute:  # instrumentation sees these statements too
+            connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
+        try:
+            cursor.execute(sql, values)
+        except dialect.loaded_dbapi.Error as exc:
+            cursor.close()
+            raise DBAPIError.instance(
+                sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        return cursor
+
+    def run(self, connection: Connection, params: Mapping[str, Any]) -> None:
+        self._execute(connection, params).close()
+
+    def first(self, connection: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row as a mapping of the statement's column keys, or None."""
+        cursor = self._execute(connection, params)
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else dict(zip(self.keys, row, strict=True))
 
 
 def _column_names(level: str) -> tuple[str, ...]:
@@ -448,7 +526,7 @@ _LEVELS: Final = (
     _LevelWriter(study, ("patient_pk", "study_uid"), _column_names("STUDY")),
     _LevelWriter(series, ("study_pk", "series_uid"), _column_names("SERIES")),
 )
-_HIERARCHY: Final = (
+_HIERARCHY: Final = _Prepared(
     select(
         *(
             column.label(f"l{depth}_{column.name}")
@@ -467,7 +545,7 @@ _HIERARCHY: Final = (
         series.c.series_uid == bindparam("series_uid"),
     )
 )
-_PLACE_OF_UID: Final = (
+_PLACE_OF_UID: Final = _Prepared(
     select(
         instance.c.pk,
         instance.c.path,
@@ -482,16 +560,14 @@ _PLACE_OF_UID: Final = (
     )
     .where(instance.c.sop_uid == bindparam("uid"))
 )
-_INSERT_INSTANCE: Final = instance.insert()
-_UPDATE_PATH: Final = (
-    instance.update().where(instance.c.pk == bindparam("pk_")).values(path=bindparam("path"))
+_INSTANCE_COLUMNS: Final = ("series_pk", "header", "path", *_column_names("IMAGE"))
+_INSERT_INSTANCE: Final = _Prepared(
+    instance.insert().values({name: bindparam(name) for name in ("sop_uid", *_INSTANCE_COLUMNS)})
 )
-_UPDATE_INSTANCE: Final = (
-    instance.update()
-    .where(instance.c.pk == bindparam("pk_"))
-    .values(
-        {name: bindparam(name) for name in ("series_pk", "header", "path", *_column_names("IMAGE"))}
-    )
+_BY_UID: Final = instance.c.sop_uid == bindparam("sop_uid")
+_UPDATE_PATH: Final = _Prepared(instance.update().where(_BY_UID).values(path=bindparam("path")))
+_UPDATE_INSTANCE: Final = _Prepared(
+    instance.update().where(_BY_UID).values({name: bindparam(name) for name in _INSTANCE_COLUMNS})
 )
 
 

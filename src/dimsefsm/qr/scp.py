@@ -92,15 +92,16 @@ class QueryRetrieveSCP:
     ) -> None:
         """``access``: who may associate and do what; its peers that may receive are the
         C-MOVE destinations unless ``destinations`` is given.  None: anyone, anything.
-        ``database``: the index, an SQLAlchemy URL; default a SQLite file beside
-        ``directory``, named after it (``dicom-store.index.sqlite``)."""
+        ``database``: the index, an SQLAlchemy URL; default a SQLite file under
+        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``qr.location``)."""
         self.directory = directory
         self.access = access
         if destinations is None and access is not None:
             destinations = access.destinations
         self.destinations = dict(destinations or {})
         self.destination_tls = destination_tls  # C-MOVE sub-associations over TLS when set
-        self.index = ArchiveIndex(directory, database)
+        # --fsync: the index commit is as durable as the file (see qr.db.schema.open_engine).
+        self.index = ArchiveIndex(directory, database, durable=fsync)
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)

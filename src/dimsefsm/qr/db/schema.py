@@ -13,7 +13,7 @@ without opening its file, and the path of its file.
 Types are portable (Integer, String, LargeBinary): the same tables work on
 SQLite and PostgreSQL.  The only SQLite-specific code is the engine set-up
 below: WAL (readers never wait for the writer, the writer never waits for a
-streaming reader), ``synchronous=NORMAL``, case-sensitive ``LIKE`` (DICOM
+streaming reader), ``synchronous`` (see :func:`open_engine`), case-sensitive ``LIKE`` (DICOM
 matching is case sensitive, as ``LIKE`` is on PostgreSQL) and
 ``BEGIN IMMEDIATE`` for write transactions (the filing check and the write
 are one serialised step across processes).  On PostgreSQL the schema check
@@ -50,16 +50,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from dimsefsm.qr.db.columns import LEVEL_COLUMNS
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
 SCHEMA_VERSION: Final = 1
-DEFAULT_DATABASE_SUFFIX: Final = ".index.sqlite"
-"""The default SQLite file is the storage directory's name with this suffix, beside it: the
-storage directory holds instances only (and SQLite's ``-wal``/``-shm`` files stay out too)."""
-
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -138,16 +135,6 @@ class SchemaError(RuntimeError):
     """The database cannot be used by this version (newer, foreign or damaged)."""
 
 
-def default_path(directory: Path) -> Path:
-    """``dicom-store`` -> ``dicom-store.index.sqlite`` in the same parent directory."""
-    resolved = directory.absolute()
-    return resolved.with_name(resolved.name + DEFAULT_DATABASE_SUFFIX)
-
-
-def default_url(directory: Path) -> str:
-    return f"sqlite:///{default_path(directory)}"
-
-
 def _use_wal(cursor: Any) -> None:
     """Switch the file to WAL once; connections opened later find it so (the mode persists).
 
@@ -168,14 +155,14 @@ def _use_wal(cursor: Any) -> None:
                 raise
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, durable: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun below, not by pysqlite
         cursor = dbapi_connection.cursor()
         _use_wal(cursor)
         for pragma in (
-            "PRAGMA synchronous=NORMAL",
+            f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}",
             "PRAGMA case_sensitive_like=ON",
             "PRAGMA foreign_keys=ON",
         ):
@@ -185,11 +172,33 @@ def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        # On the driver's connection: SQLAlchemy's execution path costs more than the BEGIN.
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.Error as exc:  # e.g. "database is locked": SQLAlchemy's errors as usual
+            raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
-def open_engine(url: str) -> Engine:
-    """An engine on ``url`` with the tables present and the schema version checked."""
+def _postgresql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO on")
+        dbapi_connection.commit()
+
+
+def open_engine(url: str, *, durable: bool = False) -> Engine:
+    """An engine on ``url`` with the tables present and the schema version checked.
+
+    A commit survives a crash of this process in any case: SQLite's log is
+    written (``synchronous=NORMAL``), PostgreSQL's server has it.  ``durable``
+    (qrscp ``--fsync``) makes it survive a power loss too, as the instance's
+    file does: SQLite syncs its log at every commit (``synchronous=FULL``),
+    and PostgreSQL sessions wait for the server's WAL flush
+    (``synchronous_commit=on``, the server's default, set in case the server
+    was configured otherwise).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
@@ -200,9 +209,11 @@ def open_engine(url: str) -> Engine:
             pool_size=8,
             max_overflow=56,
         )
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, durable)
     else:
         engine = create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=True)
+        if durable and engine.dialect.name == "postgresql":
+            _postgresql_setup(engine)
     try:
         check_schema(engine)
     except BaseException:
