@@ -46,12 +46,14 @@ from sqlalchemy.exc import IntegrityError
 from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
 from dimsefsm.part10 import iter_file_chunks, read_part10_info
 from dimsefsm.qr.admission import examine
+from dimsefsm.qr.db.attributes import AttributeRow, attribute_rows
 from dimsefsm.qr.db.columns import LEVEL_COLUMNS, LevelValues, columns_of
 from dimsefsm.qr.db.computed import COMPUTED_KEYS, computed_attributes
 from dimsefsm.qr.db.header import header_bytes, header_of
 from dimsefsm.qr.db.query import compile_find
 from dimsefsm.qr.db.schema import (
     WRITE_OPTION,
+    add_series_attributes,
     default_url,
     instance,
     open_engine,
@@ -206,12 +208,13 @@ class ArchiveIndex:
         """
         identity, levels = columns_of(header)
         blob = header_bytes(header)
+        attributes = attribute_rows(header)
         for attempt in range(_FILING_ATTEMPTS):
             try:
                 with self._filing, self.engine.connect() as connection:
                     connection = connection.execution_options(**{WRITE_OPTION: True})
                     with connection.begin():
-                        return self._file(connection, identity, levels, blob, commit)
+                        return self._file(connection, identity, levels, blob, attributes, commit)
             except IntegrityError:
                 # Another process inserted a row of this UID (or its patient, study, series)
                 # between our check and our insert: look again.
@@ -225,6 +228,7 @@ class ArchiveIndex:
         identity: tuple[str, str, str, str],
         levels: dict[str, dict[str, str | None]],
         blob: bytes,
+        attributes: list[AttributeRow],
         commit: Callable[[], Path],
     ) -> Path | Conflict:
         patient_id, study_uid, series_uid, uid = identity
@@ -236,6 +240,7 @@ class ArchiveIndex:
             patient_pk = _LEVELS[0].upsert(connection, (patient_id,), levels["PATIENT"])
             study_pk = _LEVELS[1].upsert(connection, (patient_pk, study_uid), levels["STUDY"])
             series_pk = _LEVELS[2].upsert(connection, (study_pk, series_uid), levels["SERIES"])
+        add_series_attributes(connection, series_pk, attributes)
         values = dict(levels["IMAGE"], series_pk=series_pk, header=blob)
         if row is None:
             # The row first: a concurrent filer of this UID now waits for our commit.
