@@ -393,6 +393,7 @@ class ScaleWorkload:
 
     def run(self, settings: Settings) -> WorkloadResult:
         began = time.perf_counter()
+        load = os.getloadavg()[0]
         count = settings.scale or (QUICK_SCALE if settings.quick else FULL_SCALE)
         budget = QUICK_FILL_BUDGET if settings.quick else FILL_BUDGET
         files, wrote = write_archive(count, progress=lambda line: print(line, flush=True))
@@ -422,7 +423,7 @@ class ScaleWorkload:
             self._pynetdicom(result, archive, root / "pynetdicom", budget)
         notes.append(
             f"{os.cpu_count()} core(s); qrscp with its default workers (one per core); "
-            f"load average before the run {os.getloadavg()[0]:.1f} (other work on the machine)"
+            f"load average {load:.1f} at the start (other work on the machine)"
         )
         result.seconds = time.perf_counter() - began
         return result

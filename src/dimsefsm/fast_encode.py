@@ -2,8 +2,9 @@
 
 pydicom's writer is general and costs ~50 us for a five-element identifier;
 a query SCP sends one per match.  This encoder handles the common case —
-little endian, no sequences, text and binary numbers, default character
-repertoire — in a few microseconds, and returns None for anything else so the
+little endian, no sequences, text and binary numbers, ASCII text (in the
+default repertoire or a character set that writes ASCII as ASCII: Latin-1,
+UTF-8 ... the sets of most archives' headers) — in a few microseconds, and returns None for anything else so the
 caller falls back to pydicom.  Same bytes as pydicom for what it accepts (a
 test checks that).
 """
@@ -44,6 +45,17 @@ _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_HEADER = struct.Struct("<HH2sHI")
 _IMPLICIT_HEADER = struct.Struct("<HHI")
 
+
+_ASCII_SUPERSETS = frozenset(
+    {
+        "",
+        "ISO_IR 6",
+        *(f"ISO_IR {number}" for number in (100, 101, 109, 110, 126, 127, 138, 144, 148)),
+        *(f"ISO_IR {number}" for number in (166, 192, 203)),
+    }
+)
+"""Single-valued Specific Character Sets in which ASCII text is written as ASCII (pydicom
+encodes it byte for byte so); a text value outside ASCII is declined whatever the set."""
 
 _TEXT_TYPES = frozenset({"PersonName", "DSfloat", "DSdecimal", "IS", "DA", "DT", "TM", "UID"})
 
@@ -92,12 +104,12 @@ def _value_bytes(vr: str, value: Any) -> bytes | None:
 
 def fast_encode(dataset: Dataset, implicit: bool) -> bytes | None:
     """Little-endian encoding of a plain data set, or None when it is not plain."""
-    if "SpecificCharacterSet" in dataset and dataset.SpecificCharacterSet not in (
-        "",
-        "ISO_IR 6",
-        ["ISO_IR 6"],
-    ):
-        return None
+    if "SpecificCharacterSet" in dataset:
+        charset = dataset.SpecificCharacterSet
+        if not isinstance(charset, str):  # several values: code extensions (ISO 2022)
+            charset = charset[0] if len(charset) == 1 else None
+        if charset not in _ASCII_SUPERSETS:
+            return None
     parts: list[bytes] = []
     for tag in sorted(dataset.keys()):
         elem = dataset.get_item(tag)
