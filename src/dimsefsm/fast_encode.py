@@ -4,9 +4,9 @@ pydicom's writer is general and costs ~50 us for a five-element identifier;
 a query SCP sends one per match.  This encoder handles the common case —
 little endian, no sequences, text and binary numbers, ASCII text (in the
 default repertoire or a character set that writes ASCII as ASCII: Latin-1,
-UTF-8 ... the sets of most archives' headers) — in a few microseconds, and returns None for anything else so the
-caller falls back to pydicom.  Same bytes as pydicom for what it accepts (a
-test checks that).
+UTF-8 ... the sets of most archives' headers) — in a few microseconds, and
+returns None for anything else so the caller falls back to pydicom.  Same
+bytes as pydicom for what it accepts (a test checks that).
 """
 
 from __future__ import annotations
