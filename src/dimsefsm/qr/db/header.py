@@ -122,9 +122,7 @@ def header_of(blob: bytes) -> Dataset:
         return decode_dataset(blob, EXPLICIT_VR_LITTLE_ENDIAN, convert_values=False)
     dataset = Dataset(elements, parent_encoding=default_encoding)
     charset = elements.get(_CHARSET)
-    encoding = (
-        _encoding(charset.value) if isinstance(charset, RawDataElement) else default_encoding
-    )
+    encoding = _encoding(charset.value) if isinstance(charset, RawDataElement) else default_encoding
     dataset.set_original_encoding(False, True, encoding)
     return dataset
 
