@@ -2,7 +2,8 @@
 
 pydicom's writer is general and costs ~50 us for a five-element identifier;
 a query SCP sends one per match.  This encoder handles the common case —
-little endian, no sequences, text and binary numbers, ASCII text (in the
+little endian, no sequences, text and binary numbers, values still as read
+(raw elements: their bytes), ASCII text (in the
 default repertoire or a character set that writes ASCII as ASCII: Latin-1,
 UTF-8 ... the sets of most archives' headers) — in a few microseconds, and
 returns None for anything else so the caller falls back to pydicom.  Same
@@ -15,7 +16,7 @@ import struct
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 
 _TEXT_PAD = {
     "AE": b" ",
@@ -70,6 +71,23 @@ def _text(value: Any, vr: str) -> str | None:
     return None
 
 
+def _raw_bytes(elem: RawDataElement) -> bytes | None:
+    """The value of an undecoded little endian element as read: the same bytes are written.
+
+    Raw bytes are in the data set's declared character set, which the caller
+    keeps; sequences, undefined lengths and unknown VRs are left to pydicom.
+    """
+    if (
+        not elem.is_little_endian
+        or elem.VR in (None, "SQ", "UN")
+        or elem.length == 0xFFFFFFFF
+        or not isinstance(elem.value, bytes)
+        or len(elem.value) & 1
+    ):
+        return None
+    return elem.value
+
+
 def _value_bytes(vr: str, value: Any) -> bytes | None:
     if value is None or value == "":
         return b""
@@ -113,12 +131,16 @@ def fast_encode(dataset: Dataset, implicit: bool) -> bytes | None:
     parts: list[bytes] = []
     for tag in sorted(dataset.keys()):
         elem = dataset.get_item(tag)
-        if not isinstance(elem, DataElement):
-            return None  # raw (still encoded) elements: let pydicom handle them
-        vr = elem.VR
-        if vr == "SQ" or tag >> 16 == 0x0002:
+        if isinstance(elem, RawDataElement):
+            value = _raw_bytes(elem)
+            vr = elem.VR or ""
+        elif isinstance(elem, DataElement):
+            vr = elem.VR
+            value = None if vr == "SQ" else _value_bytes(vr, elem.value)
+        else:
             return None
-        value = _value_bytes(vr, elem.value)
+        if tag >> 16 == 0x0002:
+            return None
         if value is None:
             return None
         group, element = tag >> 16, tag & 0xFFFF

@@ -69,3 +69,17 @@ def test_declines_character_sets_that_change_ascii(charset: str | list[str]) -> 
     ds = identifier()
     ds.SpecificCharacterSet = charset
     assert fast_encode(ds, False) is None
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_raw_elements_are_written_as_read(implicit: bool) -> None:
+    """Values still undecoded (a stored header's) keep their bytes, Latin-1 text included."""
+    from dimsefsm.datasets import decode_dataset
+    from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN
+
+    ds = identifier()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "Müller^Hans"
+    raw = decode_dataset(pydicom_bytes(ds, False), EXPLICIT_VR_LITTLE_ENDIAN, convert_values=False)
+    encoded = fast_encode(raw, implicit)
+    assert encoded is not None and encoded == pydicom_bytes(ds, implicit)
