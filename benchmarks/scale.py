@@ -8,8 +8,8 @@ runs reuse them.  What is measured is then a real start of qrscp on it
 (default workers: one per core): launch to the first accepted association
 (a C-ECHO), the RSS of its processes after the queries, and study queries
 from our SCU in its own process (by Patient ID, a year of Study Dates, an
-Operator's Name which is no column of the index and no key of any query
-level) and from dcmtk's findscu: one universal study query alone, then 8
+Operator's Name: a series key that is no column of the index) and from
+dcmtk's findscu: one universal study query alone, then 8
 findscu processes at once, each the same query.
 
 dcmqrscp and pynetdicom's qrscp get the same archive and queries where they
@@ -111,8 +111,8 @@ RANGE_ALL = Metric(
 )
 OUTSIDE = Metric(
     "outside_s",
-    "C-FIND STUDY by Operators' Name (no column, no query level; {matches} of {studies:,} "
-    "studies), s",
+    "C-FIND STUDY by Operators' Name (a series key that is no column; {matches} of "
+    "{studies:,} studies), s",
     "s",
     higher_is_better=False,
 )

@@ -4,7 +4,7 @@
 128 bytes of pixel data: 100,000 instances for 1,000 patients.  The keys a
 real archive is queried by vary as they would: Patient ID, Patient's Name,
 Accession Number, a Study Date spread over one year, the Modality of the
-series and an Operator's Name (a key of no query level, outside the index's
+series and an Operator's Name (a series key, outside the index's
 columns) cycling over 50 technologists.
 
 Encoding 100,000 data sets with pydicom would take minutes, so one instance

@@ -220,3 +220,14 @@ def test_an_index_of_schema_version_1_gets_the_attribute_values_at_start(
     finally:
         archive.close()
     open_engine(database_url).dispose()  # a second start changes nothing
+
+
+def test_an_entity_already_answered_has_no_other_header_read(
+    index: ArchiveIndex, tmp_path: Path, decoded: list[int]
+) -> None:
+    """An instance key every instance matches, at STUDY level: one header per study."""
+    instances = fill(index, tmp_path / "files")
+    decoded.clear()
+    keys = {"ImageType": "ORIGINAL"}
+    assert answer(index, "STUDY", **keys) == expected(instances, "STUDY", **keys)
+    assert len(decoded) == 2

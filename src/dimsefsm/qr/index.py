@@ -360,14 +360,16 @@ class ArchiveIndex:
             with contextlib.closing(result):
                 for row in result:
                     mapping = row._mapping
+                    key: tuple[Any, ...] | None = None
+                    if key_depths:  # a study-root study may span two patients' rows
+                        key = tuple(mapping[f"key{d}"] for d in key_depths)
+                        if key in seen:  # already answered: its other rows are not read
+                            continue
                     blob = mapping.get("header")
                     header = header_of(blob) if blob is not None else Dataset()
                     if compiled.residual is not None and not compiled.residual.matches(header):
                         continue
-                    if key_depths:  # a study-root study may span two patients' rows
-                        key = tuple(mapping[f"key{d}"] for d in key_depths)
-                        if key in seen:
-                            continue
+                    if key is not None:
                         seen.add(key)
                     computed = Dataset()
                     if compiled.computed_tags:

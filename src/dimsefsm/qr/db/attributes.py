@@ -1,9 +1,9 @@
 """The text attributes outside the columns, per series, so SQL can narrow a key to few rows.
 
 A key that is no column (Operators' Name, Protocol Name, Institution Name
-...) is decided by the matcher on the header kept with each instance.  Left
-at that, a key of no query level reads and decodes the header of every
-instance of the archive: ~10 s on 100,000 instances.  So each series also
+...) is decided by the matcher on the headers kept in the index: one per
+series for a series key, one per instance for an instance key (or one of no
+query level) in a study query, ~10 s on 100,000 instances.  So each series also
 keeps the distinct values its instances carry of every public text attribute
 that is no column (``series_attribute``: series, tag, value): a series
 attribute is one row per series, an instance attribute one per distinct
