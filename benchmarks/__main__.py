@@ -36,6 +36,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="about a tenth of the counts")
     parser.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instances in the scale workload's archive (default 100000, 2000 with --quick; "
+        "a multiple of 100; 1000000 for a longer run); built once and kept under "
+        "/var/tmp/dimsefsm-bench",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=DEFAULT_OUTPUT,
@@ -91,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(known)}")
         return 2
     selected = [w for w in WORKLOADS if not wanted or w.name in wanted]
-    settings = Settings(quick=args.quick)
+    settings = Settings(quick=args.quick, scale=args.scale)
     info = machine()
     print(
         f"bench: {', '.join(w.name for w in selected)}{' (quick)' if args.quick else ''} on "

@@ -27,6 +27,8 @@ NOT_AVAILABLE = "not available"
 @dataclass(frozen=True)
 class Settings:
     quick: bool = False
+    scale: int | None = None
+    """Instances of the scale workload's archive (None: its default, or its quick size)."""
 
 
 @dataclass(frozen=True)

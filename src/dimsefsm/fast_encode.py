@@ -2,10 +2,12 @@
 
 pydicom's writer is general and costs ~50 us for a five-element identifier;
 a query SCP sends one per match.  This encoder handles the common case —
-little endian, no sequences, text and binary numbers, default character
-repertoire — in a few microseconds, and returns None for anything else so the
-caller falls back to pydicom.  Same bytes as pydicom for what it accepts (a
-test checks that).
+little endian, no sequences, text and binary numbers, values still as read
+(raw elements: their bytes), ASCII text (in the
+default repertoire or a character set that writes ASCII as ASCII: Latin-1,
+UTF-8 ... the sets of most archives' headers) — in a few microseconds, and
+returns None for anything else so the caller falls back to pydicom.  Same
+bytes as pydicom for what it accepts (a test checks that).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import struct
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 
 _TEXT_PAD = {
     "AE": b" ",
@@ -45,6 +47,17 @@ _LONG_HEADER = struct.Struct("<HH2sHI")
 _IMPLICIT_HEADER = struct.Struct("<HHI")
 
 
+_ASCII_SUPERSETS = frozenset(
+    {
+        "",
+        "ISO_IR 6",
+        *(f"ISO_IR {number}" for number in (100, 101, 109, 110, 126, 127, 138, 144, 148)),
+        *(f"ISO_IR {number}" for number in (166, 192, 203)),
+    }
+)
+"""Single-valued Specific Character Sets in which ASCII text is written as ASCII (pydicom
+encodes it byte for byte so); a text value outside ASCII is declined whatever the set."""
+
 _TEXT_TYPES = frozenset({"PersonName", "DSfloat", "DSdecimal", "IS", "DA", "DT", "TM", "UID"})
 
 
@@ -56,6 +69,23 @@ def _text(value: Any, vr: str) -> str | None:
     if name in _TEXT_TYPES or (vr == "IS" and type(value) is int):
         return str(value)
     return None
+
+
+def _raw_bytes(elem: RawDataElement) -> bytes | None:
+    """The value of an undecoded little endian element as read: the same bytes are written.
+
+    Raw bytes are in the data set's declared character set, which the caller
+    keeps; sequences, undefined lengths and unknown VRs are left to pydicom.
+    """
+    if (
+        not elem.is_little_endian
+        or elem.VR in (None, "SQ", "UN")
+        or elem.length == 0xFFFFFFFF
+        or not isinstance(elem.value, bytes)
+        or len(elem.value) & 1
+    ):
+        return None
+    return elem.value
 
 
 def _value_bytes(vr: str, value: Any) -> bytes | None:
@@ -92,21 +122,25 @@ def _value_bytes(vr: str, value: Any) -> bytes | None:
 
 def fast_encode(dataset: Dataset, implicit: bool) -> bytes | None:
     """Little-endian encoding of a plain data set, or None when it is not plain."""
-    if "SpecificCharacterSet" in dataset and dataset.SpecificCharacterSet not in (
-        "",
-        "ISO_IR 6",
-        ["ISO_IR 6"],
-    ):
-        return None
+    if "SpecificCharacterSet" in dataset:
+        charset = dataset.SpecificCharacterSet
+        if not isinstance(charset, str):  # several values: code extensions (ISO 2022)
+            charset = charset[0] if len(charset) == 1 else None
+        if charset not in _ASCII_SUPERSETS:
+            return None
     parts: list[bytes] = []
     for tag in sorted(dataset.keys()):
         elem = dataset.get_item(tag)
-        if not isinstance(elem, DataElement):
-            return None  # raw (still encoded) elements: let pydicom handle them
-        vr = elem.VR
-        if vr == "SQ" or tag >> 16 == 0x0002:
+        if isinstance(elem, RawDataElement):
+            value = _raw_bytes(elem)
+            vr = elem.VR or ""
+        elif isinstance(elem, DataElement):
+            vr = elem.VR
+            value = None if vr == "SQ" else _value_bytes(vr, elem.value)
+        else:
             return None
-        value = _value_bytes(vr, elem.value)
+        if tag >> 16 == 0x0002:
+            return None
         if value is None:
             return None
         group, element = tag >> 16, tag & 0xFFFF

@@ -53,3 +53,33 @@ def test_declines_what_it_does_not_handle() -> None:
     non_ascii = identifier()
     non_ascii.PatientName = "Müller"
     assert fast_encode(non_ascii, False) is None
+
+
+@pytest.mark.parametrize("charset", ["ISO_IR 100", "ISO_IR 192", "ISO_IR 144"])
+def test_ascii_text_in_an_ascii_compatible_character_set(charset: str) -> None:
+    """Most archives' headers declare Latin-1 or UTF-8: their ASCII values are encoded here."""
+    ds = identifier()
+    ds.SpecificCharacterSet = charset
+    encoded = fast_encode(ds, False)
+    assert encoded is not None and encoded == pydicom_bytes(ds, False)
+
+
+@pytest.mark.parametrize("charset", ["ISO_IR 13", "ISO 2022 IR 87", ["", "ISO 2022 IR 87"]])
+def test_declines_character_sets_that_change_ascii(charset: str | list[str]) -> None:
+    ds = identifier()
+    ds.SpecificCharacterSet = charset
+    assert fast_encode(ds, False) is None
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_raw_elements_are_written_as_read(implicit: bool) -> None:
+    """Values still undecoded (a stored header's) keep their bytes, Latin-1 text included."""
+    from dimsefsm.datasets import decode_dataset
+    from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN
+
+    ds = identifier()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "Müller^Hans"
+    raw = decode_dataset(pydicom_bytes(ds, False), EXPLICIT_VR_LITTLE_ENDIAN, convert_values=False)
+    encoded = fast_encode(raw, implicit)
+    assert encoded is not None and encoded == pydicom_bytes(ds, implicit)

@@ -662,3 +662,24 @@ def test_response_encodes_and_decodes() -> None:
     assert decoded.NumberOfStudyRelatedSeries is None
     assert [item.CodeValue for item in decoded.ProcedureCodeSequence] == ["T-D3000", "T-D4000"]
     assert decoded.RetrieveAETitle == "QRSCP"
+
+
+def test_a_match_still_as_read_is_answered_with_its_bytes_unconverted() -> None:
+    """A stored header's elements stay raw into the response: the same identifier on the
+    wire as from the decoded match, without converting each value and back."""
+    from pydicom.dataelem import RawDataElement
+
+    from dimsefsm.datasets import decode_dataset, encode_dataset
+    from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+
+    stored = stored_instance()
+    del stored.ProcedureCodeSequence
+    blob = encode_dataset(stored, EXPLICIT_VR_LITTLE_ENDIAN)
+    raw = decode_dataset(blob, EXPLICIT_VR_LITTLE_ENDIAN, convert_values=False)
+    request = ident(QueryRetrieveLevel="STUDY", PatientName="", StudyDate="", ModalitiesInStudy="")
+    response = response_identifier(request, raw, retrieve_ae="QRSCP")
+    assert isinstance(response.get_item(0x00100010), RawDataElement)
+    assert str(response.PatientName) == "Müller^Hans"
+    expected = response_identifier(request, stored, retrieve_ae="QRSCP")
+    for syntax in (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN):
+        assert encode_dataset(response, syntax) == encode_dataset(expected, syntax)

@@ -47,12 +47,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
 from dimsefsm.part10 import iter_file_chunks, read_part10_info
 from dimsefsm.qr.admission import examine
+from dimsefsm.qr.db.attributes import AttributeRow, attribute_rows
 from dimsefsm.qr.db.columns import LEVEL_COLUMNS, LevelValues, columns_of
 from dimsefsm.qr.db.computed import COMPUTED_KEYS, computed_attributes
 from dimsefsm.qr.db.header import header_bytes, header_of
 from dimsefsm.qr.db.query import compile_find
 from dimsefsm.qr.db.schema import (
     WRITE_OPTION,
+    add_series_attributes,
     instance,
     open_engine,
     patient,
@@ -220,12 +222,13 @@ class ArchiveIndex:
         """
         identity, levels = columns_of(header)
         blob = header_bytes(header)
+        attributes = attribute_rows(header)
         for attempt in range(_FILING_ATTEMPTS):
             try:
                 with self._filing, self.engine.connect() as connection:
                     connection = connection.execution_options(**{WRITE_OPTION: True})
                     with connection.begin():
-                        return self._file(connection, identity, levels, blob, commit)
+                        return self._file(connection, identity, levels, blob, attributes, commit)
             except IntegrityError:
                 # Another process inserted a row of this UID (or its patient, study, series)
                 # between our check and our insert: look again.
@@ -239,6 +242,7 @@ class ArchiveIndex:
         identity: tuple[str, str, str, str],
         levels: dict[str, dict[str, str | None]],
         blob: bytes,
+        attributes: list[AttributeRow],
         commit: Callable[[], Path],
     ) -> Path | Conflict:
         patient_id, study_uid, series_uid, uid = identity
@@ -254,6 +258,7 @@ class ArchiveIndex:
             patient_pk = _LEVELS[0].upsert(connection, (patient_id,), levels["PATIENT"])
             study_pk = _LEVELS[1].upsert(connection, (patient_pk, study_uid), levels["STUDY"])
             series_pk = _LEVELS[2].upsert(connection, (study_pk, series_uid), levels["SERIES"])
+        add_series_attributes(connection, series_pk, attributes)
         values = dict(levels["IMAGE"], series_pk=series_pk, header=blob, sop_uid=uid)
         if row is None:
             # The row first: a concurrent filer of this UID now waits for our commit.
@@ -373,14 +378,16 @@ class ArchiveIndex:
             with contextlib.closing(result):
                 for row in result:
                     mapping = row._mapping
+                    key: tuple[Any, ...] | None = None
+                    if key_depths:  # a study-root study may span two patients' rows
+                        key = tuple(mapping[f"key{d}"] for d in key_depths)
+                        if key in seen:  # already answered: its other rows are not read
+                            continue
                     blob = mapping.get("header")
                     header = header_of(blob) if blob is not None else Dataset()
                     if compiled.residual is not None and not compiled.residual.matches(header):
                         continue
-                    if key_depths:  # a study-root study may span two patients' rows
-                        key = tuple(mapping[f"key{d}"] for d in key_depths)
-                        if key in seen:
-                            continue
+                    if key is not None:
                         seen.add(key)
                     computed = Dataset()
                     if compiled.computed_tags:

@@ -24,10 +24,10 @@ patient or study (PS3.4 C.4.1.1.3.2), as dcmqrscp does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeGuard
 
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -486,10 +486,25 @@ def _copied(source: DataElement, tag: int, request_vr: str) -> DataElement:
     return DataElement(tag, vr, value)
 
 
+def _passes_raw(raw: object) -> TypeGuard[RawDataElement]:
+    """A still undecoded little endian element of a known VR (not a sequence): returned whole.
+
+    A response copies the match's value, so the bytes read are the bytes to
+    send (the response declares the match's character set): converting them
+    to Python values and back cost most of a C-FIND response's time.
+    """
+    return (
+        isinstance(raw, RawDataElement)
+        and raw.is_little_endian
+        and raw.VR not in (None, "SQ", "UN")
+        and raw.length != 0xFFFFFFFF
+    )
+
+
 def _returned_item(request_item: Dataset, item: Dataset) -> Dataset:
     result = Dataset()
     for elem in request_item:
-        result.add(_returned(elem, item))
+        result[elem.tag] = _returned(elem, item)
     return result
 
 
@@ -513,8 +528,11 @@ def _returned_sequence(request: DataElement, source: DataElement | None) -> Data
     return DataElement(tag, "SQ", Sequence([_returned_item(query_item, i) for i in chosen]))
 
 
-def _returned(request: DataElement, match: Dataset) -> DataElement:
+def _returned(request: DataElement, match: Dataset) -> DataElement | RawDataElement:
     tag = int(request.tag)
+    raw = match._dict.get(tag)  # type: ignore[call-overload]
+    if _passes_raw(raw) and request.VR != "SQ":
+        return raw  # as read: no conversion now, its bytes encoded as they are (fast_encode)
     source = candidate_element(match, tag)
     if request.VR == "SQ" or (source is not None and source.VR == "SQ"):
         return _returned_sequence(request, source)
@@ -549,7 +567,7 @@ def response_identifier(
             continue
         if tag == RETRIEVE_AE_TITLE and retrieve_ae is not None:
             continue
-        response.add(_returned(elem, match))
+        response[tag] = _returned(elem, match)
     charset = candidate_element(match, SPECIFIC_CHARACTER_SET)
     if charset is not None and charset.value:
         response.add(_copied(charset, SPECIFIC_CHARACTER_SET, "CS"))

@@ -10,13 +10,16 @@ the values it returns.
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 
 from pydicom import Dataset
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import DicomDictionary, dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 from dimsefsm.datasets import decode_dataset, encode_dataset
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN
@@ -107,5 +110,80 @@ def header_bytes(header: Dataset) -> bytes:
 
 
 def header_of(blob: bytes) -> Dataset:
-    """The header kept in the index, values converted when first read."""
-    return decode_dataset(blob, EXPLICIT_VR_LITTLE_ENDIAN, convert_values=False)
+    """The header kept in the index, values converted when first read.
+
+    A C-FIND response is built from one header per match, so the index's own
+    blobs (written by :func:`header_bytes`, checked then) are split into raw
+    elements by :func:`_raw_elements` (~6 times faster than pydicom's reader);
+    a blob it does not take (an undefined length) goes through the full decoder.
+    """
+    elements = _raw_elements(blob)
+    if elements is None:
+        return decode_dataset(blob, EXPLICIT_VR_LITTLE_ENDIAN, convert_values=False)
+    dataset = Dataset(elements, parent_encoding=default_encoding)
+    charset = elements.get(_CHARSET)
+    encoding = _encoding(charset.value) if isinstance(charset, RawDataElement) else default_encoding
+    dataset.set_original_encoding(False, True, encoding)
+    return dataset
+
+
+_CHARSET = BaseTag(0x00080005)
+_HEAD = struct.Struct("<HH2sH")
+_LONG_LENGTH = struct.Struct("<I")
+_LONG_VR_BYTES = frozenset(vr.encode() for vr in _LONG_VRS)
+_SHORT_VRS = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH"}
+    | {"SL", "SS", "ST", "TM", "UI", "UL", "US"}
+)
+_VR_TEXT = {vr.encode(): vr for vr in _LONG_VRS | _SHORT_VRS}
+_TAGS: dict[int, BaseTag] = {}
+"""One ``BaseTag`` per tag seen, reused: headers share most of their tags."""
+
+
+def _raw_elements(blob: bytes) -> dict[BaseTag, DataElement | RawDataElement] | None:
+    """The top-level elements of an Explicit VR Little Endian blob, values as bytes.
+
+    What pydicom's reader yields for them (sequences of defined length
+    included: pydicom parses their bytes when first read); None for anything
+    unexpected, which the full decoder then reads or reports.
+    """
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    position, size = 0, len(blob)
+    head, long_length, long_vrs, vr_text, tags = (
+        _HEAD.unpack_from,
+        _LONG_LENGTH.unpack_from,
+        _LONG_VR_BYTES,
+        _VR_TEXT,
+        _TAGS,
+    )
+    while position < size:
+        if size - position < 8:
+            return None
+        group, number, vr_bytes, length = head(blob, position)
+        vr = vr_text.get(vr_bytes)
+        if vr is None:
+            return None
+        if vr_bytes in long_vrs:
+            if size - position < 12:
+                return None
+            length = long_length(blob, position + 8)[0]
+            start = position + 12
+        else:
+            start = position + 8
+        end = start + length
+        if length == 0xFFFFFFFF or end > size:
+            return None
+        key = group << 16 | number
+        tag = tags.get(key)
+        if tag is None:
+            tag = tags.setdefault(key, BaseTag(key))
+        elements[tag] = RawDataElement(tag, vr, length, blob[start:end], start, False, True)
+        position = end
+    return elements
+
+
+@functools.lru_cache(maxsize=64)
+def _encoding(raw: bytes | None) -> str | list[str]:
+    """The Python codecs of a raw Specific Character Set value (few distinct ones)."""
+    item = RawDataElement(_CHARSET, "CS", len(raw or b""), raw, 0, False, True)
+    return convert_encodings(convert_raw_data_element(item).value)

@@ -22,8 +22,11 @@ no column) is left to the matcher, run on the header kept in the database of
 the first instance of each entity of the key's level: a study key is matched
 once per study; a series key in a STUDY query once per series, the statement
 then returning one row per series and the studies being formed in Python; a
-key of no level of the model (Bits Allocated) on every instance, as the
-in-memory index did.
+key of no level of the model (Operators' Name) on every instance, as the
+in-memory index did.  A text key among them first narrows the rows in SQL to
+the entities holding a series whose ``series_attribute`` values contain its
+literal pieces (see ``attributes``): the matcher then reads the headers of
+those alone, not of the whole archive.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ from sqlalchemy import (
     select,
 )
 
+from dimsefsm.qr.db.attributes import KeyPieces, key_pieces
 from dimsefsm.qr.db.columns import SPECS, ColumnSpec, normalise
 from dimsefsm.qr.db.computed import COMPUTED_KEYS
-from dimsefsm.qr.db.schema import instance, patient, series, study
+from dimsefsm.qr.db.schema import instance, patient, series, series_attribute, study
 from dimsefsm.qr.matching import (
     WILDCARD_VRS,
     Matcher,
@@ -175,6 +179,30 @@ def _below(
     return select(column).select_from(_joined(depth + 1, last)).where(link, *lower)
 
 
+def _narrowed(depth: int, pieces: KeyPieces) -> ColumnElement[bool]:
+    """The rows at ``depth`` of entities holding a series with a value the key may match."""
+    values = series_attribute.c.value
+    per_value = [
+        and_(*(values.like(f"%{like_pattern(piece)}%", escape="\\") for piece in value))
+        for value in pieces.per_value
+    ]
+    found = or_(*per_value) if pieces.any_value else and_(*per_value)
+    holding = select(series_attribute.c.series_pk).where(
+        series_attribute.c.tag == pieces.tag, or_(series_attribute.c.truncated == 1, found)
+    )
+    if depth == 3:
+        return instance.c.series_pk.in_(holding)
+    if depth == 2:
+        return series.c.pk.in_(holding)
+    if depth == 1:
+        return study.c.pk.in_(select(series.c.study_pk).where(series.c.pk.in_(holding)))
+    return patient.c.pk.in_(
+        select(study.c.patient_pk)
+        .select_from(study.join(series, _LINKS[2]))
+        .where(series.c.pk.in_(holding))
+    )
+
+
 def _level_depth(info: InformationModel | None, tag: int) -> int:
     """The depth (0 patient .. 3 instance) of a key's level; 3 for keys the model does not list."""
     if info is None:
@@ -243,6 +271,9 @@ def compile_find(
     for d, name in enumerate(("patient_id", "study_uid", "series_uid", "sop_uid")[: depth + 1]):
         columns.append(CHAIN[d].c[name].label(f"key{d}"))
     where = [c for d in range(depth + 1) for c in conditions.get(d, ())]
+    if residual_matcher is not None:
+        narrowing = (key_pieces(elem) for elem in residual if elem.VR != "SQ")
+        where += [_narrowed(depth, pieces) for pieces in narrowing if pieces is not None]
     if deepest > depth:
         where.append(_below(depth, conditions, deepest, CHAIN[deepest].c.pk).exists())
     if depth == 3:

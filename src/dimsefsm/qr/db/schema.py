@@ -8,7 +8,10 @@ several processes sharing one database agree).  Each level holds the key
 attributes of its level as columns (see ``columns``), indexed where queries
 commonly match; an instance also keeps its whole header without pixel data
 (Explicit VR Little Endian bytes), so any key can be matched and returned
-without opening its file, and the path of its file.
+without opening its file, and the path of its file.  ``series_attribute``
+keeps the distinct values of the other text attributes per series, so a key
+that is no column is narrowed in SQL before the matcher reads headers (see
+``attributes``).
 
 Types are portable (Integer, String, LargeBinary): the same tables work on
 SQLite and PostgreSQL.  The only SQLite-specific code is the engine set-up
@@ -22,7 +25,9 @@ race to create the tables.
 
 The ``dimsefsm_schema`` table holds the schema version.  A database written
 by a newer dimsefsm, or a foreign database holding tables of these names, is
-refused at start with a clear error instead of being misread.
+refused at start with a clear error instead of being misread; one written by
+an older one is brought up to date at start (:data:`MIGRATIONS`), in the
+transaction of the check.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any, Final
 
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     ForeignKey,
     Index,
@@ -49,14 +55,18 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from dimsefsm.qr.db.attributes import AttributeRow, attribute_rows
 from dimsefsm.qr.db.columns import LEVEL_COLUMNS
+from dimsefsm.qr.db.header import header_of
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -114,6 +124,17 @@ instance = Table(
     UniqueConstraint("sop_uid", name="uq_instance_sop_uid"),
 )
 
+series_attribute = Table(
+    "series_attribute",
+    metadata,
+    Column("series_pk", Integer, ForeignKey("series.pk"), nullable=False),
+    Column("tag", Integer, nullable=False),
+    Column("value", String, nullable=False),
+    Column("truncated", Integer, nullable=False),
+    # Also the index of the queries: by tag, then value (the series comes last).
+    UniqueConstraint("tag", "value", "truncated", "series_pk", name="uq_series_attribute"),
+)
+
 LEVEL_TABLES: Final = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
 
 # Unique keys are covered by the unique constraints; these serve hierarchy walks
@@ -129,6 +150,60 @@ for _level, _table in LEVEL_TABLES.items():
     for _spec in LEVEL_COLUMNS[_level]:
         if _spec.indexed:
             Index(f"ix_{_table.name}_{_spec.column}", _table.c[_spec.column])
+
+
+_ADD_ATTRIBUTES: Final = {
+    "sqlite": sqlite_insert(series_attribute).on_conflict_do_nothing(),
+    "postgresql": postgresql_insert(series_attribute).on_conflict_do_nothing(),
+}
+_MIGRATION_BATCH: Final = 1000
+
+
+def add_series_attributes(connection: Connection, series_pk: int, rows: list[AttributeRow]) -> None:
+    """Record an instance's kept attribute values under its series; known ones are skipped."""
+    if not rows:
+        return
+    params = [
+        {"series_pk": series_pk, "tag": tag, "value": value, "truncated": truncated}
+        for tag, value, truncated in rows
+    ]
+    statement = _ADD_ATTRIBUTES.get(connection.dialect.name)
+    if statement is None:  # another back end: look first (a race ends in the filing retry)
+        known = set(
+            connection.execute(
+                select(
+                    series_attribute.c.tag, series_attribute.c.value, series_attribute.c.truncated
+                ).where(series_attribute.c.series_pk == series_pk)
+            ).tuples()
+        )
+        params = [p for p in params if (p["tag"], p["value"], p["truncated"]) not in known]
+        if not params:
+            return
+        statement = series_attribute.insert()
+    connection.execute(statement, params)
+
+
+def _add_series_attribute_table(connection: Connection) -> None:
+    """Version 1 to 2: ``series_attribute``, filled from the headers the index already keeps."""
+    series_attribute.create(connection)
+    last, count = 0, 0
+    while True:
+        batch = connection.execute(
+            select(instance.c.pk, instance.c.series_pk, instance.c.header)
+            .where(instance.c.pk > last)
+            .order_by(instance.c.pk)
+            .limit(_MIGRATION_BATCH)
+        ).all()
+        if not batch:
+            break
+        for _pk, series_pk, blob in batch:
+            add_series_attributes(connection, series_pk, attribute_rows(header_of(blob)))
+        last, count = batch[-1].pk, count + len(batch)
+    LOG.info("index: attribute values of %d instance(s) recorded per series", count)
+
+
+MIGRATIONS: Final = {1: _add_series_attribute_table}
+"""From a version to the next: run in the schema check's transaction, so all or nothing."""
 
 
 class SchemaError(RuntimeError):
@@ -249,12 +324,27 @@ def check_schema(engine: Engine) -> None:
                 LOG.info("index database %s created (schema version %d)", url, SCHEMA_VERSION)
                 return
             versions = connection.execute(select(schema_table.c.version)).scalars().all()
-    if len(versions) != 1:
-        raise SchemaError(f"database {url}: {schema_table.name} has {len(versions)} rows, not 1")
-    (version,) = versions
+            if len(versions) != 1:
+                raise SchemaError(
+                    f"database {url}: {schema_table.name} has {len(versions)} rows, not 1"
+                )
+            (version,) = versions
+            if version in MIGRATIONS:
+                _migrate(connection, url, version)
+                return
     if version != SCHEMA_VERSION:
         newer = "a newer" if version > SCHEMA_VERSION else "an unknown older"
         raise SchemaError(
             f"database {url} has schema version {version}, {newer} one than this dimsefsm "
             f"knows ({SCHEMA_VERSION}): refused, nothing changed"
         )
+
+
+def _migrate(connection: Connection, url: str, version: int) -> None:
+    """Bring a database of an older known version to :data:`SCHEMA_VERSION`."""
+    started = version
+    while version in MIGRATIONS:
+        MIGRATIONS[version](connection)
+        version += 1
+    connection.execute(schema_table.update().values(version=version))
+    LOG.info("index database %s: schema version %d brought to %d", url, started, version)
