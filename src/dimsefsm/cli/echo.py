@@ -16,15 +16,15 @@ from dimsefsm.cli.common import (
     add_logging,
     add_peer_args,
     add_server_args,
-    cannot_listen,
     add_timeouts,
     apply_network_args,
+    cannot_listen,
     favour_latency,
     setup_logging,
     stop_on_sigterm,
     verbose,
 )
-from dimsefsm.cli.connect import add_identity_args, open_association
+from dimsefsm.cli.connect import add_identity_args, open_association, require_context
 from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.sop_class import VERIFICATION
 
@@ -48,6 +48,9 @@ def run_echoscu(args: argparse.Namespace) -> int:
     assoc = open_association("echoscu", ae, args)
     if isinstance(assoc, int):
         return assoc
+    refused = require_context("echoscu", assoc, args, VERIFICATION)
+    if refused is not None:
+        return refused
     for _ in range(args.repeat):
         status = assoc.send_c_echo()
         if "Status" not in status:

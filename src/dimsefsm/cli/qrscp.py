@@ -32,7 +32,7 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
-from dimsefsm.cli.progress import Progress
+from dimsefsm.cli.progress import progress_bar
 from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
 from dimsefsm.cli.workers import add_workers_arg, serve_in_workers, worker_count
@@ -155,16 +155,8 @@ def parse_destination(spec: str) -> tuple[str, tuple[str, int]]:
 
 def import_files(scp: QueryRetrieveSCP, directory: Path) -> None:
     """``--import DIR``: index its files, with a progress bar on a terminal."""
-    bars: list[Progress] = []
-
-    def update(done: int, total: int) -> None:
-        if not bars:
-            bars.append(Progress(total, f"import {directory}"))
-        bars[0].update(done)
-
-    scp.index.import_directory(directory, progress=update)
-    if bars:
-        bars[0].finish()
+    with progress_bar(f"import {directory}", 0) as bar:
+        scp.index.import_directory(directory, progress=bar.update)
 
 
 def effective_settings(args: argparse.Namespace) -> Settings:

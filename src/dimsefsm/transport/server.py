@@ -50,7 +50,6 @@ LOG = logging.getLogger("dimsefsm.server")
 EngineFactory = Callable[[Callable[[], int]], AssociationEngine]
 
 
-
 def listening_socket(address: tuple[str, int], backlog: int) -> socket.socket:
     """A socket listening on ``address``, IPv4 or IPv6 by the form of the host.
 
@@ -64,6 +63,7 @@ def listening_socket(address: tuple[str, int], backlog: int) -> socket.socket:
     return socket.create_server(
         address, family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=dualstack
     )
+
 
 @dataclass(eq=False)
 class _Connection:
