@@ -7,9 +7,10 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from dimsefsm.ae import AE
@@ -258,9 +259,9 @@ def verbose(args: argparse.Namespace) -> bool:
 def setup_logging(args: argparse.Namespace) -> None:
     """Timestamped log lines on stderr (or --log-file); Python warnings go there too.
 
-    pydicom reports a peer's odd value with ``warnings.warn``: without
-    ``captureWarnings`` each would print raw (file, line and source) on stderr,
-    in the middle of a progress bar, whatever -q says.
+    pydicom reports a peer's odd value with ``warnings.warn``: left alone each
+    would print raw (file, line and source) on stderr, in the middle of a
+    progress bar, whatever -q says.
     """
     log_file = getattr(args, "log_file", None)
     handler: logging.Handler
@@ -275,7 +276,19 @@ def setup_logging(args: argparse.Namespace) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(log_level(args))
-    logging.captureWarnings(True)
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A Python warning as one log line (logger ``py.warnings``), not three raw lines."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
     # -d shows the per-association transcript (dimsefsm.trace): chart transitions, PDUs and
     # DIMSE messages.  transitions' own logger only repeats machine construction.
     logging.getLogger("transitions").setLevel(logging.WARNING)

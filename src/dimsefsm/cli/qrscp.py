@@ -29,6 +29,8 @@ from dimsefsm.cli.common import (
     add_logging,
     add_server_args,
     add_timeouts,
+    ae_title,
+    listen_port,
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
@@ -74,7 +76,7 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         "127.0.0.1 only, storage dicom-store, any calling AE accepted).",
         prefix_chars="-+",
     )
-    p.add_argument("port", type=int, nargs="?", help="port to listen on (default 11112)")
+    p.add_argument("port", type=listen_port, nargs="?", help="port to listen on (default 11112)")
     p.add_argument(
         "--config",
         type=Path,
@@ -92,7 +94,7 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         "--output-directory",
         help="where instances are stored and indexed from (default dicom-store)",
     )
-    p.add_argument("-aet", "--aetitle", help="our AE title (default DIMSEFSM)")
+    p.add_argument("-aet", "--aetitle", type=ae_title, help="our AE title (default DIMSEFSM)")
     p.add_argument(
         "--dest",
         action="append",
