@@ -239,7 +239,9 @@ def test_rejection_and_refusal_are_reported_not_raised(scp: Scp) -> None:
 
     rejected, refused = run(main)
     assert rejected.is_rejected and rejected.rejection == (1, 1, 7)
-    assert rejected.describe_failure() == "association rejected (result 1, source 1, reason 7)"
+    assert rejected.describe_failure().startswith(
+        "association rejected (permanent) by the service user: called AE title"
+    )
     assert socket_closed(rejected)
     assert refused.is_aborted and not refused.is_established and refused.driver is None
     assert f"cannot connect to 127.0.0.1:{closed_port}" in refused.describe_failure()

@@ -23,16 +23,10 @@ from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, log_request, rep
 from dimsefsm.cli.tls import add_tls_args
 from dimsefsm.qr.registry import PATIENT_ROOT_GET, PATIENT_STUDY_ONLY_GET, STUDY_ROOT_GET
 from dimsefsm.services.storage import StorageConfig
-from dimsefsm.sop_class import (
-    ALL_TRANSFER_SYNTAXES,
-    COMMON_STORAGE_SOP_CLASSES,
-    DEFAULT_TRANSFER_SYNTAXES,
-    UNCOMPRESSED_TRANSFER_SYNTAXES,
-)
+from dimsefsm.sop_class import COMMON_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES
 from dimsefsm.status import Service
 
 MODELS = {"P": PATIENT_ROOT_GET, "S": STUDY_ROOT_GET, "O": PATIENT_STUDY_ONLY_GET}
-UNCOMPRESSED_SET = frozenset(UNCOMPRESSED_TRANSFER_SYNTAXES)
 
 
 def add_getscu(sub: argparse._SubParsersAction) -> None:
@@ -79,17 +73,52 @@ def run_getscu(args: argparse.Namespace) -> int:
     )
 
 
-def storage_proposal() -> list[tuple[str, tuple[str, ...]]]:
-    """Per common storage class, an uncompressed context and one with the compressed syntaxes.
+# Compressed syntaxes a retrieved image most often is in, each in a context of its own
+# (an acceptor picks one syntax per context, so one context listing them all would let
+# through only the syntax it prefers): RLE, JPEG Lossless SV1, JPEG Baseline, JPEG 2000
+# lossless and lossy, JPEG-LS lossless.
+COMPRESSED_SYNTAXES = (
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.80",
+)
+# The image classes that get them, most common first, while the 128 contexts last.
+COMPRESSED_IMAGE_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+    "1.2.840.10008.5.1.4.1.1.1",  # CR
+    "1.2.840.10008.5.1.4.1.1.1.1",  # DX, for presentation
+    "1.2.840.10008.5.1.4.1.1.1.2",  # MG, for presentation
+    "1.2.840.10008.5.1.4.1.1.6.1",  # US
+    "1.2.840.10008.5.1.4.1.1.3.1",  # US multi-frame
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.12.1",  # XA
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # DX, for processing
+)
+MAX_CONTEXTS = 128
 
-    The C-GET SCP sends each instance on a context of its SOP class, in the
-    file's own syntax where one was accepted (it picks one syntax per context),
-    else converted to an uncompressed one, which a compressed file cannot be:
-    without the compressed context, a JPEG study would not arrive at all.
+
+def storage_proposal(reserved: int = 1) -> list[tuple[str, tuple[str, ...]]]:
+    """Uncompressed contexts for every common storage class, then compressed ones.
+
+    The C-GET SCP sends each instance on a context of its SOP class in the
+    file's own syntax where one was accepted, else converted to an uncompressed
+    one, which a compressed file cannot be: without these contexts a JPEG or
+    RLE study would not arrive at all.  ``reserved`` contexts are left for the
+    query model.
     """
-    compressed = tuple(ts for ts in ALL_TRANSFER_SYNTAXES if ts not in UNCOMPRESSED_SET)
-    contexts: list[tuple[str, tuple[str, ...]]] = []
-    for uid in COMMON_STORAGE_SOP_CLASSES:
-        contexts.append((uid, DEFAULT_TRANSFER_SYNTAXES))
-        contexts.append((uid, compressed))
+    contexts = [(uid, DEFAULT_TRANSFER_SYNTAXES) for uid in COMMON_STORAGE_SOP_CLASSES]
+    for uid in COMPRESSED_IMAGE_CLASSES:
+        if uid not in COMMON_STORAGE_SOP_CLASSES:
+            continue
+        if len(contexts) + len(COMPRESSED_SYNTAXES) + reserved > MAX_CONTEXTS:
+            break
+        contexts.extend((uid, (syntax,)) for syntax in COMPRESSED_SYNTAXES)
     return contexts

@@ -34,6 +34,7 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
+from dimsefsm.cli.operations import retrieve_log_handlers
 from dimsefsm.cli.progress import progress_bar
 from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
@@ -239,7 +240,8 @@ def run_qrscp(args: argparse.Namespace) -> int:
     scp.ae.identity_gate = identity
     logging.getLogger("dimsefsm.access").info("%s", access.summary())
     logging.getLogger("dimsefsm.access").info("%s", identity_summary(identity))
-    handlers = [*scp.handlers, *(trail.handlers() if trail is not None else ())]
+    handlers = [*scp.handlers, *retrieve_log_handlers()]
+    handlers += trail.handlers() if trail is not None else []
     try:
         scp.load()
     except (SchemaError, SQLAlchemyError) as exc:
