@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 
 from dimsefsm.assoc.reasons import abort_text, context_result_text, rejection_text
 from dimsefsm.cli.common import (
+    EXIT_ABORTED,
     EXIT_FAILED_STATUS,
     EXIT_OK,
     EXIT_USAGE,
@@ -110,6 +111,16 @@ def test_a_port_in_use_is_one_line(command: str, busy_port: int, tmp_path: Path)
 def test_movescu_store_port_in_use_is_one_line(busy_port: int) -> None:
     result = run("movescu", "127.0.0.1", "1", "+P", str(busy_port), "-k", "PatientID=1")
     assert_one_error(result, EXIT_USAGE, f"cannot listen on 0.0.0.0:{busy_port}")
+
+
+def test_an_unreachable_peer_is_one_line() -> None:
+    """The library's log line and the command's line said the same thing: only ours stays."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    result = run("echoscu", "127.0.0.1", str(closed))
+    assert_one_error(result, EXIT_ABORTED, "echoscu: association aborted: cannot connect")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_storescu_fails_on_a_missing_file(tmp_path: Path) -> None:

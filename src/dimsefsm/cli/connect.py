@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 from dimsefsm.ae import AE
 from dimsefsm.assoc.reasons import context_result_text, refused_contexts, sop_class_name
@@ -15,6 +17,7 @@ from dimsefsm.cli.common import (
     EXIT_REJECTED,
     EXIT_TIMEOUT,
     EXIT_USAGE,
+    verbose,
 )
 from dimsefsm.cli.tls import client_tls
 from dimsefsm.identity import username_identity
@@ -58,6 +61,23 @@ def identity_from_args(args: argparse.Namespace) -> UserIdentityRQ | str | None:
 
 
 LOG = logging.getLogger("dimsefsm.cli")
+
+
+@contextlib.contextmanager
+def _said_once(args: argparse.Namespace) -> Iterator[None]:
+    """While associating, leave the failure to our one line (``describe_failure``).
+
+    The library logs why a connection or negotiation failed and keeps the same
+    text for ``describe_failure``; below -v the command's line is enough.
+    """
+    logger = logging.getLogger("dimsefsm.association")
+    before = logger.level
+    if not verbose(args):
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def proposed_syntaxes(assoc: Association) -> dict[int, str]:
@@ -124,9 +144,14 @@ def open_association(name: str, ae: AE, args: argparse.Namespace) -> Association
     if isinstance(identity, str):
         print(f"{name}: {identity}", file=sys.stderr)
         return EXIT_USAGE
-    assoc = ae.associate(
-        args.host, args.port, ae_title=args.call, tls_args=client_tls(args), user_identity=identity
-    )
+    with _said_once(args):
+        assoc = ae.associate(
+            args.host,
+            args.port,
+            ae_title=args.call,
+            tls_args=client_tls(args),
+            user_identity=identity,
+        )
     if assoc.is_established:
         log_refused_contexts(assoc)
         if identity is not None and identity.positive_response_requested:
