@@ -166,7 +166,7 @@ def test_dimsefsm_storescu_to_dcmtk_storescp(
 ) -> None:
     server = dcmtk_server(["storescp", *writer_flags, "-aet", DCMTK_AET, "-od", str(out_dir)])
     folder = str(next(iter(instances.values())).parent)
-    code, log = storescu(LOCALHOST, str(server.port), folder, "-aec", DCMTK_AET)
+    code, log = storescu(LOCALHOST, str(server.port), folder, "+sd", "-aec", DCMTK_AET)
     assert code == 0, log
     assert "storescu: 12 instance(s): 12 stored, 0 with warnings, 0 failed" in log
     received = received_by_uid(out_dir)
@@ -190,7 +190,7 @@ def test_dimsefsm_storescu_converts_what_dcmtk_storescp_refuses(
     """
     server = dcmtk_server(["storescp", "-aet", DCMTK_AET, "-od", str(out_dir)])
     folder = str(next(iter(instances.values())).parent)
-    code, log = storescu(LOCALHOST, str(server.port), folder, "-aec", DCMTK_AET)
+    code, log = storescu(LOCALHOST, str(server.port), folder, "+sd", "-aec", DCMTK_AET)
     assert code == 1, log
     assert "storescu: 12 instance(s): 8 stored, 0 with warnings, 4 failed" in log
     received = received_by_uid(out_dir)
@@ -225,6 +225,10 @@ def test_dimsefsm_storescu_to_dimsefsm_storescp_recursive(
     server = dimsefsm_server("storescp", "-od", str(out_dir), "-aet", SCP_AET)
 
     code, log = storescu(LOCALHOST, str(server.port), str(tree), "-aec", SCP_AET)
+    assert code == 2, log  # a directory needs +sd or +r, as with dcmtk
+    assert "is a directory: add +sd to send its files, +r to recurse" in log
+
+    code, log = storescu(LOCALHOST, str(server.port), str(tree), "+sd", "-aec", SCP_AET)
     assert code == 0, log
     assert "storescu: 6 instance(s): 6 stored, 0 with warnings, 0 failed" in log
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(

@@ -315,7 +315,7 @@ def test_user_abort_and_peer_abort(scp: Scp) -> None:
     assert ours.is_aborted and socket_closed(ours)
     assert "Status" not in status and theirs.is_aborted and socket_closed(theirs)
     assert (theirs.engine.abort_source, theirs.engine.abort_reason) == (0, 0)
-    assert theirs.describe_failure() == "association aborted (source 0, reason 0)"
+    assert theirs.describe_failure() == "association aborted by the service user"
 
 
 # -- a peer scripted from the codec, in the same event loop ------------------------------------
