@@ -7,6 +7,9 @@ from dcmtk's own servers) and our programs against dcmtk's servers.
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from tests.interop.peers import (
     DcmtkServer,
     DimsefsmServer,
     dcmqrscp_config,
+    dcmtk_env,
     free_port,
     run_tool,
 )
@@ -326,3 +330,54 @@ def test_getscu_receives_a_compressed_instance_as_it_is(
 
 def test_ct_image_storage_constant_is_the_ct_class() -> None:
     assert CT_IMAGE_STORAGE == "1.2.840.10008.5.1.4.1.1.2"
+
+
+# -- 6. progress and tables on a terminal only ---------------------------------------------------
+def test_findscu_draws_its_table_with_rich_on_a_terminal_only(
+    qrscp: DimsefsmServer, study: Study
+) -> None:
+    argv = [
+        *DIMSEFSM,
+        "findscu",
+        LOCALHOST,
+        str(qrscp.port),
+        "-S",
+        "-aec",
+        QR_AET,
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study.study_uid}",
+        "-k",
+        "PatientName",
+    ]
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL, env=dcmtk_env()
+        )
+        os.close(slave)
+        shown = read_terminal(master)
+        assert process.wait(timeout=60) == 0, shown
+    finally:
+        os.close(master)
+    assert "─" in shown and "\x1b[" in shown  # rich's rule and styles
+    assert "Face^Test" in shown
+    code, piped = dimsefsm(*argv[3:])
+    assert code == 0, piped
+    assert "─" not in piped and "\x1b[" not in piped
+    assert "Face^Test" in piped
+
+
+def read_terminal(master: int) -> str:
+    """What the child wrote to its terminal, until it closed it."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end (Linux)
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")

@@ -312,3 +312,28 @@ def test_aborts_and_context_results_in_words() -> None:
 
 def test_exit_ok_is_zero() -> None:
     assert EXIT_OK == 0
+
+
+# -- 6. the table on a terminal ------------------------------------------------------------------
+def test_terminal_table_draws_aligned_rows_and_keeps_peer_text_as_text() -> None:
+    import io
+    import re
+
+    from dimsefsm.cli.keys import build_identifier, parse_key
+    from dimsefsm.cli.output import table_columns
+    from dimsefsm.cli.terminal_table import TerminalMatchTable
+
+    keys = [parse_key("PatientName"), parse_key("Modality")]
+    out = io.StringIO()
+    table = TerminalMatchTable(table_columns(build_identifier(keys), keys), out)
+    for name in ("Doe^[bold]Jane", "Roe^Richard"):
+        match = Dataset()
+        match.PatientName = name
+        match.Modality = "CT"
+        table.add(match)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+    assert lines[0].split() == ["#", "PatientName", "Modality"]
+    assert set(lines[1]) == {"─"}
+    assert lines[2].split() == ["1", "Doe^[bold]Jane", "CT"]  # markup from a peer stays text
+    assert lines[3].split() == ["2", "Roe^Richard", "CT"]
+    assert lines[2].index("CT") == lines[3].index("CT") == lines[0].index("Modality")

@@ -25,7 +25,7 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.connect import add_identity_args, open_association, require_context
-from dimsefsm.cli.keys import QueryKeyError, build_identifier, parse_key
+from dimsefsm.cli.keys import KeyPath, QueryKeyError, build_identifier, parse_key
 from dimsefsm.cli.output import (
     MatchTable,
     describe_status,
@@ -33,6 +33,7 @@ from dimsefsm.cli.output import (
     print_status_line,
     table_columns,
 )
+from dimsefsm.cli.progress import on_terminal
 from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, log_request, show_identifier
 from dimsefsm.cli.tls import add_tls_args
 from dimsefsm.qr.registry import (
@@ -108,7 +109,7 @@ def run_findscu(args: argparse.Namespace) -> int:
     if refused is not None:
         return refused
     log_request(identifier)
-    table = None if args.json else MatchTable(table_columns(identifier, keys), sys.stdout)
+    table = None if args.json else match_table(table_columns(identifier, keys))
     matches = 0
     final: int | None = None
     for status, match in assoc.send_c_find(identifier, sop_class):
@@ -168,3 +169,12 @@ def write_response(path: Path, identifier: Dataset, sop_class: str) -> None:
     except BaseException:
         os.unlink(temp)
         raise
+
+
+def match_table(columns: list[KeyPath]) -> MatchTable:
+    """Drawn by rich on a terminal; the plain, script-friendly table anywhere else."""
+    if on_terminal(sys.stdout):
+        from dimsefsm.cli.terminal_table import TerminalMatchTable
+
+        return TerminalMatchTable(columns, sys.stdout)
+    return MatchTable(columns, sys.stdout)
