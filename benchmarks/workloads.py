@@ -6,10 +6,11 @@ add new ones to this tuple.
 
 from __future__ import annotations
 
-from benchmarks import echo, find, get, ingest, move, scale, storage, wildcard
+from benchmarks import echo, find, get, ingest, move, scale, startup, storage, wildcard
 from benchmarks.core import Workload
 
 WORKLOADS: tuple[Workload, ...] = (
+    startup.WORKLOAD,
     echo.WORKLOAD,
     storage.WORKLOAD,
     find.WORKLOAD,

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from pydicom import Dataset
 
 from dimsefsm.assoc.negotiation import Negotiated
+from dimsefsm.assoc.reasons import abort_text, rejection_text
 from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import (
     Priority,
@@ -62,27 +63,10 @@ StatusT = TypeVar("StatusT")  # a response status Dataset, or an awaitable of on
 ResponsesT = TypeVar("ResponsesT")  # an iterator of Responses, or an async iterator
 SentT = TypeVar("SentT")  # None, or an awaitable of None
 
-_REJECT_REASONS = {
-    (1, 1): "no reason given",
-    (1, 2): "application context name not supported",
-    (1, 3): "calling AE title not recognized",
-    (1, 7): "called AE title not recognized",
-    (2, 1): "no reason given",
-    (2, 2): "protocol version not supported",
-    (3, 1): "temporary congestion",
-    (3, 2): "local limit exceeded",
-}
-
 
 def reject_meaning(result: int, source: int, reason: int) -> str:
     """PS3.8 Table 9-21 in words, for people reading a log or a terminal."""
-    kind = {1: "permanent", 2: "transient"}.get(result, f"result {result}")
-    who = {
-        1: "service user",
-        2: "service provider (ACSE)",
-        3: "service provider (presentation)",
-    }.get(source, f"source {source}")
-    return f"{kind}, {who}: {_REJECT_REASONS.get((source, reason), f'reason {reason}')}"
+    return rejection_text(result, source, reason)
 
 
 def _move_rq(move_aet: str, message_id: int, sop_class: str, *, priority: int) -> dict[str, Any]:
@@ -178,16 +162,18 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         """A sentence for a user: why this association is not established."""
         if self.is_rejected and self.engine.rejection is not None:
             rj = self.engine.rejection
-            return (
-                f"association rejected (result {rj.result}, source {rj.source}, reason {rj.reason})"
+            rq = getattr(self.engine, "rq", None)
+            return "association " + rejection_text(
+                rj.result,
+                rj.source,
+                rj.reason,
+                called_ae=rq.called_ae if rq is not None else "",
+                calling_ae=rq.calling_ae if rq is not None else "",
             )
         if self.is_aborted:
             if self.error:
                 return f"association aborted: {self.error}"
-            return (
-                f"association aborted (source {self.engine.abort_source}, "
-                f"reason {self.engine.abort_reason})"
-            )
+            return "association " + abort_text(self.engine.abort_source, self.engine.abort_reason)
         if self.is_released:
             return "association released"
         return self.error or "association not established"

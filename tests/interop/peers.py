@@ -53,7 +53,7 @@ _STOP_GRACE = 5.0
 # earlier on any output or on exit, so it is a poll interval, not a guess.
 _POLL_INTERVAL = 0.005
 _TCP_LISTEN = "0A"
-LISTENING_LINE = re.compile(r"listening on (?P<host>[^\s:]+):(?P<port>\d+)")
+LISTENING_LINE = re.compile(r"listening on (?P<host>\[[^\]\s]*\]|[^\s:]+):(?P<port>\d+)")
 
 
 class ServerStartError(RuntimeError):

@@ -89,7 +89,10 @@ def test_dimsefsm_echoscu_rejected_exit_code(
     server = dimsefsm_server("echoscp", "-aet", "DIMSEFSM")
     result = run_tool([*DIMSEFSM, "echoscu", "127.0.0.1", str(server.port), "-aec", "WRONG"])
     assert result.returncode == 3
-    assert "association rejected (result 1, source 1, reason 7)" in result.stderr
+    assert (
+        "echoscu: association rejected (permanent) by the service user: "
+        "called AE title 'WRONG' not recognised"
+    ) in result.stderr
 
 
 def test_dimsefsm_echoscu_unreachable_exit_code() -> None:

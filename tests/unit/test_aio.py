@@ -239,7 +239,9 @@ def test_rejection_and_refusal_are_reported_not_raised(scp: Scp) -> None:
 
     rejected, refused = run(main)
     assert rejected.is_rejected and rejected.rejection == (1, 1, 7)
-    assert rejected.describe_failure() == "association rejected (result 1, source 1, reason 7)"
+    assert rejected.describe_failure().startswith(
+        "association rejected (permanent) by the service user: called AE title"
+    )
     assert socket_closed(rejected)
     assert refused.is_aborted and not refused.is_established and refused.driver is None
     assert f"cannot connect to 127.0.0.1:{closed_port}" in refused.describe_failure()
@@ -313,7 +315,7 @@ def test_user_abort_and_peer_abort(scp: Scp) -> None:
     assert ours.is_aborted and socket_closed(ours)
     assert "Status" not in status and theirs.is_aborted and socket_closed(theirs)
     assert (theirs.engine.abort_source, theirs.engine.abort_reason) == (0, 0)
-    assert theirs.describe_failure() == "association aborted (source 0, reason 0)"
+    assert theirs.describe_failure() == "association aborted by the service user"
 
 
 # -- a peer scripted from the codec, in the same event loop ------------------------------------

@@ -157,11 +157,15 @@ def test_a_peer_gets_the_contexts_of_what_it_may_do_and_user_rejection_for_the_r
     assert results(answer, rq) == {uid: expected.get(uid, REFUSED) for uid in SERVICES}
 
 
-def test_a_peer_allowed_nothing_but_echo_proposing_no_echo_is_rejected(tmp_path: Path) -> None:
+def test_a_peer_allowed_nothing_but_echo_proposing_no_echo_gets_every_context_refused(
+    tmp_path: Path,
+) -> None:
+    """Accepted with no context (as dcmtk and pynetdicom): the AC says what was refused."""
     rq = request("PEER", [STUDY_ROOT_GET])
-    answer, _ = accept_or_reject(rq, scp_policy(tmp_path, peer("PEER", "find")))
-    assert isinstance(answer, AssociateRJ)
-    assert (answer.result, answer.source) == (RejectResult.PERMANENT, RejectSource.SERVICE_USER)
+    answer, negotiated = accept_or_reject(rq, scp_policy(tmp_path, peer("PEER", "find")))
+    assert isinstance(answer, AssociateAC)
+    assert results(answer, rq) == {STUDY_ROOT_GET: REFUSED}
+    assert negotiated is not None and negotiated.contexts == {}
 
 
 def test_worklist_is_governed_by_find() -> None:

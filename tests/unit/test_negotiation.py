@@ -120,9 +120,15 @@ def test_wrong_application_context_is_reason_2() -> None:
     assert ac == AssociateRJ(result=1, source=1, reason=2)
 
 
-def test_no_supported_context_rejects_the_association() -> None:
-    ac, _ = accept_or_reject(_rq([(MR, [IVRLE])]), _policy())
-    assert ac == AssociateRJ(result=1, source=1, reason=1)
+def test_no_supported_context_accepts_with_every_context_refused() -> None:
+    """As dcmtk and pynetdicom: an AC whose results say why, not an RJ with "no reason"."""
+    ac, negotiated = accept_or_reject(_rq([(MR, [IVRLE])]), _policy())
+    assert isinstance(ac, AssociateAC)
+    assert [(pc.context_id, pc.result) for pc in ac.presentation_contexts] == [
+        (1, ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED)
+    ]
+    assert negotiated is not None and negotiated.contexts == {}
+    assert negotiated.rejected == {1: ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED}
 
 
 def test_max_pdu_both_ways() -> None:

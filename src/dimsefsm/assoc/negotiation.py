@@ -338,6 +338,9 @@ def accept_or_reject(
 ) -> tuple[AssociateAC | AssociateRJ, Negotiated | None]:
     """Apply the policy: an AC with one result per proposed context, or an RJ.
 
+    An AC even when no context fits: the RJ has no reason for that, the AC's
+    per-context results name it (PS3.8 9.3.3.2, as dcmtk and pynetdicom answer).
+
     Rejection reasons follow PS3.8 Table 9-21: unknown application context and
     AE titles are the service-user's permanent refusals; too many associations
     is the presentation provider's transient "local limit exceeded".  The
@@ -431,9 +434,14 @@ def accept_or_reject(
         )
 
     if not contexts:
-        return _reject(
-            RejectResult.PERMANENT, RejectSource.SERVICE_USER, RejectReason.NO_REASON
-        ), None
+        # Accepted all the same, every context refused with its own reason, as dcmtk's
+        # storescp and dcmqrscp and pynetdicom do: a rejection could only say "no reason",
+        # the AC tells the requestor which abstract syntax was refused and why.
+        LOG.info(
+            "accepting association from %r with no presentation context: none of its %d fits",
+            rq.calling_ae.strip(),
+            len(rq.presentation_contexts),
+        )
 
     async_ops = AsyncOperationsWindow(1, 1) if rq.user_info.async_ops is not None else None
     ac = AssociateAC(

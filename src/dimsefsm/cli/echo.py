@@ -12,25 +12,26 @@ from dimsefsm.cli.common import (
     EXIT_FAILED_STATUS,
     EXIT_OK,
     EXIT_TIMEOUT,
+    add_listen_args,
     add_logging,
+    add_peer_args,
     add_server_args,
     add_timeouts,
     apply_network_args,
+    cannot_listen,
     favour_latency,
     setup_logging,
     stop_on_sigterm,
+    verbose,
 )
-from dimsefsm.cli.connect import add_identity_args, open_association
+from dimsefsm.cli.connect import add_identity_args, open_association, require_context
 from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.sop_class import VERIFICATION
 
 
 def add_echoscu(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("echoscu", help="send C-ECHO (Verification SCU)", prefix_chars="-+")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("-aet", "--aetitle", default="ECHOSCU", help="our AE title")
-    p.add_argument("-aec", "--call", default="ANY-SCP", help="the peer's AE title")
+    add_peer_args(p, "ECHOSCU")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="send N echoes")
     add_timeouts(p)
     add_tls_args(p, server=False)
@@ -47,6 +48,9 @@ def run_echoscu(args: argparse.Namespace) -> int:
     assoc = open_association("echoscu", ae, args)
     if isinstance(assoc, int):
         return assoc
+    refused = require_context("echoscu", assoc, args, VERIFICATION)
+    if refused is not None:
+        return refused
     for _ in range(args.repeat):
         status = assoc.send_c_echo()
         if "Status" not in status:
@@ -57,15 +61,14 @@ def run_echoscu(args: argparse.Namespace) -> int:
             assoc.release()
             return EXIT_FAILED_STATUS
     assoc.release()
-    if args.verbose:
+    if verbose(args):
         print("echoscu: C-ECHO succeeded", file=sys.stderr)
     return EXIT_OK
 
 
 def add_echoscp(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("echoscp", help="answer C-ECHO (Verification SCP)", prefix_chars="-+")
-    p.add_argument("port", type=int)
-    p.add_argument("-aet", "--aetitle", default="ECHOSCP", help="our AE title")
+    add_listen_args(p, "ECHOSCP")
     add_server_args(p)
     add_timeouts(p)
     add_tls_args(p, server=True)
@@ -92,8 +95,14 @@ def serve(
     """Run a server in the foreground until Ctrl-C or SIGTERM, then shut down cleanly."""
     stop_on_sigterm()
     favour_latency()
-    server = ae.start_server(address, block=False, evt_handlers=handlers, ssl_context=ssl_context)
+    try:
+        server = ae.start_server(
+            address, block=False, evt_handlers=handlers, ssl_context=ssl_context
+        )
+    except OSError as exc:
+        raise cannot_listen(address, exc) from None
     host, port = server.address
+    host = f"[{host}]" if ":" in host else host
     secure = " (TLS)" if ssl_context is not None else ""
     print(f"{name}: {ae.ae_title} listening on {host}:{port}{secure}", file=sys.stderr, flush=True)
     try:

@@ -29,10 +29,13 @@ from dimsefsm.cli.common import (
     add_logging,
     add_server_args,
     add_timeouts,
+    ae_title,
+    listen_port,
     setup_logging,
 )
 from dimsefsm.cli.echo import serve
-from dimsefsm.cli.progress import Progress
+from dimsefsm.cli.operations import retrieve_log_handlers
+from dimsefsm.cli.progress import progress_bar
 from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
 from dimsefsm.cli.workers import add_workers_arg, serve_in_workers, worker_count
@@ -74,7 +77,7 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         "127.0.0.1 only, storage dicom-store, any calling AE accepted).",
         prefix_chars="-+",
     )
-    p.add_argument("port", type=int, nargs="?", help="port to listen on (default 11112)")
+    p.add_argument("port", type=listen_port, nargs="?", help="port to listen on (default 11112)")
     p.add_argument(
         "--config",
         type=Path,
@@ -92,7 +95,7 @@ def add_qrscp(sub: argparse._SubParsersAction) -> None:
         "--output-directory",
         help="where instances are stored and indexed from (default dicom-store)",
     )
-    p.add_argument("-aet", "--aetitle", help="our AE title (default DIMSEFSM)")
+    p.add_argument("-aet", "--aetitle", type=ae_title, help="our AE title (default DIMSEFSM)")
     p.add_argument(
         "--dest",
         action="append",
@@ -156,16 +159,8 @@ def parse_destination(spec: str) -> tuple[str, tuple[str, int]]:
 
 def import_files(scp: QueryRetrieveSCP, directory: Path) -> None:
     """``--import DIR``: index its files, with a progress bar on a terminal."""
-    bars: list[Progress] = []
-
-    def update(done: int, total: int) -> None:
-        if not bars:
-            bars.append(Progress(total, f"import {directory}"))
-        bars[0].update(done)
-
-    scp.index.import_directory(directory, progress=update)
-    if bars:
-        bars[0].finish()
+    with progress_bar(f"import {directory}", 0) as bar:
+        scp.index.import_directory(directory, progress=bar.update)
 
 
 def effective_settings(args: argparse.Namespace) -> Settings:
@@ -246,7 +241,8 @@ def run_qrscp(args: argparse.Namespace) -> int:
     scp.ae.identity_gate = identity
     logging.getLogger("dimsefsm.access").info("%s", access.summary())
     logging.getLogger("dimsefsm.access").info("%s", identity_summary(identity))
-    handlers = [*scp.handlers, *(trail.handlers() if trail is not None else ())]
+    handlers = [*scp.handlers, *retrieve_log_handlers()]
+    handlers += trail.handlers() if trail is not None else []
     try:
         scp.load()
     except (SchemaError, SQLAlchemyError) as exc:

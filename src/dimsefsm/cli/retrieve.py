@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterable
 
@@ -11,14 +12,25 @@ from pydicom import Dataset
 from dimsefsm.association import Association
 from dimsefsm.cli.common import EXIT_ABORTED, EXIT_FAILED_STATUS, EXIT_OK, EXIT_TIMEOUT
 from dimsefsm.cli.output import describe_status
-from dimsefsm.cli.progress import Progress
+from dimsefsm.cli.progress import progress_bar
 from dimsefsm.status import Category, Service, category
+
+LOG = logging.getLogger("dimsefsm.cli")
 
 _COUNT_KEYS = (
     "NumberOfCompletedSuboperations",
     "NumberOfFailedSuboperations",
     "NumberOfWarningSuboperations",
 )
+
+
+# What to try when the peer refused the information model asked for (-P, -S, -O, -W).
+MODEL_HINTS = {
+    "P": "did you mean -S?",
+    "S": "did you mean -P?",
+    "O": "did you mean -S?",
+    "W": "did you mean -S?",
+}
 
 
 def add_model_flags(
@@ -56,26 +68,29 @@ def report(
     assoc: Association,
     responses: Iterable[tuple[Dataset, Dataset | None]],
     service: Service,
+    *,
+    quiet: bool = False,
 ) -> int:
     """Progress from the Pending counts, the failed list, a summary line, the exit code."""
-    progress: Progress | None = None  # the total is known only from the first Pending
     final: Dataset | None = None
     counts = (0, 0, 0)
-    for status, result in responses:
-        done = tuple(int(status.get(key, 0)) for key in _COUNT_KEYS)
-        if category(status.Status) is Category.PENDING:
-            total = sum(done) + int(status.get("NumberOfRemainingSuboperations", 0))
-            if progress is None:
-                progress = Progress(total, name)
-            progress.update(sum(done), total)
-            counts = (done[0], done[1], done[2])
-            continue
-        final, counts = status, (done[0], done[1], done[2])
-        failed = result.get("FailedSOPInstanceUIDList") if result is not None else None
-        if failed:
-            print(f"{name}: failed: {failed}", file=sys.stderr)
-    if progress is not None:
-        progress.finish()
+    with progress_bar(name, 0, quiet=quiet) as progress:
+        for status, result in responses:
+            done = tuple(int(status.get(key, 0)) for key in _COUNT_KEYS)
+            if result is not None:
+                LOG.info("response identifier:\n%s", show_identifier(result))
+            if category(status.Status) is Category.PENDING:
+                total = sum(done) + int(status.get("NumberOfRemainingSuboperations", 0))
+                progress.update(sum(done), total)
+                counts = (done[0], done[1], done[2])
+                continue
+            final, counts = status, (done[0], done[1], done[2])
+            failed = result.get("FailedSOPInstanceUIDList") if result is not None else None
+            if failed:
+                uids = [failed] if isinstance(failed, str) else list(failed)
+                print(f"{name}: {len(uids)} failed SOP instance(s):", file=sys.stderr)
+                for uid in uids:
+                    print(f"  {uid}", file=sys.stderr)
     if final is None:
         print(f"{name}: no final response: {assoc.describe_failure()}", file=sys.stderr)
         return EXIT_TIMEOUT if assoc.timed_out else EXIT_ABORTED
@@ -89,3 +104,13 @@ def report(
     )
     ok = category(final.Status) in (Category.SUCCESS, Category.CANCEL)
     return EXIT_OK if ok else EXIT_FAILED_STATUS
+
+
+def show_identifier(ds: Dataset) -> str:
+    """An identifier for the log, one element a line, indented (as dcmtk's -v dump)."""
+    return "\n".join(f"  {line}" for line in str(ds).splitlines())
+
+
+def log_request(ds: Dataset) -> None:
+    """At -v, the identifier we send."""
+    LOG.info("request identifier:\n%s", show_identifier(ds))

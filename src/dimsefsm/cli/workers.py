@@ -16,7 +16,8 @@ import sys
 from collections.abc import Callable
 
 from dimsefsm.ae import AE, HandlerList
-from dimsefsm.cli.common import favour_latency
+from dimsefsm.cli.common import cannot_listen, favour_latency
+from dimsefsm.transport.server import listening_socket
 from dimsefsm.transport.workers import SUPPORTED, Supervisor, WorkerStartError, default_workers
 
 _BACKLOG = 128
@@ -68,7 +69,10 @@ def serve_in_workers(
     False when a worker could not start (logged).
     """
     logging.getLogger("dimsefsm.workers").setLevel(logging.INFO)
-    listener = socket.create_server(address, backlog=_BACKLOG)
+    try:
+        listener = listening_socket(address, _BACKLOG)
+    except OSError as exc:
+        raise cannot_listen(address, exc) from None
 
     def start(shared: socket.socket) -> Callable[[], None]:
         favour_latency()

@@ -50,6 +50,21 @@ LOG = logging.getLogger("dimsefsm.server")
 EngineFactory = Callable[[Callable[[], int]], AssociationEngine]
 
 
+def listening_socket(address: tuple[str, int], backlog: int) -> socket.socket:
+    """A socket listening on ``address``, IPv4 or IPv6 by the form of the host.
+
+    ``::`` listens on both families where the system allows it (IPv4 peers then
+    arrive as ``::ffff:a.b.c.d``), as ``0.0.0.0`` does for IPv4 alone.
+    """
+    host = address[0]
+    if ":" not in host:
+        return socket.create_server(address, backlog=backlog, reuse_port=False)
+    dualstack = host == "::" and socket.has_dualstack_ipv6()
+    return socket.create_server(
+        address, family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=dualstack
+    )
+
+
 @dataclass(eq=False)
 class _Connection:
     """One accepted connection, as the server's bookkeeping sees it."""
@@ -105,7 +120,7 @@ class AssociationServer:
             raise ValueError(f"max_pending must be at least 1, not {max_pending}")
         self.max_pending = max_pending
         if listener is None:
-            self._listener = socket.create_server(address, backlog=backlog, reuse_port=False)
+            self._listener = listening_socket(address, backlog)
         else:
             # Shared with other processes: a connection they accept first must not leave
             # this accept() waiting.
