@@ -278,6 +278,17 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "sub-operation failed (0xA702), the reason is logged.",
             ),
             _on(
+                "cancelled_while_connecting",
+                "cancel_received",
+                _CONNECTING,
+                "Cancelled",
+                status=st.CANCEL,
+                action="cancelled",
+                when=f"A {cancel} arrived before the sub-association was settled: Cancel with "
+                "every announced sub-operation remaining; a sub-association accepted "
+                "afterwards is released unused.",
+            ),
+            _on(
                 "destination_unreachable",
                 "sub_assoc_aborted",
                 _CONNECTING,
@@ -651,8 +662,7 @@ def retrieve_chart(name: str, codes: RetrieveCodes, move: bool, doc: str) -> Cha
         + _HANDLER_ONLY
         + " can come now",
         _CONNECTING: "the sub-association was asked for: only its acceptance, rejection or "
-        "abort, or the association's end, can come now (the transport reads nothing "
-        "from the requestor meanwhile)",
+        "abort, a C-CANCEL or the association's end can come now",
         "SubOps": "no C-STORE is outstanding and the sub-association is settled: only the "
         "handler's next value, its end, a C-CANCEL or the association's end can come now",
         "Storing": "a C-STORE is outstanding and the handler is not asked for more: only its "

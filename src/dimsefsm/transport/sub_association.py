@@ -42,12 +42,14 @@ class SubAssociations:
 
     def perform(self, effect: SubAssociationEffect, flush: Callable[[], None]) -> None:
         """Carry ``effect`` out; ``flush`` writes what the requestor's engine has queued."""
-        if isinstance(effect, OpenSubAssociation):
+        if isinstance(effect, CloseSubAssociation):
+            self._close(effect)
+        elif effect.op.done:
+            return  # the operation ended (its association went away) before this could run
+        elif isinstance(effect, OpenSubAssociation):
             self._open(effect)
         elif isinstance(effect, SendSubStore):
             self._store(effect, flush)
-        else:
-            self._close(effect)
 
     def _open(self, effect: OpenSubAssociation) -> None:
         ae = self.make_ae(effect.calling_ae)
@@ -55,9 +57,13 @@ class SubAssociations:
             ae.add_requested_context(sop_class, syntaxes)
         assoc = ae.associate(*effect.address, ae_title=effect.called_ae, tls_args=effect.tls_args)
         op = effect.op
-        if assoc.is_established:
+        if op.done and assoc.is_established:
+            assoc.release()  # cancelled (or gone) meanwhile: nobody will use it
+        elif assoc.is_established:
             self.open[op] = assoc
             op.sub_assoc_accepted(list(assoc.negotiated.contexts.values()))
+        elif op.done:
+            return
         elif assoc.is_rejected:
             op.sub_assoc_rejected(assoc.describe_failure())
         else:
