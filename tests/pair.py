@@ -41,7 +41,7 @@ class EnginePair:
                     receiver.transport_closed()
                 continue
             else:
-                if self.perform is not None and not isinstance(effect, fx.Effect):  # type: ignore[arg-type]
+                if self.perform is not None and not isinstance(effect, fx.Effect):
                     self.perform(effect)
                 continue
             if not self.closed:
@@ -75,5 +75,5 @@ class EnginePair:
         self.requestor.transport_closed()
         self.acceptor.transport_closed()
         for effect in self.requestor.take_effects() + self.acceptor.take_effects():
-            if self.perform is not None and not isinstance(effect, fx.Effect):  # type: ignore[arg-type]
+            if self.perform is not None and not isinstance(effect, fx.Effect):
                 self.perform(effect)

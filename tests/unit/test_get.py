@@ -543,7 +543,7 @@ def _running(state: str, store_status: int = 0) -> tuple[EnginePair, GetScu, Any
     )
     op = start(pair, run=False)
     pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
-    scp = next(iter(pair.acceptor.scp_operations.values()))
+    scp: Any = next(iter(pair.acceptor.scp_operations.values()))
     while scp.state != state:
         pair.step()
         if scp.state == "SubOps" and state == "SubOps":

@@ -40,7 +40,9 @@ def handler_for(port: int, *items: Any) -> Callable[[Any], Iterator[Any]]:
     return handler
 
 
-def move(handler: Callable[[Any], Iterator[Any]], destination: str = "DEST") -> list[tuple[int, ...]]:
+def move(
+    handler: Callable[[Any], Iterator[Any]], destination: str = "DEST"
+) -> list[tuple[int, ...]]:
     """Run one C-MOVE against a real SCP; (status, completed, failed) per response."""
     scp = AE("SCP")
     scp.add_supported_context(STUDY_ROOT_MOVE)
@@ -51,7 +53,7 @@ def move(handler: Callable[[Any], Iterator[Any]], destination: str = "DEST") -> 
         scu = AE("ORIGIN")
         scu.add_requested_context(STUDY_ROOT_MOVE)
         assoc = scu.associate(*server.address, ae_title="SCP")
-        out = [
+        out: list[tuple[int, ...]] = [
             (
                 int(s.Status),
                 int(s.get("NumberOfCompletedSuboperations", -1)),
@@ -94,7 +96,9 @@ def test_pending_response_travels_while_the_next_sub_operation_is_stored() -> No
     scp.add_supported_context(STUDY_ROOT_MOVE)
     items = [(0xFF00, instance(n)) for n in (1, 2, 3)]
     server = scp.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_MOVE, handler_for(dest.port, *items))]
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[(evt.EVT_C_MOVE, handler_for(dest.port, *items))],
     )
     try:
         scu = AE("ORIGIN")

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dimsefsm.engine import AssociationEngine
-from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
 from dimsefsm.pdu.codec import encode_pdu
+from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
 from dimsefsm.transport.driver import RECV_SIZE, TransportTimeout
 from dimsefsm.transport.sub_association import SubAssociations
 from dimsefsm.ul import effects as fx

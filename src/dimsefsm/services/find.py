@@ -27,8 +27,8 @@ from dimsefsm.services.identifier import (
     IdentifierCheck,
     IdentifierScp,
     complete_table,
-    decoding_transitions,
     declared,
+    decoding_transitions,
     read_status,
     status_comment,
 )

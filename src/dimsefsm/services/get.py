@@ -121,7 +121,9 @@ class GetScp(RetrieveScp):
         self.prepared = None
         without_bulk = self.context is not None and self.context.abstract_syntax == NO_BULK_GET
         try:
-            self.prepared = self.instances.store_source(self.engine.negotiated, self.item, without_bulk)
+            self.prepared = self.instances.store_source(
+                self.engine.negotiated, self.item, without_bulk
+            )
             if not self.engine.negotiated.contexts[self.prepared.context_id].as_scu:
                 raise ValueError("the peer did not accept the SCP role for its SOP class")
             for uid in (self.prepared.sop_class_uid, self.prepared.sop_instance_uid):

@@ -24,8 +24,13 @@ from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.fsm import Chart, Refusal, Transition, transition
 
-
-_REFUSALS = ("mistyped", "not_supported", "undecodable", "identifier_too_large", "identifier_rejected")
+_REFUSALS = (
+    "mistyped",
+    "not_supported",
+    "undecodable",
+    "identifier_too_large",
+    "identifier_rejected",
+)
 
 
 def decoding_transitions(
@@ -123,7 +128,7 @@ def declared(chart: Chart, event: EventData) -> Transition:
     running = event.transition
     assert running is not None
     guard = running.conditions[0].func if running.conditions else None
-    return table[(event.event.name, running.source, guard)]  # type: ignore[index]
+    return table[(event.event.name, running.source, guard)]
 
 
 _DECLARED: dict[str, dict[tuple[str, str, Any], Transition]] = {}

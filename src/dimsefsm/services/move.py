@@ -31,7 +31,6 @@ from dimsefsm.services.find import QueryEvent
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 from dimsefsm.services.retrieve import (
     MOVE_CODES,
-    InstanceSource,
     RetrieveScp,
     is_instance,
     retrieve_chart,
@@ -101,8 +100,6 @@ SCU_CHART = make_multi_scu_chart(
 )
 
 
-
-
 class MoveScp(RetrieveScp):
     """One C-MOVE-RQ being answered; the sub-association is the transport's, asked by effects."""
 
@@ -111,8 +108,8 @@ class MoveScp(RetrieveScp):
     response_command = staticmethod(move_rsp)
     status_table = st.QR_MOVE_STATUSES
 
-    def __init__(self, *args: Any, instances: InstanceSource | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, instances=instances, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.destination: tuple[str, int] | None = None
         self.options: dict[str, Any] = {}
         self.read_ahead: list[Any] | None = None
@@ -200,7 +197,7 @@ class MoveScp(RetrieveScp):
         self.proposed = self._contexts_for(items)
 
     def _contexts_for(self, items: list[Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """Exactly the (SOP class, syntaxes) the instances need; native fallbacks for native ones."""
+        """Exactly the (SOP class, syntaxes) the instances need; native fallbacks if native."""
         wanted: dict[tuple[str, tuple[str, ...]], None] = {}
         for item in items:
             if not _is_pending(item) or not is_instance(item[1]):
@@ -245,7 +242,9 @@ class MoveScp(RetrieveScp):
     def sub_assoc_aborted(self, reason: str) -> None:
         """The connection failed: before the destination answered, or under a C-STORE."""
         if self.state == "Connecting":
-            LOG.warning("C-MOVE destination %s at %s:%d: %s", self.called_ae, *self._where(), reason)
+            LOG.warning(
+                "C-MOVE destination %s at %s:%d: %s", self.called_ae, *self._where(), reason
+            )
             self.comment = f"destination {self.called_ae} unreachable"
         elif not self.destination_lost:
             LOG.warning(
@@ -296,7 +295,7 @@ class MoveScp(RetrieveScp):
 
     # -- actions -------------------------------------------------------------------------------
     def sub_association_open(self, event: EventData) -> None:
-        self.accepted = list(event.args[0])
+        self.accepted = list(cast(Any, event.args)[0])
 
     def fail_all(self, event: EventData) -> None:
         """The destination cannot be used: every announced sub-operation failed."""

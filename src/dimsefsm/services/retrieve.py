@@ -49,8 +49,8 @@ from dimsefsm.services.identifier import (
     IdentifierCheck,
     IdentifierScp,
     complete_table,
-    decoding_transitions,
     declared,
+    decoding_transitions,
     read_status,
     status_comment,
 )
@@ -143,7 +143,9 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
     """The whole table of the C-GET (``move=False``) or C-MOVE SCP."""
     cancel = f"C-CANCEL-{codes.service[2:]}"
     peer = "destination" if move else "peer"
-    handler_states = (_RESOLVING, "AwaitingCount", "SubOps") if move else ("AwaitingCount", "SubOps")
+    handler_states = (
+        (_RESOLVING, "AwaitingCount", "SubOps") if move else ("AwaitingCount", "SubOps")
+    )
     running = (
         (_RESOLVING, "AwaitingCount", _CONNECTING, "SubOps", "Storing", "Cancelling")
         if move
@@ -840,7 +842,9 @@ class RetrieveScp(IdentifierScp):
 
     def _in_table(self, category: st.Category) -> bool:
         status = self.yielded_status
-        return status is not None and status in self.status_table and st.category(status) is category
+        return (
+            status is not None and status in self.status_table and st.category(status) is category
+        )
 
     def failure_status(self, _: EventData) -> bool:
         return self._in_table(st.Category.FAILURE)
@@ -1016,7 +1020,9 @@ class RetrieveScp(IdentifierScp):
         """A context where we may send ``sop_class`` as its SCU."""
         if sop_class is None:
             return False
-        return any(ctx.abstract_syntax == sop_class and ctx.as_scu for ctx in self.storage_contexts())
+        return any(
+            ctx.abstract_syntax == sop_class and ctx.as_scu for ctx in self.storage_contexts()
+        )
 
 
 def _describe(item: object) -> str:

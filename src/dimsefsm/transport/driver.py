@@ -27,11 +27,11 @@ import time
 from typing import cast
 
 from dimsefsm.engine import AssociationEngine
-from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
 from dimsefsm.pdu.codec import encode_pdu
 from dimsefsm.pdu.model import AbortReason, AbortSource
-from dimsefsm.ul import effects as fx
+from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
 from dimsefsm.transport.sub_association import SubAssociations
+from dimsefsm.ul import effects as fx
 from dimsefsm.ul.chart import ARTIM_RUNNING
 
 LOG = logging.getLogger("dimsefsm.transport")
