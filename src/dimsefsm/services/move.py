@@ -294,7 +294,7 @@ class MoveScp(RetrieveScp):
         return self.accepted or []
 
     # -- actions -------------------------------------------------------------------------------
-    def sub_association_open(self, event: EventData) -> None:
+    def keep_accepted_contexts(self, event: EventData) -> None:
         self.accepted = list(cast(Any, event.args)[0])
 
     def fail_all(self, event: EventData) -> None:

@@ -56,7 +56,6 @@ from dimsefsm.services.identifier import (
 )
 from dimsefsm.services.storage import StoreSource
 
-LOG = logging.getLogger("dimsefsm.retrieve")
 
 MAX_COUNT = 0xFFFF  # the sub-operation counts are US (PS3.7 Table 9.1-3)
 
@@ -266,7 +265,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "sub_assoc_accepted",
                 _CONNECTING,
                 "SubOps",
-                action="sub_association_open",
+                action="keep_accepted_contexts",
                 when="The destination accepted the sub-association: the C-STOREs start.",
             ),
             _on(
@@ -731,6 +730,11 @@ class RetrieveScp(IdentifierScp):
         self.chart.attach(self)
 
     @property
+    def log(self) -> logging.Logger:
+        """The service's logger (``dimsefsm.get``, ``dimsefsm.move``), as the CLIs show it."""
+        return logging.getLogger(type(self).__module__.replace("services.", ""))
+
+    @property
     def ready(self) -> bool:
         """False while a sub-operation's outcome is awaited."""
         return self.state not in ("Storing", "Cancelling", _CONNECTING)
@@ -790,7 +794,9 @@ class RetrieveScp(IdentifierScp):
     def count_over_65535(self, _: EventData) -> bool:
         if self.yielded > MAX_COUNT:
             self.comment = f"{self.yielded} sub-operations; the counts allow {MAX_COUNT}"
-            LOG.warning("%s handler announced %d sub-operations", self.codes.service, self.yielded)
+            self.log.warning(
+                "%s handler announced %d sub-operations", self.chart.name, self.yielded
+            )
             return True
         return False
 
@@ -815,9 +821,9 @@ class RetrieveScp(IdentifierScp):
     # -- guards: an instance ---------------------------------------------------------------
     def beyond_announced(self, _: EventData) -> bool:
         if self.delivered >= self.announced:
-            LOG.warning(
+            self.log.warning(
                 "%s handler yielded more instances than the %d it announced; ignored",
-                self.codes.service,
+                self.chart.name,
                 self.announced,
             )
             return True
@@ -861,9 +867,9 @@ class RetrieveScp(IdentifierScp):
     def status_unknown(self, _: EventData) -> bool:
         if self.yielded_status is None:
             return False
-        LOG.warning(
+        self.log.warning(
             "%s handler yielded unknown status 0x%04X; sent as is",
-            self.codes.service,
+            self.chart.name,
             self.yielded_status,
         )
         return True
@@ -902,9 +908,9 @@ class RetrieveScp(IdentifierScp):
         """The instance could not go out at all: Failed + 1, its UID (if any) listed."""
         self.delivered += 1
         uid = self.item_uid()
-        LOG.warning(
+        self.log.warning(
             "%s sub-operation %d of %d failed before sending %s: %s",
-            self.codes.service,
+            self.chart.name,
             self.delivered,
             self.announced,
             uid or _describe(self.item),
@@ -1005,9 +1011,9 @@ class RetrieveScp(IdentifierScp):
         )
 
     def ended_by_association(self, event: EventData) -> None:
-        LOG.info(
+        self.log.info(
             "%s ended by the association after %d completed, %d failed, %d warning",
-            self.codes.service,
+            self.chart.name,
             self.completed,
             self.failed,
             self.warning,
