@@ -56,7 +56,6 @@ from dimsefsm.services.identifier import (
 )
 from dimsefsm.services.storage import StoreSource
 
-
 MAX_COUNT = 0xFFFF  # the sub-operation counts are US (PS3.7 Table 9.1-3)
 
 
