@@ -523,9 +523,9 @@ def test_strip_bulk_data() -> None:
 # -- inputs the chart names: the count, the association's end, a cancel while storing -------------
 def test_count_over_65535_is_c416_not_an_abort() -> None:
     """The counts are US: a larger count is answered 0xC416, the association stays up."""
-    pair, _ = make_pair(yields(65536))
+    pair, stored = make_pair(yields(70000, (0xFF00, instance(1))))
     assert [r[0] for r in responses(start(pair))] == [0xC416]
-    assert pair.acceptor.is_established and pair.requestor.is_established
+    assert pair.acceptor.is_established and pair.requestor.is_established and stored == []
 
 
 def test_a701_instead_of_a_count_is_named_and_other_statuses_are_c413() -> None:
@@ -544,10 +544,11 @@ def _running(state: str, store_status: int = 0) -> tuple[EnginePair, GetScu, Any
     op = start(pair, run=False)
     pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
     scp: Any = next(iter(pair.acceptor.scp_operations.values()))
-    while scp.state != state:
-        pair.step()
-        if scp.state == "SubOps" and state == "SubOps":
+    for _ in range(10):  # count, then the first C-STORE
+        if scp.state == state:
             break
+        pair.step()
+    assert scp.state == state
     return pair, op, scp
 
 

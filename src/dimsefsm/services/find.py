@@ -308,6 +308,12 @@ class FindScp(IdentifierScp):
         if self.done:
             self.close()
 
+    def cancel(self) -> None:
+        """A C-CANCEL-FIND: the chart's ``cancel_received`` (the Cancel response goes at once)."""
+        LOG.info("C-CANCEL-FIND received after %d matches", self.matches)
+        self.cancel_requested = True
+        self._fire("cancel_received")
+
     def _read(self, item: object) -> None:
         """The yield as the guards read it: its status, problem, and encoded identifier."""
         status, identifier, self.problem = read_status(item)

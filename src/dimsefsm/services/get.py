@@ -98,6 +98,7 @@ class GetScp(RetrieveScp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prepared: StoreSource | None = None
+        self.prepared_item: object = None  # the instance ``prepared`` was built from
 
     def make_event(self, ctx: AcceptedContext) -> Any:
         assert self.identifier is not None
@@ -112,12 +113,24 @@ class GetScp(RetrieveScp):
 
     # -- guards ------------------------------------------------------------------------------
     def lacks_storage_context(self, _: EventData) -> bool:
-        """The peer accepted no context on which we may send this SOP class (as its SCU)."""
+        """The peer accepted no context on which we may send this SOP class (as its SCU).
+
+        The C-STORE is prepared first; the instance is read again only if that failed.
+        """
+        if self._prepare():
+            return False
         sop_class = self.instances.identity(self.item).sop_class_uid
         return sop_class is not None and not self.context_for(sop_class)
 
     def instance_unsendable(self, _: EventData) -> bool:
         """Preparing the C-STORE failed (its UID, its file, its syntax); the reason is kept."""
+        return not self._prepare()
+
+    def _prepare(self) -> bool:
+        """Build the C-STORE of the current instance once; False (reason kept) if it cannot go."""
+        if self.prepared_item is self.item:
+            return self.prepared is not None
+        self.prepared_item = self.item
         self.prepared = None
         without_bulk = self.context is not None and self.context.abstract_syntax == NO_BULK_GET
         try:
@@ -132,15 +145,15 @@ class GetScp(RetrieveScp):
         except Exception as exc:
             self.prepared = None
             self.why_not_sent = str(exc)
-            return True
-        return False
+            return False
+        return True
 
     # -- actions -----------------------------------------------------------------------------
     def send_sub_operation(self, event: EventData) -> None:
         """The prepared C-STORE goes out on this association; its response is awaited."""
         source = self.prepared
         assert source is not None
-        self.prepared = None
+        self.prepared, self.prepared_item = None, None
         self.delivered += 1
         self.storing_uid = source.sop_instance_uid
         message_id = self.engine.next_message_id()

@@ -280,14 +280,19 @@ class MoveScp(RetrieveScp):
     def sub_association_lost(self, _: EventData) -> bool:
         return self.destination_lost
 
+    def no_sub_association(self, _: EventData) -> bool:
+        return self.accepted is None
+
     def lacks_storage_context(self, _: EventData) -> bool:
+        """The C-STORE could not go because the destination took no context for its class.
+
+        Read only once the C-STORE failed: the sub-operations that go out never pay for it.
+        """
         sop_class = self.instances.identity(self.item).sop_class_uid
-        if self.accepted is None or sop_class is None:
-            self.why_not_sent = (
-                "no sub-association carries it" if self.accepted is None else "no SOP Class UID"
-            )
-            return True
-        return not self.context_for(sop_class)
+        return sop_class is not None and not self.context_for(sop_class)
+
+    def instance_unsendable(self, _: EventData) -> bool:
+        return True  # any other reason it could not become a C-STORE (logged)
 
     def storage_contexts(self) -> list[AcceptedContext]:
         """The sub-association's contexts: the C-STOREs go to the destination."""

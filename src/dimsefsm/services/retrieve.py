@@ -365,25 +365,34 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 when="The sub-association went away earlier: every later instance fails.",
             )
         )
-    table.append(
-        _on(
-            "no_context",
-            "item_yielded",
-            "SubOps",
-            "=",
-            guard="lacks_storage_context",
-            status=st.PENDING,
-            action="fail_item",
-            when=(
-                "The destination accepted no context for this instance's SOP class (or none "
-                "can be told, or no sub-association was opened): a failed sub-operation."
-                if move
-                else "No accepted context lets us send this instance (the peer did not take "
-                "the SCP role for its SOP class): a failed sub-operation, not a crash."
-            ),
+    if move:
+        table.append(
+            _on(
+                "not_carried",
+                "item_yielded",
+                "SubOps",
+                "=",
+                guard="no_sub_association",
+                status=st.PENDING,
+                action="fail_item",
+                when="No sub-association was opened (no instance read ahead named a SOP "
+                "class): a failed sub-operation.",
+            )
         )
-    )
-    if not move:
+    else:
+        table.append(
+            _on(
+                "no_context",
+                "item_yielded",
+                "SubOps",
+                "=",
+                guard="lacks_storage_context",
+                status=st.PENDING,
+                action="fail_item",
+                when="No accepted context lets us send this instance (the peer did not take "
+                "the SCP role for its SOP class): a failed sub-operation, not a crash.",
+            )
+        )
         table.append(
             _on(
                 "unsendable",
@@ -585,10 +594,22 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
     if move:
         table += [
             _on(
+                "no_context",
+                "store_not_sent",
+                "Storing",
+                "SubOps",
+                guard="lacks_storage_context",
+                status=st.PENDING,
+                action="count_failed",
+                when="The destination accepted no context for this instance's SOP class: a "
+                "failed sub-operation, not a crash.",
+            ),
+            _on(
                 "unsendable",
                 "store_not_sent",
                 "Storing",
                 "SubOps",
+                guard="instance_unsendable",
                 status=st.PENDING,
                 action="count_failed",
                 when="The instance cannot become a C-STORE on the sub-association (a UID over "
