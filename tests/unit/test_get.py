@@ -586,6 +586,18 @@ def test_cancel_while_a_c_store_is_out_waits_for_its_response(
     assert fired("c-get-scp", transition) == before + 1
 
 
+def test_a_second_cancel_while_cancelling_is_ignored() -> None:
+    """A peer may repeat its C-CANCEL: the operation is cancelling already, nothing breaks."""
+    pair, op, scp = _running("Storing")
+    op.cancel_sent()
+    for _ in range(2):
+        pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    assert scp.state == "Cancelling"
+    pair.run()
+    assert responses(op) == [(0xFE00, 1, 1, 0, 0)] and scp.state == "Cancelled"
+
+
 def test_both_charts_fully_covered() -> None:
     for chart in (SCP_CHART, SCU_CHART):
         missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)

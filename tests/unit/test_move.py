@@ -625,6 +625,19 @@ def test_cancel_before_the_sub_association_is_settled(dest: Destination) -> None
     assert responses(op) == [(0xFE00, 1, 0, 0, 0)] and dest.opened == []
 
 
+def test_a_second_cancel_while_cancelling_is_ignored(dest: Destination) -> None:
+    pair, op, scp = _running(dest, "Storing")
+    op.cancel_sent()
+    for _ in range(2):
+        pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    assert scp.state == "Cancelling"
+    dest.store(dest.waiting.pop())
+    pair.run()
+    assert responses(op) == [(0xFE00, 1, 1, 0, 0)] and scp.state == "Cancelled"
+    assert dest.closed == [True]
+
+
 def test_both_charts_fully_covered() -> None:
     for chart in (SCP_CHART, SCU_CHART):
         missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)

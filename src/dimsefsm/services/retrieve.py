@@ -561,6 +561,15 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             "then the Cancel response goes out.",
         ),
         _on(
+            "cancel_repeated",
+            "cancel_received",
+            "Cancelling",
+            "=",
+            action=None,
+            when=f"Another {cancel} for the same operation: it is already being cancelled; "
+            "ignored.",
+        ),
+        _on(
             "cancelled_after_completed",
             "store_response",
             "Cancelling",
@@ -688,8 +697,8 @@ def retrieve_chart(name: str, codes: RetrieveCodes, move: bool, doc: str) -> Cha
         "handler's next value, its end, a C-CANCEL or the association's end can come now",
         "Storing": "a C-STORE is outstanding and the handler is not asked for more: only its "
         "outcome, a C-CANCEL or the association's end can come now",
-        "Cancelling": "the C-CANCEL was received: only the outstanding C-STORE's outcome or the "
-        "association's end can come now (a second C-CANCEL is not passed on)",
+        "Cancelling": "the C-CANCEL was received and the handler is not asked for more: only the "
+        "outstanding C-STORE's outcome, another C-CANCEL or the association's end can come now",
         "Cancelled": _OVER,
         "Final": _OVER,
         "Aborted": _OVER,
