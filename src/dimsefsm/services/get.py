@@ -122,6 +122,9 @@ class GetScp(RetrieveScp):
         sop_class = self.instances.identity(self.item).sop_class_uid
         return sop_class is not None and not self.context_for(sop_class)
 
+    def can_send(self) -> bool:
+        return self._prepare()
+
     def instance_unsendable(self, _: EventData) -> bool:
         """Preparing the C-STORE failed (its UID, its file, its syntax); the reason is kept."""
         return not self._prepare()

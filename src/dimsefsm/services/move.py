@@ -280,6 +280,9 @@ class MoveScp(RetrieveScp):
     def sub_association_lost(self, _: EventData) -> bool:
         return self.destination_lost
 
+    def can_send(self) -> bool:
+        return self.accepted is not None and not self.destination_lost
+
     def no_sub_association(self, _: EventData) -> bool:
         return self.accepted is None
 

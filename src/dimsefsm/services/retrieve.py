@@ -332,6 +332,18 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             when="The handler yielded a status pair before any count.",
         ),
         # -- SubOps: one instance at a time ------------------------------------------------
+        # The common case first: one guard on the hot path; the ones after it say why not.
+        _on(
+            "sub_op_sent",
+            "item_yielded",
+            "SubOps",
+            "Storing",
+            guard="sendable",
+            action="send_sub_operation",
+            when=f"A Pending yield's instance goes out as a C-STORE to the {peer}"
+            + ("" if move else " on a context where it accepted the SCP role")
+            + "; its response is awaited.",
+        ),
         _on(
             "extra_ignored",
             "item_yielded",
@@ -408,17 +420,6 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             )
         )
     table += [
-        _on(
-            "sub_op_sent",
-            "item_yielded",
-            "SubOps",
-            "Storing",
-            guard="sendable",
-            action="send_sub_operation",
-            when=f"A Pending yield's instance goes out as a C-STORE to the {peer}"
-            + ("" if move else " on a context where it accepted the SCP role")
-            + "; its response is awaited.",
-        ),
         _on(
             "handler_success",
             "status_yielded",
@@ -866,7 +867,11 @@ class RetrieveScp(IdentifierScp):
         raise NotImplementedError
 
     def sendable(self, _: EventData) -> bool:
-        return True
+        """Announced, an instance, and it can go (each reason it cannot is a guard below)."""
+        return self.delivered < self.announced and is_instance(self.item) and self.can_send()
+
+    def can_send(self) -> bool:
+        raise NotImplementedError
 
     # -- guards: a final status from the handler -------------------------------------------
     def success_status(self, _: EventData) -> bool:
