@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.codec import encode_pdu
@@ -15,6 +17,8 @@ class EnginePair:
     acceptor: AssociationEngine
     wire: list[tuple[str, bytes]] = field(default_factory=list)
     closed: bool = False
+    # Carries out the effects that are not the upper layer's (a C-MOVE's sub-association).
+    perform: Callable[[Any], None] | None = None
 
     def connect(self) -> None:
         self.requestor.request_association()
@@ -37,6 +41,8 @@ class EnginePair:
                     receiver.transport_closed()
                 continue
             else:
+                if self.perform is not None and not isinstance(effect, fx.Effect):
+                    self.perform(effect)
                 continue
             if not self.closed:
                 self.wire.append((tag, data))
@@ -68,5 +74,6 @@ class EnginePair:
         self.closed = True
         self.requestor.transport_closed()
         self.acceptor.transport_closed()
-        self.requestor.take_effects()
-        self.acceptor.take_effects()
+        for effect in self.requestor.take_effects() + self.acceptor.take_effects():
+            if self.perform is not None and not isinstance(effect, fx.Effect):
+                self.perform(effect)

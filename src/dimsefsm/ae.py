@@ -28,6 +28,7 @@ from dimsefsm.engine import AssociationEngine, OperationObserver, OutcomeObserve
 from dimsefsm.identity import gate_from_handler
 from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
+from dimsefsm.services.retrieve import InstanceSource
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
 from dimsefsm.transport.server import AssociationServer
@@ -82,6 +83,10 @@ class AE:
         # dimsefsm.identity.IdentityRules, or built from an EVT_USER_ID handler.
         self.identity_gate: IdentityGate | None = None
         self.storage = StorageConfig()
+        # Reads the instances C-GET/C-MOVE handlers yield; None: Datasets, and DICOM
+        # files by path (dimsefsm.instances.FileInstances).  An archive keeping its
+        # instances elsewhere supplies its own.
+        self.instance_source: InstanceSource | None = None
         self._servers: list[AssociationServer] = []
 
     # -- contexts ---------------------------------------------------------------------
@@ -156,7 +161,9 @@ class AE:
             ),
             user_identity=user_identity,
         )
-        dispatcher = RequestDispatcher(dict(evt_handlers or ()), storage=self.storage)
+        dispatcher = RequestDispatcher(
+            dict(evt_handlers or ()), storage=self.storage, instances=self.instance_source
+        )
         engine = AssociationEngine(
             requestor=True,
             proposal=proposal,
@@ -223,10 +230,11 @@ class AE:
         on_outcome, on_operation_done = _observers(handlers)
 
         storage = self.storage
+        instances = self.instance_source
         max_identifier_size = self.maximum_identifier_size
 
         def make_engine(active: Callable[[], int]) -> AssociationEngine:
-            dispatcher = RequestDispatcher(handlers, storage=storage)
+            dispatcher = RequestDispatcher(handlers, storage=storage, instances=instances)
             engine = AssociationEngine(
                 requestor=False,
                 policy=policy,

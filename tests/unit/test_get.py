@@ -520,6 +520,84 @@ def test_strip_bulk_data() -> None:
     assert "WaveformData" not in out.WaveformSequence[0] and out.PatientName == "Doe^Jane"
 
 
+# -- inputs the chart names: the count, the association's end, a cancel while storing -------------
+def test_count_over_65535_is_c416_not_an_abort() -> None:
+    """The counts are US: a larger count is answered 0xC416, the association stays up."""
+    pair, stored = make_pair(yields(70000, (0xFF00, instance(1))))
+    assert [r[0] for r in responses(start(pair))] == [0xC416]
+    assert pair.acceptor.is_established and pair.requestor.is_established and stored == []
+
+
+def test_a701_instead_of_a_count_is_named_and_other_statuses_are_c413() -> None:
+    pair, _ = make_pair(yields((0xA701, None)))
+    before = fired("c-get-scp", "count_unavailable")
+    assert [r[0] for r in responses(start(pair))] == [0xA701]
+    assert fired("c-get-scp", "count_unavailable") == before + 1
+    pair, _ = make_pair(yields((0xA700, None)))
+    assert [r[0] for r in responses(start(pair))] == [0xC413]
+
+
+def _running(state: str, store_status: int = 0) -> tuple[EnginePair, GetScu, Any]:
+    pair, _ = make_pair(
+        yields(2, (0xFF00, instance(1)), (0xFF00, instance(2))), lambda e: store_status
+    )
+    op = start(pair, run=False)
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    scp: Any = next(iter(pair.acceptor.scp_operations.values()))
+    for _ in range(10):  # count, then the first C-STORE
+        if scp.state == state:
+            break
+        pair.step()
+    assert scp.state == state
+    return pair, op, scp
+
+
+@pytest.mark.parametrize("state", ["AwaitingCount", "SubOps", "Storing", "Cancelling"])
+def test_association_ending_in_each_state(state: str) -> None:
+    pair, op, scp = _running("Storing" if state == "Cancelling" else state)
+    if state == "Cancelling":
+        pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+        pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    assert scp.state == state
+    pair.close_transport()
+    assert scp.state == "Aborted" and pair.acceptor.scp_operations == {}
+
+
+@pytest.mark.parametrize(
+    ("store_status", "transition", "counts"),
+    [
+        (0x0000, "cancelled_after_completed", (1, 1, 0, 0)),
+        (0xB007, "cancelled_after_warning", (1, 0, 0, 1)),
+        (0xA700, "cancelled_after_failed", (1, 0, 1, 0)),
+    ],
+)
+def test_cancel_while_a_c_store_is_out_waits_for_its_response(
+    store_status: int, transition: str, counts: tuple[int, ...]
+) -> None:
+    """The C-CANCEL overtakes the C-STORE-RSP: Cancelling, then Cancel with its outcome counted."""
+    pair, op, scp = _running("Storing", store_status)
+    op.cancel_sent()
+    pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")  # the cancel, before the C-STORE
+    assert scp.state == "Cancelling"
+    before = fired("c-get-scp", transition)
+    pair.run()
+    assert responses(op) == [(0xFE00, *counts)] and scp.state == "Cancelled"
+    assert fired("c-get-scp", transition) == before + 1
+
+
+def test_a_second_cancel_while_cancelling_is_ignored() -> None:
+    """A peer may repeat its C-CANCEL: the operation is cancelling already, nothing breaks."""
+    pair, op, scp = _running("Storing")
+    op.cancel_sent()
+    for _ in range(2):
+        pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    assert scp.state == "Cancelling"
+    pair.run()
+    assert responses(op) == [(0xFE00, 1, 1, 0, 0)] and scp.state == "Cancelled"
+
+
 def test_both_charts_fully_covered() -> None:
     for chart in (SCP_CHART, SCU_CHART):
         missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)

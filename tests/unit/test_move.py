@@ -1,10 +1,9 @@
-"""C-MOVE: the request over two in-memory engines, the sub-association to a real
-destination on 127.0.0.1.  Every transition of c-move-scp and c-move-scu."""
+"""C-MOVE: the request over two in-memory engines, the sub-association answered in
+memory too (its effects performed by :class:`Destination`): no socket anywhere.
+Every transition of c-move-scp and c-move-scu."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,29 @@ import pytest
 from pydicom import Dataset, config
 from pydicom.dataelem import DataElement
 
-from dimsefsm import AE, evt
-from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
+from dimsefsm import evt
+from dimsefsm.assoc.negotiation import (
+    AcceptedContext,
+    AcceptorPolicy,
+    RequestorProposal,
+    propose_contexts,
+)
 from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import cancel_rq, move_rq
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.fsm import RECORDER
+from dimsefsm.instances import FileInstances
 from dimsefsm.services.dispatch import RequestDispatcher
-from dimsefsm.services.move import SCP_CHART, SCU_CHART, MoveScu
+from dimsefsm.services.move import (
+    SCP_CHART,
+    SCU_CHART,
+    CloseSubAssociation,
+    MoveScp,
+    MoveScu,
+    OpenSubAssociation,
+    SendSubStore,
+)
 from dimsefsm.sop_class import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN as EVRLE
 from tests.data.make import make_instance, write_instance
@@ -31,36 +44,81 @@ STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 
 
 class Destination:
-    """A storage SCP that records what arrives and answers what the test says."""
+    """The C-MOVE destination in memory: performs the sub-association effects as the test says.
+
+    ``mode``: "accept" (the SOP classes in ``classes``), "reject" (A-ASSOCIATE-RJ) or
+    "unreachable"; ``answer`` gives the C-STORE status per SOP Instance UID; with
+    ``hold`` the C-STOREs wait in ``waiting`` until the test answers them.
+    """
 
     def __init__(self) -> None:
         self.received: list[tuple[str, tuple[Any, Any]]] = []
         self.answer: Callable[[str], int] = lambda uid: 0
-        ae = AE("DEST")
-        ae.add_supported_context(CT_IMAGE_STORAGE)
-        ae.require_called_aet = True
-        self.server = ae.start_server(
-            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self.on_store)]
-        )
-        self.port = self.server.address[1]
+        self.mode = "accept"
+        self.classes = {CT_IMAGE_STORAGE}
+        self.port = 11112
+        self.opened: list[OpenSubAssociation] = []
+        self.closed: list[bool] = []
+        self.hold = False
+        self.waiting: list[SendSubStore] = []
+        self.lose_at: str | None = None  # the connection drops under this instance's C-STORE
 
-    def on_store(self, event: Any) -> int:
-        uid = str(event.dataset.SOPInstanceUID)
-        self.received.append((uid, event.move_originator))
-        return self.answer(uid)
+    def perform(self, effect: Any) -> None:
+        if effect.op.done and not isinstance(effect, CloseSubAssociation):
+            return  # the operation ended before its effect ran: its outcome has nobody to go to
+        if isinstance(effect, OpenSubAssociation):
+            self.opened.append(effect)
+            if self.mode == "reject" or effect.called_ae != "DEST":
+                effect.op.sub_assoc_rejected("association rejected (result 1, source 1, reason 7)")
+            elif self.mode == "unreachable":
+                effect.op.sub_assoc_aborted("cannot connect: connection refused")
+            else:
+                accepted = [
+                    AcceptedContext(2 * n + 1, sop_class, syntaxes[0], True, False)
+                    for n, (sop_class, syntaxes) in enumerate(effect.contexts)
+                    if sop_class in self.classes
+                ]
+                effect.op.sub_assoc_accepted(accepted)
+        elif isinstance(effect, SendSubStore):
+            if self.hold:
+                self.waiting.append(effect)
+            else:
+                self.store(effect)
+        elif isinstance(effect, CloseSubAssociation):
+            self.closed.append(effect.release)
+
+    def store(self, effect: SendSubStore) -> None:
+        identity = FileInstances().identity(effect.item)
+        uid = identity.sop_instance_uid
+        if uid is None or identity.sop_class_uid is None:
+            effect.op.store_not_sent(f"{effect.item} cannot be read")
+            return
+        if identity.sop_class_uid not in self.classes:
+            effect.op.store_not_sent("no accepted presentation context for its SOP class")
+            return
+        if len(uid) > 64:
+            effect.op.store_not_sent(f"UI value longer than 64 characters: {uid!r}")
+            return
+        if uid == self.lose_at:
+            effect.op.sub_assoc_aborted("connection reset by peer")
+            return
+        effect.op.store_sent()
+        self.received.append((uid, (effect.originator_aet, effect.originator_id)))
+        effect.op.store_response(self.answer(uid))
 
 
-@pytest.fixture(scope="module")
-def dest() -> Iterator[Destination]:
-    d = Destination()
-    yield d
-    d.server.shutdown()
+@pytest.fixture
+def dest() -> Destination:
+    return Destination()
+
+
+DESTINATION = Destination()  # the one make_pair wires in; reset for every test
 
 
 @pytest.fixture(autouse=True)
 def _reset(dest: Destination) -> None:
-    dest.received.clear()
-    dest.answer = lambda uid: 0
+    global DESTINATION
+    DESTINATION = dest
 
 
 def instance(n: int, sop_class: str = CT_IMAGE_STORAGE) -> Dataset:
@@ -78,6 +136,7 @@ def make_pair(handler: Callable[[Any], Iterator[Any]] | None) -> EnginePair:
     pair = EnginePair(
         AssociationEngine(requestor=True, proposal=proposal),
         AssociationEngine(requestor=False, policy=policy, on_request=dispatch),
+        perform=DESTINATION.perform,
     )
     pair.connect()
     return pair
@@ -269,12 +328,11 @@ def test_bad_count_is_c513(dest: Destination) -> None:
     assert [r[0] for r in responses(op)] == [0xC513]
 
 
-def test_unreachable_destination_fails_every_sub_operation() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    op = start(make_pair(handler_for(port, (0xFF00, instance(1)), (0xFF00, instance(2)))))
+def test_unreachable_destination_fails_every_sub_operation(dest: Destination) -> None:
+    dest.mode = "unreachable"
+    op = start(make_pair(handler_for(dest.port, (0xFF00, instance(1)), (0xFF00, instance(2)))))
     assert responses(op) == [(0xA702, -1, 0, 2, 0)]
+    assert RECORDER.count("c-move-scp", "destination_unreachable") >= 1
 
 
 def test_destination_refusing_the_association(dest: Destination) -> None:
@@ -332,8 +390,9 @@ def test_cancel_between_sub_operations_releases_the_sub_association(dest: Destin
     pair = make_pair(handler_for(dest.port, *((0xFF00, instance(n)) for n in range(6))))
     op = start(pair, run=False)
     pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
-    for _ in range(4):  # destination, count, two sub-operations
+    for _ in range(4):  # destination, count (the sub-association), two sub-operations
         pair.step()
+        pair._deliver(pair.acceptor, pair.requestor, "ac->rq")  # the effects run
     op.cancel_sent()
     pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
     pair.run()
@@ -363,40 +422,26 @@ def test_originator_abort_closes_the_handler_and_the_sub_association(dest: Desti
     assert closed == [True] and op.state == "Aborted" and pair.acceptor.scp_operations == {}
 
 
-def test_pending_response_travels_while_the_next_sub_operation_is_stored(
-    dest: Destination,
-) -> None:
-    """Over sockets: the Pending response of sub-operation 1 is held only until the
-    C-STORE of sub-operation 2 is sent, never until that C-STORE is answered.
-
-    The destination answers instance 2 only once the originator has seen Pending #1;
-    if the response waited behind sub-operation 2, the wait would run out and the
-    instance would fail.
-    """
-    first_pending = threading.Event()
-    dest.answer = lambda uid: 0 if uid != "1.2.3.5.2" or first_pending.wait(10) else 0xA700
-    items = [(0xFF00, instance(n)) for n in (1, 2, 3)]
-    scp = AE("SCP")
-    scp.add_supported_context(STUDY_ROOT_MOVE)
-    server = scp.start_server(
-        ("127.0.0.1", 0),
-        block=False,
-        evt_handlers=[(evt.EVT_C_MOVE, handler_for(dest.port, *items))],
-    )
-    try:
-        scu = AE("ORIGIN")
-        scu.add_requested_context(STUDY_ROOT_MOVE)
-        assoc = scu.associate(*server.address, ae_title="SCP")
-        statuses = []
-        for status, _ in assoc.send_c_move(identifier(), "DEST", STUDY_ROOT_MOVE):
-            statuses.append(status.Status)
-            if status.Status == 0xFF00:
-                first_pending.set()
-        assoc.release()
-    finally:
-        server.shutdown()
-    assert statuses == [0xFF00, 0xFF00, 0xFF00, 0x0000]
-    assert [uid for uid, _ in dest.received] == ["1.2.3.5.1", "1.2.3.5.2", "1.2.3.5.3"]
+def test_pending_response_is_held_until_the_next_c_store_is_out(dest: Destination) -> None:
+    """The Pending response of sub-operation 1 goes out when the C-STORE of sub-operation 2
+    is on the wire (``store_sent``), not before and not after its response."""
+    dest.hold = True
+    pair = make_pair(handler_for(dest.port, *((0xFF00, instance(n)) for n in (1, 2))))
+    op = start(pair)
+    assert len(dest.waiting) == 1 and responses(op) == []
+    first = dest.waiting.pop()
+    first.op.store_sent()
+    first.op.store_response(0x0000)  # sub-operation 1 done: its Pending is held
+    pair.run()
+    assert responses(op) == []
+    second = dest.waiting.pop()
+    second.op.store_sent()  # the C-STORE of sub-operation 2 is out: Pending 1 goes
+    pair.run()
+    assert responses(op) == [(0xFF00, 1, 1, 0, 0)]
+    second.op.store_response(0x0000)
+    pair.run()
+    assert responses(op) == [(0xFF00, 1, 1, 0, 0), (0xFF00, 0, 2, 0, 0), (0x0000, -1, 2, 0, 0)]
+    assert dest.closed == [True]
 
 
 def test_decoding_failures(dest: Destination) -> None:
@@ -467,6 +512,130 @@ def test_scu_abort_and_timeout(source: str) -> None:
 def test_scu_unknown_status_while_retrieving(dest: Destination) -> None:
     op = start(make_pair(handler_for(dest.port, (0xD123, None), count=1)))
     assert op.state == "Failed"
+
+
+# -- inputs the chart names: the count, the association's end, cancels while storing ------------
+def test_count_over_65535_is_c516_not_an_abort(dest: Destination) -> None:
+    """A count the US counts cannot carry is answered 0xC516; the association stays up."""
+    pair = make_pair(handler_for(dest.port, (0xFF00, instance(1)), count=70000))
+    op = start(pair)
+    assert [r[0] for r in responses(op)] == [0xC516]
+    assert pair.acceptor.is_established and dest.opened == []
+
+
+def test_a701_instead_of_a_count_is_named(dest: Destination) -> None:
+    def uncountable(event: Any) -> Iterator[Any]:
+        yield "127.0.0.1", dest.port
+        yield 0xA701, None
+
+    def refused(event: Any) -> Iterator[Any]:
+        yield "127.0.0.1", dest.port
+        yield 0xA700, None
+
+    assert [r[0] for r in responses(start(make_pair(uncountable)))] == [0xA701]
+    assert [r[0] for r in responses(start(make_pair(refused)))] == [0xC513]
+
+
+def test_destination_lost_under_a_c_store_fails_it_and_every_later_one(dest: Destination) -> None:
+    dest.lose_at = "1.2.3.5.1"
+    items = [(0xFF00, instance(n)) for n in (1, 2)]
+    op = start(make_pair(handler_for(dest.port, *items)))
+    assert responses(op) == [(0xFF00, 1, 0, 1, 0), (0xFF00, 0, 0, 2, 0), (0xA702, -1, 0, 2, 0)]
+    assert list(op.results[-1][1].FailedSOPInstanceUIDList) == ["1.2.3.5.1", "1.2.3.5.2"]  # type: ignore[union-attr]
+    assert dest.closed == []  # nothing left to release
+
+
+def _running(dest: Destination, state: str) -> tuple[EnginePair, MoveScu, MoveScp]:
+    """A C-MOVE of two instances driven until its SCP is in ``state`` (C-STOREs held)."""
+    dest.hold = True
+    pair = make_pair(handler_for(dest.port, *((0xFF00, instance(n)) for n in (1, 2))))
+    op = start(pair, run=False)
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    scp = next(iter(pair.acceptor.scp_operations.values()))
+    assert isinstance(scp, MoveScp)
+    for _ in range(10):  # destination, count (the sub-association), the first C-STORE
+        if scp.state == state:
+            break
+        pair.step()
+        pair._deliver(pair.acceptor, pair.requestor, "ac->rq")
+    assert scp.state == state
+    return pair, op, scp
+
+
+@pytest.mark.parametrize(
+    "state", ["ResolvingDestination", "AwaitingCount", "SubOps", "Storing", "Cancelling"]
+)
+def test_association_ending_in_each_state_aborts_the_sub_association(
+    dest: Destination, state: str
+) -> None:
+    if state == "Cancelling":
+        pair, op, scp = _running(dest, "Storing")
+        pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+        pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    else:
+        pair, op, scp = _running(dest, state)
+    assert scp.state == state
+    pair.close_transport()
+    assert scp.state == "Aborted" and pair.acceptor.scp_operations == {}
+    assert dest.closed == ([False] if state in ("SubOps", "Storing", "Cancelling") else [])
+
+
+@pytest.mark.parametrize(
+    ("outcome", "transition", "counts"),
+    [
+        (0x0000, "cancelled_after_completed", (1, 1, 0, 0)),
+        (0xB007, "cancelled_after_warning", (1, 0, 0, 1)),
+        (0xA700, "cancelled_after_failed", (1, 0, 1, 0)),
+        ("unsendable", "cancelled_after_unsendable", (1, 0, 1, 0)),
+        ("lost", "cancelled_after_lost", (1, 0, 1, 0)),
+    ],
+)
+def test_cancel_while_a_c_store_is_out_waits_for_its_outcome(
+    dest: Destination, outcome: Any, transition: str, counts: tuple[int, ...]
+) -> None:
+    pair, op, scp = _running(dest, "Storing")
+    op.cancel_sent()
+    pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    assert scp.state == "Cancelling" and responses(op) == []
+    before = RECORDER.count("c-move-scp", transition)
+    store = dest.waiting.pop()
+    if outcome == "unsendable":
+        scp.store_not_sent("UI value longer than 64 characters")
+    elif outcome == "lost":
+        scp.sub_assoc_aborted("connection reset by peer")
+    else:
+        dest.answer = lambda uid: outcome
+        dest.store(store)
+    pair.run()
+    assert responses(op) == [(0xFE00, *counts)] and scp.state == "Cancelled"
+    assert RECORDER.count("c-move-scp", transition) == before + 1
+
+
+def test_cancel_before_the_sub_association_is_settled(dest: Destination) -> None:
+    """The C-CANCEL overtakes the sub-association: Cancel at once, nothing is opened."""
+    pair = make_pair(handler_for(dest.port, (0xFF00, instance(1))))
+    op = start(pair, run=False)
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    pair.step()  # the destination
+    pair.step()  # the count: the sub-association is asked for, not opened yet
+    op.cancel_sent()
+    pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair.run()
+    assert responses(op) == [(0xFE00, 1, 0, 0, 0)] and dest.opened == []
+
+
+def test_a_second_cancel_while_cancelling_is_ignored(dest: Destination) -> None:
+    pair, op, scp = _running(dest, "Storing")
+    op.cancel_sent()
+    for _ in range(2):
+        pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    assert scp.state == "Cancelling"
+    dest.store(dest.waiting.pop())
+    pair.run()
+    assert responses(op) == [(0xFE00, 1, 1, 0, 0)] and scp.state == "Cancelled"
+    assert dest.closed == [True]
 
 
 def test_both_charts_fully_covered() -> None:

@@ -17,7 +17,9 @@ from typing import Any
 
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.codec import encode_pdu
+from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
 from dimsefsm.transport.driver import RECV_SIZE, TransportTimeout
+from dimsefsm.transport.sub_association import SubAssociations
 from dimsefsm.ul import effects as fx
 
 LOG = logging.getLogger("dimsefsm.aio")
@@ -50,6 +52,11 @@ class StreamDriver:
             fx.CloseTransport: self._close_transport,
             fx.Connect: _connected_already,
         }
+        # A C-MOVE-RQ from the acceptor (rare): its sub-association runs on the
+        # blocking client, holding the event loop while it sends, as it always has.
+        self.sub_associations = SubAssociations()
+        for kind in SUB_ASSOCIATION_EFFECTS:
+            self._perform[kind] = self._sub_association
         engine.flush_output = self.flush
 
     # -- effects ----------------------------------------------------------------------
@@ -69,6 +76,9 @@ class StreamDriver:
     def _send_pdu(self, effect: fx.SendPdu) -> None:
         if not self.closed:
             self.writer.write(encode_pdu(effect.pdu))
+
+    def _sub_association(self, effect: Any) -> None:
+        self.sub_associations.perform(effect, self.flush)
 
     def _start_artim(self, effect: fx.StartArtim) -> None:
         self._stop_artim(None)
@@ -161,6 +171,7 @@ class StreamDriver:
             self.closed = True
             self._stop_artim(None)
             self.writer.close()
+            self.sub_associations.abort_all()
 
     async def wait_closed(self) -> None:
         """Until the socket is closed, at most ARTIM long: a silent TLS peer is cut off."""

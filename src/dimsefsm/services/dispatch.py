@@ -21,6 +21,7 @@ from dimsefsm.pdu.model import AbortReason, AbortSource
 from dimsefsm.services.find import FindScp, check_find_identifier, check_retrieve_identifier
 from dimsefsm.services.get import GetScp
 from dimsefsm.services.move import MoveScp
+from dimsefsm.services.retrieve import InstanceSource
 from dimsefsm.services.storage import FileSink, StorageConfig, StoreScp
 from dimsefsm.services.verification import EchoScp
 from dimsefsm.sop_class import service_of
@@ -34,18 +35,17 @@ class RequestDispatcher:
     """Bound to one association: knows its handlers and the API object users see."""
 
     def __init__(
-        self, handlers: Handlers, assoc: Any = None, storage: StorageConfig | None = None
+        self,
+        handlers: Handlers,
+        assoc: Any = None,
+        storage: StorageConfig | None = None,
+        instances: InstanceSource | None = None,
     ) -> None:
         self.handlers = handlers
         self.assoc = assoc
         self.storage = storage or StorageConfig()
-
-    @staticmethod
-    def make_ae(ae_title: str) -> Any:
-        """The AE of a C-MOVE sub-association (imported late: the AE module imports us)."""
-        from dimsefsm.ae import AE
-
-        return AE(ae_title)
+        # Reads what C-GET/C-MOVE handlers yield; None: Datasets and DICOM files by path.
+        self.instances = instances
 
     def sink_for(
         self, engine: AssociationEngine, context_id: int, command: dict[str, Any]
@@ -118,6 +118,7 @@ class RequestDispatcher:
                 engine,
                 check_retrieve_identifier,
                 engine.max_identifier_size,
+                instances=self.instances,
             )
             get.trace_label = engine.label
             get.start()
@@ -133,7 +134,7 @@ class RequestDispatcher:
                 engine,
                 check_retrieve_identifier,
                 engine.max_identifier_size,
-                make_ae=self.make_ae,
+                instances=self.instances,
             )
             move.trace_label = engine.label
             move.start()

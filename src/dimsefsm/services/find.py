@@ -22,138 +22,175 @@ from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import find_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
-from dimsefsm.fsm import Chart, transition
-from dimsefsm.services.identifier import IdentifierCheck, IdentifierScp, decoding_transitions
+from dimsefsm.fsm import Chart, Transition, transition
+from dimsefsm.services.identifier import (
+    IdentifierCheck,
+    IdentifierScp,
+    complete_table,
+    declared,
+    decoding_transitions,
+    read_status,
+    status_comment,
+)
 from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_chart
 
 LOG = logging.getLogger("dimsefsm.find")
 
 _HANDLER_ENDS = "Matching"
 
+_YIELD = "response_yielded"
+
+
+def _yielded(name: str, guard: str, dest: str, when: str, status: int | None = None) -> Transition:
+    return transition(
+        name,
+        _YIELD,
+        "Matching",
+        dest,
+        guard=guard,
+        status=status,
+        action="respond",
+        label=f"{_YIELD} [{guard.replace('_', ' ')}]",
+        when=when,
+    )
+
+
+_SCP_TRANSITIONS = (
+    *decoding_transitions(
+        "find",
+        st.FIND_DECODE_FAILED,
+        st.OUT_OF_RESOURCES,
+        "The Query/Retrieve Level is missing or not in the model, a key above the "
+        "level is not a unique key, or a key value is longer than its VR allows "
+        "(PS3.5 6.2); ErrorComment says which.",
+        "Matching",
+    ),
+    _yielded(
+        "pending",
+        "match",
+        "Matching",
+        "The handler yielded Pending (0xFF00) with an identifier that encodes.",
+        st.PENDING,
+    ),
+    _yielded(
+        "pending_warning",
+        "match_with_warning",
+        "Matching",
+        "The handler yielded Pending (0xFF01: optional keys not supported) "
+        "with an identifier that encodes.",
+        st.PENDING_WARNING,
+    ),
+    _yielded(
+        "unencodable",
+        "identifier_unencodable",
+        "Final",
+        "A pending identifier is missing or cannot be encoded in the context's syntax.",
+        st.FIND_ENCODE_FAILED,
+    ),
+    _yielded(
+        "handler_success",
+        "success_status",
+        "Final",
+        "The handler yielded Success itself; matching ends.",
+        st.SUCCESS,
+    ),
+    _yielded(
+        "handler_cancel",
+        "cancel_status",
+        "Cancelled",
+        "The handler yielded Cancel (0xFE00).",
+        st.CANCEL,
+    ),
+    _yielded(
+        "handler_failure",
+        "failure_status",
+        "Final",
+        "The handler yielded a Failure (A700, A900, 0122, Cxxx); sent as is.",
+    ),
+    _yielded(
+        "no_status_element",
+        "status_without_status_element",
+        "Final",
+        "The handler yielded a status Dataset without a Status element.",
+        st.STATUS_DATASET_WITHOUT_STATUS,
+    ),
+    _yielded(
+        "invalid_status",
+        "not_a_status_pair",
+        "Final",
+        "The handler yielded something that is not a (status, identifier) pair "
+        "with an int or Dataset status.",
+        st.INVALID_STATUS_OBJECT,
+    ),
+    _yielded(
+        "unknown_status",
+        "status_unknown",
+        "Final",
+        "The handler yielded a status no table defines; logged, sent as is, final.",
+    ),
+    transition(
+        "exhausted",
+        "handler_ended",
+        "Matching",
+        "Final",
+        status=st.SUCCESS,
+        action="respond",
+        label="handler_ended",
+        when="The handler has no more matches: the final Success.",
+    ),
+    transition(
+        "handler_raised",
+        "handler_raised",
+        "Matching",
+        "Final",
+        status=st.FIND_HANDLER_FAILED,
+        action="respond",
+        label="handler_raised",
+        when="The handler raised, on the call or between two yields.",
+    ),
+    transition(
+        "cancelled",
+        "cancel_received",
+        "Matching",
+        "Cancelled",
+        status=st.CANCEL,
+        action="cancelled",
+        label="cancel_received",
+        when="A C-CANCEL-FIND arrived between two responses: the Cancel response at once, "
+        "and the handler is closed.",
+    ),
+    transition(
+        "association_ended",
+        "association_ended",
+        "Matching",
+        "Aborted",
+        action="ended_by_association",
+        label="association_ended",
+        when="The association ended (released, aborted, connection lost) while matching: "
+        "no response can go out; the handler is closed.",
+    ),
+)
+_STATES = ("Decoding", "Matching", "Cancelled", "Final", "Aborted")
+_OVER = "the final response has been sent (or the association is gone): the operation is over"
+
 SCP_CHART = Chart(
     name="c-find-scp",
-    states=("Decoding", "Matching", "Cancelled", "Final"),
+    states=_STATES,
     initial="Decoding",
-    final=("Cancelled", "Final"),
+    final=("Cancelled", "Final", "Aborted"),
     doc="C-FIND SCP: decode and check the identifier, then one response per handler yield.",
-    transitions=(
-        *decoding_transitions(
-            "find",
-            st.FIND_DECODE_FAILED,
-            st.OUT_OF_RESOURCES,
-            "The Query/Retrieve Level is missing or not in the model, a key above the "
-            "level is not a unique key, or a key value is longer than its VR allows "
-            "(PS3.5 6.2); ErrorComment says which.",
-            "Matching",
-        ),
-        transition(
-            "pending",
-            "pending",
-            "Matching",
-            "Matching",
-            status=st.PENDING,
-            action="respond",
-            when="The handler yielded Pending (0xFF00) with an identifier.",
-        ),
-        transition(
-            "pending_warning",
-            "pending_warning",
-            "Matching",
-            "Matching",
-            status=st.PENDING_WARNING,
-            action="respond",
-            when="The handler yielded Pending (0xFF01: optional keys not supported) "
-            "with an identifier.",
-        ),
-        transition(
-            "cancelled",
-            "cancelled",
-            "Matching",
-            "Cancelled",
-            status=st.CANCEL,
-            action="respond",
-            when="A C-CANCEL-FIND arrived between two responses; the handler is closed.",
-        ),
-        transition(
-            "handler_cancel",
-            "handler_cancel",
-            "Matching",
-            "Cancelled",
-            status=st.CANCEL,
-            action="respond",
-            when="The handler yielded Cancel (0xFE00).",
-        ),
-        transition(
-            "exhausted",
-            "exhausted",
-            "Matching",
-            "Final",
-            status=st.SUCCESS,
-            action="respond",
-            when="The handler has no more matches: the final Success.",
-        ),
-        transition(
-            "handler_success",
-            "handler_success",
-            "Matching",
-            "Final",
-            status=st.SUCCESS,
-            action="respond",
-            when="The handler yielded Success itself; matching ends.",
-        ),
-        transition(
-            "handler_failure",
-            "handler_failure",
-            "Matching",
-            "Final",
-            action="respond",
-            when="The handler yielded a Failure (A700, A900, 0122, Cxxx); sent as is.",
-        ),
-        transition(
-            "unknown_status",
-            "unknown_status",
-            "Matching",
-            "Final",
-            action="respond",
-            when="The handler yielded a status no table defines; logged, sent as is, final.",
-        ),
-        transition(
-            "no_status_element",
-            "no_status_element",
-            "Matching",
-            "Final",
-            status=st.STATUS_DATASET_WITHOUT_STATUS,
-            action="respond",
-            when="The handler yielded a status Dataset without a Status element.",
-        ),
-        transition(
-            "invalid_status",
-            "invalid_status",
-            "Matching",
-            "Final",
-            status=st.INVALID_STATUS_OBJECT,
-            action="respond",
-            when="The handler yielded something that is not a (status, identifier) pair "
-            "with an int or Dataset status.",
-        ),
-        transition(
-            "unencodable",
-            "unencodable",
-            "Matching",
-            "Final",
-            status=st.FIND_ENCODE_FAILED,
-            action="respond",
-            when="A pending identifier is missing or cannot be encoded in the context's syntax.",
-        ),
-        transition(
-            "handler_raised",
-            "handler_raised",
-            "Matching",
-            "Final",
-            status=st.FIND_HANDLER_FAILED,
-            action="respond",
-            when="The handler raised, on the call or between two yields.",
-        ),
+    transitions=_SCP_TRANSITIONS,
+    refusals=complete_table(
+        _STATES,
+        _SCP_TRANSITIONS,
+        {
+            "Decoding": "the handler is called only once the request is decoded, and the "
+            "operation is registered (for a C-CANCEL or the association's end) only then",
+            "Matching": "the request was decoded already",
+            "Cancelled": _OVER,
+            "Final": _OVER,
+            "Aborted": _OVER,
+        },
     ),
 )
 
@@ -246,6 +283,7 @@ class FindScp(IdentifierScp):
         self.send = send
         self.matches = 0
         self.reply_identifier: bytes | None = None
+        self.problem: str | None = None
         SCP_CHART.attach(self)
 
     def make_event(self, ctx: AcceptedContext) -> FindEvent:
@@ -255,72 +293,95 @@ class FindScp(IdentifierScp):
     # -- Matching ------------------------------------------------------------------------
     def step(self) -> None:
         """Send exactly one response: the next match, or the final status."""
-        if self.cancel_requested:
-            self._fire("cancelled")
-            self.close()
-            return
         assert self.generator is not None
         try:
             item = next(self.generator)
         except StopIteration:
-            self._fire("exhausted")
+            self._fire("handler_ended")
+            self.close()
             return
         except Exception as exc:
             self._raised(exc)
             return
-        self._fire(self._classify(item))
+        self._read(item)
+        self._fire(_YIELD)
         if self.done:
             self.close()
 
     def cancel(self) -> None:
+        """A C-CANCEL-FIND: the chart's ``cancel_received`` (the Cancel response goes at once)."""
         LOG.info("C-CANCEL-FIND received after %d matches", self.matches)
         self.cancel_requested = True
+        self._fire("cancel_received")
 
-    def _classify(self, item: object) -> str:
-        if not isinstance(item, tuple) or len(item) != 2:
-            self.comment = "the handler must yield (status, identifier) pairs"
-            return "invalid_status"
-        status, identifier = item
-        if isinstance(status, Dataset):
-            if "Status" not in status:
-                return "no_status_element"
-            self.comment = status.get("ErrorComment")
-            status = status.Status
-        if isinstance(status, bool) or not isinstance(status, int):
-            return "invalid_status"
+    def _read(self, item: object) -> None:
+        """The yield as the guards read it: its status, problem, and encoded identifier."""
+        status, identifier, self.problem = read_status(item)
         self.reply_status = status
+        self.reply_identifier = None
+        self.comment = status_comment(item)
+        if self.problem == "not_a_pair":
+            self.comment = "the handler must yield (status, identifier) pairs"
         if status in (st.PENDING, st.PENDING_WARNING):
-            return self._pending(status, identifier)
-        if status == st.SUCCESS:
-            return "handler_success"
-        if status == st.CANCEL:
-            return "handler_cancel"
-        if status in st.QR_FIND_STATUSES and st.category(status) is st.Category.FAILURE:
-            return "handler_failure"
-        LOG.warning("C-FIND handler yielded unknown status 0x%04X; sent as is", status)
-        return "unknown_status"
+            self.reply_identifier = self._encode(identifier)
 
-    def _pending(self, status: int, identifier: object) -> str:
+    def _encode(self, identifier: object) -> bytes | None:
         assert self.context is not None and self.identifier is not None
         if not isinstance(identifier, Dataset):
             self.comment = "a pending response needs an identifier Dataset"
-            return "unencodable"
+            return None
         if "QueryRetrieveLevel" in self.identifier and "QueryRetrieveLevel" not in identifier:
             identifier = Dataset(identifier)  # echo the level without touching the caller's
             identifier.QueryRetrieveLevel = self.identifier.QueryRetrieveLevel
         try:
-            self.reply_identifier = encode_dataset(identifier, self.context.transfer_syntax)
+            return encode_dataset(identifier, self.context.transfer_syntax)
         except Exception as exc:
             LOG.warning("C-FIND identifier cannot be encoded: %s", exc)
             self.comment = f"identifier cannot be encoded: {exc}"
-            return "unencodable"
-        self.matches += 1
-        return "pending" if status == st.PENDING else "pending_warning"
+            return None
+
+    # -- the guards of response_yielded ---------------------------------------------------
+    def match(self, _: EventData) -> bool:
+        return self.reply_status == st.PENDING and self.reply_identifier is not None
+
+    def match_with_warning(self, _: EventData) -> bool:
+        return self.reply_status == st.PENDING_WARNING and self.reply_identifier is not None
+
+    def identifier_unencodable(self, _: EventData) -> bool:
+        return self.reply_status in (st.PENDING, st.PENDING_WARNING)
+
+    def success_status(self, _: EventData) -> bool:
+        return self.reply_status == st.SUCCESS
+
+    def cancel_status(self, _: EventData) -> bool:
+        return self.reply_status == st.CANCEL
+
+    def failure_status(self, _: EventData) -> bool:
+        status = self.reply_status
+        return (
+            status is not None
+            and status in st.QR_FIND_STATUSES
+            and st.category(status) is st.Category.FAILURE
+        )
+
+    def status_without_status_element(self, _: EventData) -> bool:
+        return self.problem == "no_status_element"
+
+    def not_a_status_pair(self, _: EventData) -> bool:
+        return self.problem in ("not_a_pair", "invalid_status")
+
+    def status_unknown(self, _: EventData) -> bool:
+        if self.reply_status is None:
+            return False
+        LOG.warning("C-FIND handler yielded unknown status 0x%04X; sent as is", self.reply_status)
+        return True
 
     def respond(self, event: EventData) -> None:
-        code = SCP_CHART.status_of(event.event.name)
+        code = declared(SCP_CHART, event).status
         status = self.reply_status if code is None else code
         assert status is not None
+        if st.is_pending(status):
+            self.matches += 1
         identifier = self.reply_identifier if st.is_pending(status) else None
         self.reply_identifier = None
         comment = self.comment if not st.is_pending(status) and status else None

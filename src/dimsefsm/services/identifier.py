@@ -15,73 +15,123 @@ from typing import Any
 
 from pydicom import Dataset
 from pydicom.multival import MultiValue
+from transitions import EventData
 
 from dimsefsm import status as st
 from dimsefsm.assoc.negotiation import AcceptedContext
 from dimsefsm.datasets import DatasetDecodeError, DatasetTooLarge, decode_dataset
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
-from dimsefsm.fsm import Chart, Transition, transition
+from dimsefsm.fsm import Chart, Refusal, Transition, transition
+
+_REFUSALS = (
+    "mistyped",
+    "not_supported",
+    "undecodable",
+    "identifier_too_large",
+    "identifier_rejected",
+)
 
 
 def decoding_transitions(
     service: str, decode_failed: int, too_large: int, rejected_when: str, decoded_dest: str
 ) -> tuple[Transition, ...]:
+    """The Decoding state: ``request_decoded``, or ``request_refused`` with its reason as guard.
+
+    :func:`decode_request` converts the request into one of the two inputs and
+    records why it refused; the guards (``refused_mistyped`` ...) choose the
+    status from that reason.
+    """
+
+    def refused(name: str, status: int, when: str) -> Transition:
+        return transition(
+            name,
+            "request_refused",
+            "Decoding",
+            "Final",
+            guard=f"refused_{name}",
+            status=status,
+            action="respond",
+            label=f"request_refused [{name.replace('_', ' ')}]",
+            when=when,
+        )
+
     return (
-        transition(
+        refused(
             "mistyped",
-            "mistyped",
-            "Decoding",
-            "Final",
-            status=st.MISTYPED_ARGUMENT,
-            action="respond",
-            when="The request lacks its Affected SOP Class UID or Priority.",
+            st.MISTYPED_ARGUMENT,
+            "The request lacks its Affected SOP Class UID or Priority.",
         ),
-        transition(
+        refused(
             "not_supported",
-            "not_supported",
-            "Decoding",
-            "Final",
-            status=st.SOP_CLASS_NOT_SUPPORTED,
-            action="respond",
-            when=f"The SOP class is not the context's, or no {service} handler is bound.",
+            st.SOP_CLASS_NOT_SUPPORTED,
+            f"The SOP class is not the context's, or no {service} handler is bound.",
         ),
-        transition(
+        refused(
             "undecodable",
-            "undecodable",
-            "Decoding",
-            "Final",
-            status=decode_failed,
-            action="respond",
-            when="The identifier cannot be decoded in the context's syntax.",
+            decode_failed,
+            "The identifier cannot be decoded in the context's syntax.",
         ),
-        transition(
+        refused(
             "identifier_too_large",
-            "identifier_too_large",
-            "Decoding",
-            "Final",
-            status=too_large,
-            action="respond",
-            when="The identifier is longer than the AE's maximum identifier size, as "
+            too_large,
+            "The identifier is longer than the AE's maximum identifier size, as "
             "received (its bytes were dropped as they arrived) or once inflated.",
         ),
-        transition(
-            "identifier_rejected",
-            "identifier_rejected",
-            "Decoding",
-            "Final",
-            status=st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            action="respond",
-            when=rejected_when,
-        ),
+        refused("identifier_rejected", st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, rejected_when),
         transition(
             "decoded",
-            "decoded",
+            "request_decoded",
             "Decoding",
             decoded_dest,
+            label="request_decoded",
             when="The identifier decodes and fits the information model; the handler is called.",
         ),
     )
+
+
+def complete_table(
+    states: tuple[str, ...],
+    transitions: tuple[Transition, ...],
+    reasons: dict[str, str],
+    specific: dict[tuple[str, str], str] | None = None,
+) -> tuple[Refusal, ...]:
+    """The refusals that make a chart total: every (state, input) no transition takes.
+
+    ``reasons`` says per state why an input undeclared there cannot arrive or
+    means nothing (a final state: the operation is over); ``specific`` overrides
+    it for single (state, input) pairs whose reason is their own.
+    """
+    triggers: dict[str, None] = {}
+    for t in transitions:
+        triggers.setdefault(t.trigger, None)
+    taken = {(s, t.trigger) for t in transitions for s in t.source}
+    specific = specific or {}
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for trigger in triggers:
+        for state in states:
+            if (state, trigger) in taken:
+                continue
+            reason = specific.get((state, trigger)) or reasons[state]
+            grouped.setdefault((trigger, reason), []).append(state)
+    return tuple(Refusal(trigger, tuple(s), reason) for (trigger, reason), s in grouped.items())
+
+
+def declared(chart: Chart, event: EventData) -> Transition:
+    """The declared transition ``event`` is running (for its status)."""
+    table = _DECLARED.get(chart.name)
+    if table is None:
+        table = _DECLARED[chart.name] = {}
+        for t in chart.transitions:
+            for s in t.source:
+                table[(t.trigger, s, t.guard or t.unless)] = t
+    running = event.transition
+    assert running is not None
+    guard = running.conditions[0].func if running.conditions else None
+    return table[(event.event.name, running.source, guard)]
+
+
+_DECLARED: dict[str, dict[tuple[str, str, Any], Transition]] = {}
 
 
 _REQUEST_NAMES = {"c-find-scp": "C-FIND", "c-get-scp": "C-GET", "c-move-scp": "C-MOVE"}
@@ -196,7 +246,14 @@ IdentifierCheck = Callable[[str, Dataset], tuple[int, str, tuple[int, ...]] | No
 
 
 class IdentifierScp:
-    """A C-FIND, C-GET or C-MOVE request being answered: what the three operations share."""
+    """A C-FIND, C-GET or C-MOVE request being answered: what the three operations share.
+
+    The operation converts what happens into its chart's inputs: the request
+    (``request_decoded`` / ``request_refused``), each value the handler yields,
+    the handler ending or raising, a C-CANCEL (``cancel_received``) and the
+    association ending under it (``association_ended``).  The chart's guards
+    decide what each input means; its actions count and respond.
+    """
 
     chart: Chart
     state: str
@@ -220,6 +277,7 @@ class IdentifierScp:
         self.cancel_requested = False
         self.generator: Iterator[Any] | None = None
         self.identifier: Dataset | None = None
+        self.refusal: str | None = None
         self.reply_status: int | None = None
         self.comment: str | None = None
         self.offending: tuple[int, ...] | None = None
@@ -230,24 +288,73 @@ class IdentifierScp:
 
     def start(self) -> None:
         """Decoding: refuse the request, or call the handler with its event."""
-        refusal = decode_request(self)
-        if refusal is not None:
-            return self._fire(refusal)
+        self.refusal = self.refuse()
+        if self.refusal is not None:
+            self._fire("request_refused")
+            return
         assert self.context is not None and self.handler is not None
-        self._fire("decoded")
+        self._fire("request_decoded")
         try:
             self.generator = iter(self.handler(self.make_event(self.context)))
         except Exception as exc:
             self._raised(exc)
 
+    def refuse(self) -> str | None:
+        """Why the request is refused at decoding, or None (the Decoding checks)."""
+        return decode_request(self)
+
+    # -- the guards of request_refused: the reason decode_request gave --------------
+    def refused_mistyped(self, _: EventData) -> bool:
+        return self.refusal == "mistyped"
+
+    def refused_not_supported(self, _: EventData) -> bool:
+        return self.refusal == "not_supported"
+
+    def refused_undecodable(self, _: EventData) -> bool:
+        return self.refusal == "undecodable"
+
+    def refused_identifier_too_large(self, _: EventData) -> bool:
+        return self.refusal == "identifier_too_large"
+
+    def refused_identifier_rejected(self, _: EventData) -> bool:
+        return self.refusal == "identifier_rejected"
+
     def make_event(self, ctx: AcceptedContext) -> Any:
         raise NotImplementedError
 
+    def cancel(self) -> None:
+        """A C-CANCEL for this operation arrived: the chart's ``cancel_received``."""
+        logging.getLogger(type(self).__module__.replace("services.", "")).info(
+            "%s: C-CANCEL received", _REQUEST_NAMES.get(self.chart.name, self.chart.name)
+        )
+        self.cancel_requested = True
+        self._fire("cancel_received")
+
+    def cancelled(self, event: EventData) -> None:
+        """The C-CANCEL ends the operation: the Cancel response, then the handler is closed."""
+        self.respond(event)
+        self.close()
+
+    def respond(self, event: EventData) -> None:
+        raise NotImplementedError
+
     def close(self) -> None:
-        """Close the handler's generator (its ``finally`` runs), whatever ended the operation."""
+        """Close the handler's generator (its ``finally`` runs), whatever ended the operation.
+
+        Called by the engine when the association ends under a running operation:
+        that is the chart's ``association_ended`` input.
+        """
+        if self.state not in self.chart.final and self.state != "Decoding":
+            self._fire("association_ended")
         generator, self.generator = self.generator, None
         if generator is not None and hasattr(generator, "close"):
             generator.close()
+
+    def ended_by_association(self, _: EventData) -> None:
+        """The association ended under the operation: nothing more can be answered."""
+        logging.getLogger(type(self).__module__.replace("services.", "")).info(
+            "%s ended by the association", _REQUEST_NAMES.get(self.chart.name, self.chart.name)
+        )
 
     def _raised(self, exc: Exception) -> None:
         logging.getLogger(type(self).__module__.replace("services.", "")).exception(
@@ -257,5 +364,32 @@ class IdentifierScp:
         self._fire("handler_raised")
         self.close()
 
-    def _fire(self, trigger: str) -> None:
-        self.chart.fire(self, trigger)
+    def _fire(self, trigger: str, *args: Any) -> None:
+        self.chart.fire(self, trigger, *args)
+
+
+def read_status(item: object) -> tuple[int | None, object, str | None]:
+    """A handler's ``(status, payload)`` yield as (status code, payload, problem).
+
+    The problem is ``"not_a_pair"``, ``"no_status_element"`` or
+    ``"invalid_status"`` when the yield is not a usable pair; the status may
+    then be None.  A status Dataset's ErrorComment is not read here.
+    """
+    if not isinstance(item, tuple) or len(item) != 2:
+        return None, None, "not_a_pair"
+    status, payload = item
+    if isinstance(status, Dataset):
+        if "Status" not in status:
+            return None, payload, "no_status_element"
+        status = status.Status
+    if isinstance(status, bool) or not isinstance(status, int):
+        return None, payload, "invalid_status"
+    return status, payload, None
+
+
+def status_comment(item: object) -> str | None:
+    """The ErrorComment of a yielded status Dataset, if any."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Dataset):
+        comment = item[0].get("ErrorComment")
+        return str(comment) if comment else None
+    return None

@@ -29,6 +29,8 @@ from typing import cast
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.codec import encode_pdu
 from dimsefsm.pdu.model import AbortReason, AbortSource
+from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
+from dimsefsm.transport.sub_association import SubAssociations
 from dimsefsm.ul import effects as fx
 from dimsefsm.ul.chart import ARTIM_RUNNING
 
@@ -90,6 +92,8 @@ class SocketDriver:
         self.pdu_timeout = pdu_timeout
         self.pdu_deadline: float | None = None
         self.peer_label = "peer"
+        # C-MOVE sub-associations, opened when an operation asks for one.
+        self.sub_associations: SubAssociations | None = None
         engine.flush_output = self.flush
 
     def flush(self) -> None:
@@ -114,6 +118,10 @@ class SocketDriver:
             self.engine.transport_closed()
         elif isinstance(effect, fx.Connect):
             pass  # the client connects before handing the socket over
+        elif isinstance(effect, SUB_ASSOCIATION_EFFECTS):
+            if self.sub_associations is None:
+                self.sub_associations = SubAssociations()
+            self.sub_associations.perform(effect, self.flush)
 
     def _send(self, data: bytes) -> None:
         if self.sock is None:
@@ -130,6 +138,8 @@ class SocketDriver:
         sock, self.sock = self.sock, None
         if sock is not None:
             close_socket(sock)
+        if self.sub_associations is not None:
+            self.sub_associations.abort_all()
 
     def pump(self, timeout: float | None) -> None:
         """Read once (waiting at most ``timeout`` seconds) and feed the engine.
