@@ -28,8 +28,9 @@ from dimsefsm.engine import AssociationEngine, OperationObserver, OutcomeObserve
 from dimsefsm.identity import gate_from_handler
 from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
-from dimsefsm.services.storage import StorageConfig
+from dimsefsm.services.storage import SinkOpener, StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
+from dimsefsm.transport.file_sink import open_file_sink
 from dimsefsm.transport.server import AssociationServer
 from dimsefsm.transport.tls import TlsArgs
 
@@ -156,7 +157,9 @@ class AE:
             ),
             user_identity=user_identity,
         )
-        dispatcher = RequestDispatcher(dict(evt_handlers or ()), storage=self.storage)
+        dispatcher = RequestDispatcher(
+            dict(evt_handlers or ()), storage=self.storage, open_sink=_sink_opener(self.storage)
+        )
         engine = AssociationEngine(
             requestor=True,
             proposal=proposal,
@@ -226,7 +229,9 @@ class AE:
         max_identifier_size = self.maximum_identifier_size
 
         def make_engine(active: Callable[[], int]) -> AssociationEngine:
-            dispatcher = RequestDispatcher(handlers, storage=storage)
+            dispatcher = RequestDispatcher(
+                handlers, storage=storage, open_sink=_sink_opener(storage)
+            )
             engine = AssociationEngine(
                 requestor=False,
                 policy=policy,
@@ -266,6 +271,11 @@ class AE:
         for server in self._servers:
             server.shutdown()
         self._servers.clear()
+
+
+def _sink_opener(storage: StorageConfig) -> SinkOpener | None:
+    """File mode writes through the transport's file sink; the other modes need none."""
+    return open_file_sink if storage.mode == "file" else None
 
 
 def _observers(

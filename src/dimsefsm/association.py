@@ -308,7 +308,8 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
                 if tls:
                     self.error += "; the server may not accept our certificate"
             LOG.error(self.error)
-            self.engine.outcome = "aborted"
+            if self.engine.outcome == "pending":
+                self.engine.connection_failed()
 
     def _operation_timed_out(self, op: Any) -> None:
         """The operation ends TimedOut; the caller aborts the association."""

@@ -28,6 +28,7 @@ from dimsefsm.sop_class import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     MR_IMAGE_STORAGE,
 )
+from dimsefsm.transport.file_sink import open_file_sink
 from dimsefsm.ul.effects import SendBytes
 from tests.pair import EnginePair
 
@@ -75,7 +76,11 @@ def make_pair(
         {CT_IMAGE_STORAGE: (ts,), MR_IMAGE_STORAGE: (ts,), HANGING_PROTOCOL_STORAGE: (ts,)},
         max_pdu=max_pdu,
     )
-    dispatcher = RequestDispatcher({evt.EVT_C_STORE: handler} if handler else {}, storage=config)
+    dispatcher = RequestDispatcher(
+        {evt.EVT_C_STORE: handler} if handler else {},
+        storage=config,
+        open_sink=open_file_sink if config is not None and config.mode == "file" else None,
+    )
     pair = EnginePair(
         AssociationEngine(requestor=True, proposal=proposal),
         AssociationEngine(
@@ -192,21 +197,23 @@ def test_undecodable_dataset_is_c210_and_nothing_is_kept(mode: Mode, tmp_path: P
         (None, "invalid_status", 0xC002, "failure"),
     ],
 )
+@pytest.mark.parametrize("mode", ["raw", "file"])
 def test_handler_statuses(
-    returned: Any, transition: str, status: int, scu_transition: str, tmp_path: Path
+    returned: Any, transition: str, status: int, scu_transition: str, mode: Mode, tmp_path: Path
 ) -> None:
-    before = fired("c-store-scp", transition), fired("c-store-scu", scu_transition)
-    pair = make_pair(lambda e: returned, StorageConfig(mode="file", directory=tmp_path))
+    """The guards on handler_returned pick the transition; in file mode a status that
+    keeps the instance goes through Committing (keep, then committed) instead."""
+    kept = transition not in ("failure", "no_status_element", "invalid_status")
+    scp_path = ("keep", "committed") if kept and mode == "file" else (transition,)
+    before = [fired("c-store-scp", name) for name in scp_path]
+    before_scu = fired("c-store-scu", scu_transition)
+    pair = make_pair(lambda e: returned, StorageConfig(mode=mode, directory=tmp_path))
     op = send(pair, ENCODED)
     assert op.result().Status == status
-    assert fired("c-store-scp", transition) == before[0] + 1
-    assert fired("c-store-scu", scu_transition) == before[1] + 1
-    kept = [f.name for f in tmp_path.iterdir()]
-    assert kept == (
-        []
-        if transition in ("failure", "no_status_element", "invalid_status")
-        else ["1.2.3.4.5.dcm"]
-    )
+    assert [fired("c-store-scp", name) for name in scp_path] == [n + 1 for n in before]
+    assert fired("c-store-scu", scu_transition) == before_scu + 1
+    files = [f.name for f in tmp_path.iterdir()]
+    assert files == (["1.2.3.4.5.dcm"] if kept and mode == "file" else [])
 
 
 def test_handler_status_dataset_passes_comment() -> None:
@@ -388,6 +395,30 @@ def test_handler_may_commit_itself_and_the_scp_does_not_commit_again(tmp_path: P
     config = StorageConfig(mode="file", directory=tmp_path, on_stored=stored.append)
     assert send(make_pair(handler, config), ENCODED).result().Status == 0
     assert committed == stored == [tmp_path / "1.2.3.4.5.dcm"]
+
+
+@pytest.mark.parametrize("catches", [True, False], ids=["returns", "raises"])
+def test_a_failed_commit_of_the_handler_is_a700_whatever_it_answers(
+    catches: bool, tmp_path: Path
+) -> None:
+    """The handler commits itself and the rename fails: Out of Resources, not its answer."""
+    (tmp_path / "1.2.3.4.5.dcm").mkdir()  # the final name is taken by a directory: EISDIR
+    name = "handler_commit_failed" if catches else "raised_after_commit_failed"
+    before = fired("c-store-scp", name)
+
+    def handler(event: Any) -> int:
+        try:
+            event.commit()
+        except OSError:
+            if not catches:
+                raise
+        return 0
+
+    config = StorageConfig(mode="file", directory=tmp_path)
+    result = send(make_pair(handler, config), ENCODED).result()
+    assert result.Status == 0xA700 and "directory" in result.ErrorComment
+    assert fired("c-store-scp", name) == before + 1
+    assert [f.name for f in tmp_path.iterdir()] == ["1.2.3.4.5.dcm"]
 
 
 def test_commit_is_for_file_mode_only() -> None:

@@ -23,20 +23,29 @@ from transitions.core import Event, Transition
 
 
 class LeanTransition(Transition):
-    """Conditions, then ``before``, the state change, then ``after``."""
+    """Conditions, then ``before``, the state change, then ``after``.
+
+    A condition or callback named by a string is the model's method of that name
+    (charts name nothing else); a callable is called as is.  Resolving the name
+    here, instead of through ``Machine.resolve_callable`` with its fallbacks, keeps
+    a guard at the cost of a method call.
+    """
 
     def execute(self, event_data: EventData) -> bool:
+        model = event_data.model
         for condition in self.conditions:
-            if not condition.check(event_data):
+            func: Any = condition.func
+            check = getattr(model, func) if func.__class__ is str else func
+            if check(event_data) != condition.target:
                 return False
         machine = event_data.machine
         for func in self.before:
-            machine.callback(func, event_data)
+            (getattr(model, func) if func.__class__ is str else func)(event_data)
         if self.dest:
-            setattr(event_data.model, machine.model_attribute, self.dest)
+            setattr(model, machine.model_attribute, self.dest)
             event_data.state = machine.states[self.dest]
         for func in self.after:
-            machine.callback(func, event_data)
+            (getattr(model, func) if func.__class__ is str else func)(event_data)
         return True
 
 
@@ -59,6 +68,8 @@ class LeanEvent(Event):
 
 
 class LeanMachine(Machine):
+    """Needs ``send_event=True``: every callback gets the one ``EventData``."""
+
     transition_cls = LeanTransition
     event_cls = LeanEvent
 
@@ -72,6 +83,8 @@ class LeanMachine(Machine):
             self.on_exception,
             self.on_final,
         )
+        if not self.send_event:
+            raise ValueError(f"{self.name}: LeanMachine passes EventData (send_event=True)")
         if any(hooks) or self.has_queue:
             raise ValueError(f"{self.name}: LeanMachine supports no machine-wide hooks or queue")
         for state in self.states.values():
