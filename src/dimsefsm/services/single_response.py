@@ -199,9 +199,20 @@ def handler_outcomes(
     ``known`` maps the status categories the service's table defines
     ("warning", "failure") to the sentence saying which codes those are; each
     becomes a transition guarded by ``<category>_status``.  The order is the
-    order the guards are tried in: the fallback ``unknown_status`` comes last.
+    order the guards are tried in: Success first (the common case costs one
+    guard), the fallback ``unknown_status`` last.
     """
     return (
+        transition(
+            "success",
+            "handler_returned",
+            "Handling",
+            "Final",
+            guard="success_status",
+            status=st.SUCCESS,
+            action="respond",
+            when="No handler is bound, or the handler returned Success.",
+        ),
         transition(
             "no_status_element",
             "handler_returned",
@@ -222,16 +233,6 @@ def handler_outcomes(
             action="respond",
             when="The handler returned something that is neither an int nor a Dataset "
             "with an int Status.",
-        ),
-        transition(
-            "success",
-            "handler_returned",
-            "Handling",
-            "Final",
-            guard="success_status",
-            status=st.SUCCESS,
-            action="respond",
-            when="No handler is bound, or the handler returned Success.",
         ),
         *(
             transition(
@@ -322,7 +323,8 @@ class SingleResponseScp:
         return isinstance(code, bool) or not isinstance(code, int)
 
     def success_status(self, event: EventData) -> bool:
-        return self.returned_status() == st.SUCCESS
+        code = self.returned_status()
+        return code == st.SUCCESS and isinstance(code, int) and not isinstance(code, bool)
 
     def warning_status(self, event: EventData) -> bool:
         return self._known(st.Category.WARNING)
