@@ -64,5 +64,5 @@ def test_conformance_statement_lists_each_move_failure_with_its_condition() -> N
     for code in ("0xC510", "0xC511", "0xC513", "0xC514", "0xC515", "0xA801"):
         row = next(line for line in section.splitlines() if f"| {code} |" in line)
         cells = [cell.strip() for cell in row.strip("| ").split(" | ")]
-        assert len(cells) == 6 and cells[4].startswith("Failure") and cells[5].endswith(".")
+        assert len(cells) == 7 and cells[5].startswith("Failure") and cells[6].endswith(".")
     assert "| Patient/Study Only Query/Retrieve Information Model - FIND (retired) |" in text

@@ -32,13 +32,25 @@ class LeanTransition(Transition):
     """
 
     def execute(self, event_data: EventData) -> bool:
+        if not self.passes(event_data):
+            return False
+        self.run(event_data)
+        return True
+
+    def passes(self, event_data: EventData) -> bool:
+        """All conditions hold (``unless`` conditions are stored with target False)."""
         model = event_data.model
         for condition in self.conditions:
             func: Any = condition.func
             check = getattr(model, func) if func.__class__ is str else func
             if check(event_data) != condition.target:
                 return False
+        return True
+
+    def run(self, event_data: EventData) -> None:
+        model = event_data.model
         machine = event_data.machine
+        func: Any
         for func in self.before:
             (getattr(model, func) if func.__class__ is str else func)(event_data)
         if self.dest:
@@ -46,11 +58,15 @@ class LeanTransition(Transition):
             event_data.state = machine.states[self.dest]
         for func in self.after:
             (getattr(model, func) if func.__class__ is str else func)(event_data)
-        return True
 
 
 class LeanEvent(Event):
-    """Runs the candidate transitions of the model's state, first success wins."""
+    """Runs the candidate transitions of the model's state, first success wins.
+
+    A guarded input usually tries several candidates before one passes (a status
+    is tested for Success, then Warning ...), so an unguarded candidate skips the
+    condition loop altogether.
+    """
 
     def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:
         machine = self.machine
@@ -61,7 +77,8 @@ class LeanEvent(Event):
         event_data = EventData(machine.states[state], self, machine, model, args, kwargs)
         for candidate in candidates:
             event_data.transition = candidate
-            if candidate.execute(event_data):
+            if not candidate.conditions or candidate.passes(event_data):  # type: ignore[attr-defined]
+                candidate.run(event_data)  # type: ignore[attr-defined]
                 event_data.result = True
                 return True
         return False
