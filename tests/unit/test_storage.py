@@ -14,19 +14,29 @@ from pydicom import Dataset
 
 from dimsefsm import evt
 from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
-from dimsefsm.datasets import encode_dataset
+from dimsefsm.datasets import check_dataset_bytes, encode_dataset
 from dimsefsm.dimse.commands import store_rq
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.fsm import RECORDER
 from dimsefsm.services.dispatch import RequestDispatcher
-from dimsefsm.services.storage import SCP_CHART, SCU_CHART, Mode, StorageConfig, StoreScu
+from dimsefsm.services.storage import (
+    SCP_CHART,
+    SCU_CHART,
+    InstanceSink,
+    Mode,
+    StorageConfig,
+    StoreScu,
+)
 from dimsefsm.sop_class import (
     CT_IMAGE_STORAGE,
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
     MR_IMAGE_STORAGE,
+)
+from dimsefsm.sop_class import (
+    EXPLICIT_VR_LITTLE_ENDIAN as ELE,
 )
 from dimsefsm.transport.file_sink import open_file_sink
 from dimsefsm.ul.effects import SendBytes
@@ -419,6 +429,73 @@ def test_a_failed_commit_of_the_handler_is_a700_whatever_it_answers(
     assert result.Status == 0xA700 and "directory" in result.ErrorComment
     assert fired("c-store-scp", name) == before + 1
     assert [f.name for f in tmp_path.iterdir()] == ["1.2.3.4.5.dcm"]
+
+
+class MemorySink(InstanceSink):
+    """An injected sink keeping the data set in memory: the SCP needs no file to store."""
+
+    def __init__(self, kept: dict[str, bytes], sop_instance: str) -> None:
+        self.kept, self.sop_instance = kept, sop_instance
+        self.data = bytearray()
+        self.write_error: OSError | None = None
+        self.path: Path | None = None
+        self.aborted = False
+
+    @property
+    def temp_path(self) -> Path | None:
+        return None
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> MemorySink:
+        return self
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def check(self) -> None:
+        check_dataset_bytes(bytes(self.data), EXPLICIT_VR_LITTLE_ENDIAN)
+
+    def commit(self) -> Path:
+        self.kept[self.sop_instance] = bytes(self.data)
+        self.path = Path("memory") / self.sop_instance
+        return self.path
+
+
+@pytest.mark.parametrize(("returned", "kept"), [(0, True), (0xB007, True), (0xA700, False)])
+def test_file_mode_stores_through_the_injected_sink(returned: int, kept: bool) -> None:
+    """The core opens no file: whatever ``open_sink`` returns receives and commits the data."""
+    store: dict[str, bytes] = {}
+    sinks: list[MemorySink] = []
+
+    def open_memory_sink(
+        config: StorageConfig, command: dict[str, Any], syntax: str, peer: str | None
+    ) -> MemorySink:
+        sinks.append(MemorySink(store, command["AffectedSOPInstanceUID"]))
+        return sinks[-1]
+
+    config = StorageConfig(mode="file", directory=Path("/nonexistent"))
+    proposal = RequestorProposal("SCU", "SCP", propose_contexts([(CT_IMAGE_STORAGE, [ELE])]))
+    policy = AcceptorPolicy("SCP", {CT_IMAGE_STORAGE: (ELE,)})
+    dispatcher = RequestDispatcher(
+        {evt.EVT_C_STORE: lambda e: returned}, storage=config, open_sink=open_memory_sink
+    )
+    pair = EnginePair(
+        AssociationEngine(requestor=True, proposal=proposal),
+        AssociationEngine(
+            requestor=False, policy=policy, on_request=dispatcher, sink_for=dispatcher.sink_for
+        ),
+    )
+    pair.connect()
+    assert send(pair, ENCODED).result().Status == returned
+    assert store == ({"1.2.3.4.5": ENCODED} if kept else {})
+    assert len(sinks) == 1 and sinks[0].aborted is not kept
+
+
+def test_file_mode_without_a_sink_is_a_usage_error() -> None:
+    with pytest.raises(ValueError, match="file mode needs an open_sink"):
+        RequestDispatcher({}, storage=StorageConfig(mode="file", directory=Path("/tmp")))
 
 
 def test_commit_is_for_file_mode_only() -> None:
