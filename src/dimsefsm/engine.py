@@ -180,14 +180,6 @@ OUTCOME_CHART = Chart(
             "Aborted",
             when="The peer aborted, or the connection closed, before the negotiation ended.",
         ),
-        transition(
-            "negotiation_failed",
-            "connection_failed",
-            "Pending",
-            "Aborted",
-            when="Requestor: the connection died while we waited for the association response "
-            "(e.g. a TLS alert); the caller is told why.",
-        ),
     ),
     refusals=(
         Refusal("rq_accepted", ("Established", *_DECIDED), "only a pending association is decided"),
@@ -210,11 +202,6 @@ OUTCOME_CHART = Chart(
         Refusal("release_completed", _DECIDED, _ONCE),
         Refusal("abort_sent", _DECIDED, _ONCE + "; there is nothing left to abort"),
         Refusal("abort_received", _DECIDED, _ONCE),
-        Refusal(
-            "connection_failed",
-            ("Established", *_DECIDED),
-            "a negotiation that ended has an outcome of its own",
-        ),
     ),
 )
 
@@ -494,11 +481,6 @@ class AssociationEngine:
         self.abort_source, self.abort_reason = source, reason
         OUTCOME_CHART.fire(self._outcome, trigger)
         LOG.info("association %s", self.outcome)
-        self._fail_operations()
-
-    def connection_failed(self) -> None:
-        """The connection died while the negotiation was pending (the requestor's reader)."""
-        OUTCOME_CHART.fire(self._outcome, "connection_failed")
         self._fail_operations()
 
     def _unanswered(self) -> None:

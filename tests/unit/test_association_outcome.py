@@ -104,9 +104,8 @@ def test_aborted_by_us_and_by_the_peer() -> None:
     [
         (lambda pair: pair.requestor.abort(), "abandoned"),
         (lambda pair: pair.requestor.transport_closed(), "lost"),
-        (lambda pair: pair.requestor.connection_failed(), "negotiation_failed"),
     ],
-    ids=["we-abort", "connection-closed", "connection-failed"],
+    ids=["we-abort", "connection-closed"],
 )
 def test_a_negotiation_that_never_ended_is_aborted_and_the_observer_not_told(
     end: Callable[[EnginePair], None], transition: str
@@ -142,7 +141,6 @@ def test_every_edge_fired() -> None:
         for end, transition in [
             (lambda pair: pair.requestor.abort(), "abandoned"),
             (lambda pair: pair.requestor.transport_closed(), "lost"),
-            (lambda pair: pair.requestor.connection_failed(), "negotiation_failed"),
         ]:
             test_a_negotiation_that_never_ended_is_aborted_and_the_observer_not_told(
                 end, transition
