@@ -29,8 +29,9 @@ from dimsefsm.identity import gate_from_handler
 from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.retrieve import InstanceSource
-from dimsefsm.services.storage import StorageConfig
+from dimsefsm.services.storage import SinkOpener, StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
+from dimsefsm.transport.file_sink import open_file_sink
 from dimsefsm.transport.server import AssociationServer
 from dimsefsm.transport.tls import TlsArgs
 
@@ -162,7 +163,10 @@ class AE:
             user_identity=user_identity,
         )
         dispatcher = RequestDispatcher(
-            dict(evt_handlers or ()), storage=self.storage, instances=self.instance_source
+            dict(evt_handlers or ()),
+            storage=self.storage,
+            instances=self.instance_source,
+            open_sink=_sink_opener(self.storage),
         )
         engine = AssociationEngine(
             requestor=True,
@@ -234,7 +238,9 @@ class AE:
         max_identifier_size = self.maximum_identifier_size
 
         def make_engine(active: Callable[[], int]) -> AssociationEngine:
-            dispatcher = RequestDispatcher(handlers, storage=storage, instances=instances)
+            dispatcher = RequestDispatcher(
+                handlers, storage=storage, instances=instances, open_sink=_sink_opener(storage)
+            )
             engine = AssociationEngine(
                 requestor=False,
                 policy=policy,
@@ -274,6 +280,11 @@ class AE:
         for server in self._servers:
             server.shutdown()
         self._servers.clear()
+
+
+def _sink_opener(storage: StorageConfig) -> SinkOpener | None:
+    """File mode writes through the transport's file sink; the other modes need none."""
+    return open_file_sink if storage.mode == "file" else None
 
 
 def _observers(

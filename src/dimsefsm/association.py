@@ -294,7 +294,9 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
                 if tls:
                     self.error += "; the server may not accept our certificate"
             LOG.error(self.error)
-            self.engine.outcome = "aborted"
+            # The connection is gone: the upper layer sees it closed (AA-4), so the
+            # outcome chart records the association as lost, as any other lost connection.
+            self.engine.transport_closed()
 
     def _operation_timed_out(self, op: Any) -> None:
         """The operation ends TimedOut; the caller aborts the association."""

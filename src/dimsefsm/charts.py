@@ -9,6 +9,7 @@ from dimsefsm.fsm.chart import Chart, registered_charts
 # Modules that declare charts; importing them registers their charts.
 CHART_MODULES = (
     "dimsefsm.ul.chart",
+    "dimsefsm.engine",
     "dimsefsm.services.verification",
     "dimsefsm.services.storage",
     "dimsefsm.services.find",

@@ -184,9 +184,11 @@ def _lines() -> Iterator[str]:
     yield ""
     yield (
         "Each row is a transition of the chart that runs the operation (diagrams in "
-        "`statecharts/`). SCP tables: the condition under which each status is sent; SCU "
-        "tables: what the caller sees for each response. The upper-layer chart implements "
-        "every cell of PS3.8 Table 9-10 (see `statecharts/upper-layer.svg`)."
+        "`statecharts/`): the input that arrived and the guard that chose the row (tried in "
+        "table order; `else` when no other row of that input held). SCP tables: the "
+        "condition under which each status is sent; SCU tables: what the caller sees for "
+        "each response. The upper-layer chart implements every cell of PS3.8 Table 9-10 (see "
+        "`statecharts/upper-layer.svg`)."
     )
     for chart in all_charts():
         if chart.name == "upper-layer":
@@ -228,9 +230,11 @@ def _chart_table(chart: Chart) -> Iterator[str]:
     if chart.doc:
         yield " ".join(chart.doc.split())
         yield ""
-    yield "| Transition | From | To | Status | Meaning | When |"
-    yield "|---|---|---|---|---|---|"
+    yield "| Transition | Input [guard] | From | To | Status | Meaning | When |"
+    yield "|---|---|---|---|---|---|---|"
     for t in chart.transitions:
+        guard = chart.guard_text(t)
+        on = t.trigger if guard is None else f"{t.trigger} [{guard}]"
         sources = ", ".join(t.source)
         dest = "(same)" if t.dest == "=" else t.dest
         if t.status is None:
@@ -239,7 +243,7 @@ def _chart_table(chart: Chart) -> Iterator[str]:
             category, text = st.lookup(t.status, service)
             code, meaning = f"0x{t.status:04X}", f"{category.value}: {text}"
         when = " ".join(t.when.split()).replace("|", "\\|")
-        yield f"| {t.name} | {sources} | {dest} | {code} | {meaning} | {when} |"
+        yield f"| {t.name} | {on} | {sources} | {dest} | {code} | {meaning} | {when} |"
 
 
 def _security() -> Iterator[str]:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from logging import DEBUG
 from typing import Any, Protocol
 
+from transitions import EventData
+
 from dimsefsm import status as st
 from dimsefsm import trace
 from dimsefsm.assoc.negotiation import (
@@ -34,6 +36,7 @@ from dimsefsm.dimse.errors import DimseError
 from dimsefsm.dimse.fragment import encode_message_bytes
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH, DatasetSink, Reassembler
+from dimsefsm.fsm import Chart, Refusal, transition
 from dimsefsm.pdu.codec import PduFramer
 from dimsefsm.pdu.errors import PduError
 from dimsefsm.pdu.model import AbortReason, AbortSource, AssociateAC, AssociateRJ, AssociateRQ
@@ -90,6 +93,144 @@ def _uid_name(uid: str) -> str:
 
 def _nothing() -> None:
     """``flush_output`` of an engine no transport drives yet."""
+
+
+# -- the association's outcome, as a chart --------------------------------------------------
+_UNDECIDED = ("Pending", "Established")
+_DECIDED = ("Rejected", "Released", "Aborted")
+_ONCE = "the outcome is decided once: the upper layer has closed, or is closing, the association"
+
+OUTCOME_CHART = Chart(
+    name="association",
+    states=("Pending", "Established", *_DECIDED),
+    initial="Pending",
+    final=_DECIDED,
+    doc="What became of one association, either role: the outcome the API reports "
+    "(is_established, is_rejected, is_released, is_aborted) and the audit trail records. "
+    "Its inputs are the upper layer's primitives and what the local user did.",
+    transitions=(
+        transition(
+            "accepted",
+            "rq_accepted",
+            "Pending",
+            "Established",
+            action="tell_observer",
+            when="Acceptor: our policy accepted the A-ASSOCIATE-RQ; the A-ASSOCIATE-AC goes out.",
+        ),
+        transition(
+            "refused",
+            "rq_rejected",
+            "Pending",
+            "Rejected",
+            action="tell_observer",
+            when="Acceptor: our policy rejected the A-ASSOCIATE-RQ; the A-ASSOCIATE-RJ goes out.",
+        ),
+        transition(
+            "confirmed",
+            "ac_received",
+            "Pending",
+            "Established",
+            action="tell_observer",
+            when="Requestor: the peer's A-ASSOCIATE-AC arrived.",
+        ),
+        transition(
+            "rejected",
+            "rj_received",
+            "Pending",
+            "Rejected",
+            action="tell_observer",
+            when="Requestor: the peer's A-ASSOCIATE-RJ arrived.",
+        ),
+        transition(
+            "released",
+            "release_completed",
+            "Established",
+            "Released",
+            action="ended",
+            when="The release handshake completed, whichever side asked (also in a collision).",
+        ),
+        transition(
+            "aborted_by_us",
+            "abort_sent",
+            "Established",
+            "Aborted",
+            action="ended",
+            when="We aborted an established association (user request, timeout, protocol "
+            "error); requests still unanswered are reported without a response.",
+        ),
+        transition(
+            "aborted_by_peer",
+            "abort_received",
+            "Established",
+            "Aborted",
+            action="ended",
+            when="The peer or the provider aborted, or the connection was lost.",
+        ),
+        transition(
+            "abandoned",
+            "abort_sent",
+            "Pending",
+            "Aborted",
+            when="We aborted before the negotiation ended (ACSE timeout, shutdown).",
+        ),
+        transition(
+            "lost",
+            "abort_received",
+            "Pending",
+            "Aborted",
+            when="The peer aborted, or the connection closed, before the negotiation ended.",
+        ),
+    ),
+    refusals=(
+        Refusal("rq_accepted", ("Established", *_DECIDED), "only a pending association is decided"),
+        Refusal("rq_rejected", ("Established", *_DECIDED), "only a pending association is decided"),
+        Refusal(
+            "ac_received",
+            ("Established", *_DECIDED),
+            "the upper layer indicates an A-ASSOCIATE-AC only in Sta5, while pending",
+        ),
+        Refusal(
+            "rj_received",
+            ("Established", *_DECIDED),
+            "the upper layer indicates an A-ASSOCIATE-RJ only in Sta5, while pending",
+        ),
+        Refusal(
+            "release_completed",
+            ("Pending",),
+            "a release needs an established association (the upper layer aborts an early one)",
+        ),
+        Refusal("release_completed", _DECIDED, _ONCE),
+        Refusal("abort_sent", _DECIDED, _ONCE + "; there is nothing left to abort"),
+        Refusal("abort_received", _DECIDED, _ONCE),
+    ),
+)
+
+_OUTCOME_NAMES = {
+    "Pending": "pending",
+    "Established": "established",
+    "Rejected": "rejected",
+    "Released": "released",
+    "Aborted": "aborted",
+}
+
+
+class Outcome:
+    """The model of :data:`OUTCOME_CHART` for one engine."""
+
+    state: str
+
+    def __init__(self, engine: AssociationEngine) -> None:
+        self.engine = engine
+        self.trace_label = engine.label
+        OUTCOME_CHART.attach(self)
+
+    def tell_observer(self, event: EventData) -> None:
+        self.engine._notify(_OUTCOME_NAMES[self.state])
+
+    def ended(self, event: EventData) -> None:
+        """An established association ended: unanswered requests, then the observer."""
+        self.engine._unanswered()
+        self.engine._notify(_OUTCOME_NAMES[self.state])
 
 
 RequestHandler = Callable[["AssociationEngine", Message], None]
@@ -149,7 +290,7 @@ class AssociationEngine:
         self.rejection: AssociateRJ | None = None
         self.abort_source: int | None = None
         self.abort_reason: int | None = None
-        self.outcome = "pending"  # established, rejected, released, aborted
+        self._outcome = Outcome(self)  # OUTCOME_CHART: pending, established, rejected, ...
         self.operations: dict[int, ScuOperation] = {}
         self.scp_operations: dict[int, ScpOperation] = {}
         self._message_id = 0
@@ -162,6 +303,11 @@ class AssociationEngine:
         self._answering: dict[int, tuple[float, Message]] = {}
 
     # -- state ------------------------------------------------------------------
+    @property
+    def outcome(self) -> str:
+        """pending, established, rejected, released or aborted (``OUTCOME_CHART``)."""
+        return _OUTCOME_NAMES[self._outcome.state]
+
     @property
     def is_established(self) -> bool:
         return self.outcome == "established"
@@ -279,7 +425,7 @@ class AssociationEngine:
         if self.ul.state in ("Sta1", "Sta2", "Sta13"):
             return  # nothing to abort: the transport just closes
         self._handle(ev.AbortRequested(source, reason))
-        self._finish("aborted", source, reason)
+        self._finish("abort_sent", source, reason)
 
     # -- plumbing ---------------------------------------------------------------
     def _handle(self, event: Any) -> None:
@@ -310,8 +456,7 @@ class AssociationEngine:
             self._on_accepted(primitive.ac)
         elif isinstance(primitive, fx.RejectConfirmation):
             self.rejection = primitive.rj
-            self.outcome = "rejected"
-            self._notify("rejected")
+            OUTCOME_CHART.fire(self._outcome, "rj_received")
             self._fail_operations()
         elif isinstance(primitive, fx.ReleaseIndication):
             # We answer a release at once (Sta8, or Sta9 in a collision where
@@ -320,26 +465,22 @@ class AssociationEngine:
             if self.ul.state in ("Sta8", "Sta9"):
                 self._handle(ev.ReleaseResponded())
             if self.ul.state in ("Sta1", "Sta13"):
-                self._finish("released")
+                self._finish("release_completed")
         elif isinstance(primitive, fx.ReleaseConfirmation):
             if self.ul.state == "Sta12":
                 self._handle(ev.ReleaseResponded())
-            self._finish("released")
+            self._finish("release_completed")
         elif isinstance(primitive, (fx.AbortIndication, fx.ProviderAbortIndication)):
             LOG.info(
                 "association aborted (source %s, reason %s)", primitive.source, primitive.reason
             )
-            self._finish("aborted", primitive.source, primitive.reason)
+            self._finish("abort_received", primitive.source, primitive.reason)
 
-    def _finish(self, outcome: str, source: int | None = None, reason: int | None = None) -> None:
-        if self.outcome in ("pending", "established"):
-            LOG.info("association %s", outcome)
-            was_established = self.outcome == "established"
-            self.outcome = outcome
-            self.abort_source, self.abort_reason = source, reason
-            if was_established:
-                self._unanswered()
-                self._notify(outcome)
+    def _finish(self, trigger: str, source: int | None = None, reason: int | None = None) -> None:
+        """The association ends: the outcome chart takes ``trigger``, operations end."""
+        self.abort_source, self.abort_reason = source, reason
+        OUTCOME_CHART.fire(self._outcome, trigger)
+        LOG.info("association %s", self.outcome)
         self._fail_operations()
 
     def _unanswered(self) -> None:
@@ -398,13 +539,11 @@ class AssociationEngine:
                 answer.reason,
             )
             self.rejection = answer
-            self.outcome = "rejected"
             self._handle(ev.AssociateRejected(answer))
-            self._notify("rejected")
+            OUTCOME_CHART.fire(self._outcome, "rq_rejected")
             return
         self.negotiated = negotiated
-        self.outcome = "established"
-        self._notify("established")
+        OUTCOME_CHART.fire(self._outcome, "rq_accepted")
         LOG.info(
             "association accepted: %r -> %r, %d of %d contexts, peer max PDU %d",
             rq.calling_ae,
@@ -418,8 +557,7 @@ class AssociationEngine:
     def _on_accepted(self, ac: AssociateAC) -> None:
         assert self.rq is not None
         self.negotiated = read_acceptance(self.rq, ac)
-        self.outcome = "established"
-        self._notify("established")
+        OUTCOME_CHART.fire(self._outcome, "ac_received")
         missing = ungranted_scp_roles(self.rq, self.negotiated)
         if missing:
             LOG.warning(

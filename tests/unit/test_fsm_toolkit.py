@@ -112,6 +112,16 @@ def test_declaration_errors_are_caught() -> None:
                 transition("u", "go", "A", "A", when="y."),
             ),
         )
+    with pytest.raises(ChartError, match="shadows"):
+        Chart(
+            "bad-3b",
+            ("A",),
+            "A",
+            (
+                transition("t", "go", "A", "A", when="x."),
+                transition("u", "go", "A", "A", when="y.", guard="never_reached"),
+            ),
+        )
     with pytest.raises(ChartError, match="both refused and declared"):
         Chart(
             "bad-4",
@@ -126,11 +136,67 @@ def test_declaration_errors_are_caught() -> None:
         Chart("bad-6", ("A",), "Z", ())
 
 
-def test_dot_shows_status_codes_on_failure_edges() -> None:
+def test_dot_labels_each_edge_input_guard_status_once() -> None:
     dot = to_dot(DOOR)
-    assert '"Closed" -> "Broken" [label="push: jammed\\n0xC001", color=red3' in dot
-    assert '"Broken" [label="Broken", peripheries=2]' in dot
+    assert (
+        'Closed -> Broken [label="push [not unlocked] / 0xC001" color=red3 fontcolor=red3'
+    ) in dot
+    assert 'Closed -> Open [label="push [unlocked]"' in dot
+    assert "Open -> Closed [label=pull " in dot
+    assert "jammed" not in dot and ": " not in dot  # no "trigger: name" labels
+    assert "Broken [label=Broken peripheries=2]" in dot
     assert DOOR.status_of("push") == 0xC001
+
+
+def test_dot_carries_the_when_sentences_as_tooltips() -> None:
+    dot = to_dot(DOOR)
+    assert 'tooltip="Someone pushes a locked door."' in dot
+    assert 'labeltooltip="Someone pulls an open door."' in dot
+
+
+LOOPS = Chart(
+    name="test-loops",
+    states=("Idle", "Busy"),
+    initial="Idle",
+    transitions=(
+        transition("start", "go", "Idle", "Busy", when="Work arrives."),
+        transition("tick", "tick", "Busy", SAME, when="A clock tick.", status=0xFF00),
+        transition("tock", "tock", "Busy", "Busy", when="The other tick.", status=0xFF01),
+        transition("idle_tick", "tick", "Idle", SAME, when="A tick while idle."),
+    ),
+    register=False,
+)
+
+
+def test_parallel_self_loops_are_drawn_as_one_edge() -> None:
+    dot = to_dot(LOOPS)
+    assert dot.count("Busy -> Busy") == 1 and dot.count("Idle -> Idle") == 1
+    assert 'Busy -> Busy [label="tick / 0xFF00\\ntock / 0xFF01" color=royalblue' in dot
+    assert 'tooltip="A clock tick.\\nThe other tick."' in dot
+
+
+def test_an_unguarded_transition_after_guarded_ones_reads_else() -> None:
+    chart = Chart(
+        name="test-else",
+        states=("A", "B", "C"),
+        initial="A",
+        transitions=(
+            transition("b", "go", "A", "B", when="x.", guard="ready"),
+            transition("c", "go", "A", "C", when="y."),
+        ),
+        register=False,
+    )
+    assert [chart.edge_label(t) for t in chart.transitions] == ["go [ready]", "go [else]"]
+
+
+def test_gaps_name_every_unspecified_pair_and_every_guard_that_can_fail() -> None:
+    assert DOOR.gaps() == [
+        "(Open, push) is neither a transition nor a refusal",
+        "(Broken, push) is neither a transition nor a refusal",
+        "(Broken, pull) is neither a transition nor a refusal",
+    ]
+    gate_gaps = GATE.gaps()
+    assert "(Shut, push): every guard can fail, add an else" in gate_gaps
 
 
 def test_outcome_reports_table_cells() -> None:
@@ -193,6 +259,15 @@ def test_an_action_exception_propagates_after_the_state_change() -> None:
     assert gate.state == "Ajar"
 
 
+def test_coverage_counts_a_transition_only_once_its_action_succeeded() -> None:
+    before = RECORDER.count("test-gate", "swing"), RECORDER.count("test-gate", "stay")
+    with pytest.raises(RuntimeError, match="hinge broke"):
+        GATE.fire(Gate(latch_up=True), "push")
+    GATE.fire(Gate(latch_up=True), "wait")
+    assert RECORDER.count("test-gate", "swing") == before[0]
+    assert RECORDER.count("test-gate", "stay") == before[1] + 1
+
+
 def test_a_reflexive_transition_reports_its_source_and_new_state() -> None:
     gate = Gate(latch_up=True)
     assert GATE.fire(gate, "wait")
@@ -200,11 +275,17 @@ def test_a_reflexive_transition_reports_its_source_and_new_state() -> None:
 
 
 def test_lean_machine_refuses_hooks_it_does_not_run() -> None:
+    with pytest.raises(ValueError, match="passes EventData"):
+        LeanMachine(states=["A"], initial="A")._refuse_unsupported()
     with pytest.raises(ValueError, match="no state callbacks"):
-        LeanMachine(states=[State("A", on_enter="x")], initial="A")._refuse_unsupported()
+        LeanMachine(
+            states=[State("A", on_enter="x")], initial="A", send_event=True
+        )._refuse_unsupported()
     with pytest.raises(ValueError, match="machine-wide hooks"):
-        LeanMachine(states=["A"], initial="A", finalize_event="x")._refuse_unsupported()
-    machine = LeanMachine(states=["A"], initial="A", auto_transitions=False)
+        LeanMachine(
+            states=["A"], initial="A", finalize_event="x", send_event=True
+        )._refuse_unsupported()
+    machine = LeanMachine(states=["A"], initial="A", auto_transitions=False, send_event=True)
     machine.add_transition("go", "A", "A", prepare="x")
     with pytest.raises(ValueError, match="no prepare callbacks"):
         machine._refuse_unsupported()

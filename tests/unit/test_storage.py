@@ -14,13 +14,20 @@ from pydicom import Dataset
 
 from dimsefsm import evt
 from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
-from dimsefsm.datasets import encode_dataset
+from dimsefsm.datasets import check_dataset_bytes, encode_dataset
 from dimsefsm.dimse.commands import store_rq
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.fsm import RECORDER
 from dimsefsm.services.dispatch import RequestDispatcher
-from dimsefsm.services.storage import SCP_CHART, SCU_CHART, Mode, StorageConfig, StoreScu
+from dimsefsm.services.storage import (
+    SCP_CHART,
+    SCU_CHART,
+    InstanceSink,
+    Mode,
+    StorageConfig,
+    StoreScu,
+)
 from dimsefsm.sop_class import (
     CT_IMAGE_STORAGE,
     EXPLICIT_VR_BIG_ENDIAN,
@@ -28,6 +35,10 @@ from dimsefsm.sop_class import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     MR_IMAGE_STORAGE,
 )
+from dimsefsm.sop_class import (
+    EXPLICIT_VR_LITTLE_ENDIAN as ELE,
+)
+from dimsefsm.transport.file_sink import open_file_sink
 from dimsefsm.ul.effects import SendBytes
 from tests.pair import EnginePair
 
@@ -75,7 +86,11 @@ def make_pair(
         {CT_IMAGE_STORAGE: (ts,), MR_IMAGE_STORAGE: (ts,), HANGING_PROTOCOL_STORAGE: (ts,)},
         max_pdu=max_pdu,
     )
-    dispatcher = RequestDispatcher({evt.EVT_C_STORE: handler} if handler else {}, storage=config)
+    dispatcher = RequestDispatcher(
+        {evt.EVT_C_STORE: handler} if handler else {},
+        storage=config,
+        open_sink=open_file_sink if config is not None and config.mode == "file" else None,
+    )
     pair = EnginePair(
         AssociationEngine(requestor=True, proposal=proposal),
         AssociationEngine(
@@ -175,38 +190,40 @@ def test_undecodable_dataset_is_c210_and_nothing_is_kept(mode: Mode, tmp_path: P
     assert fired("c-store-scp", "undecodable") == before + 1
 
 
-@pytest.mark.parametrize(
-    ("returned", "transition", "status", "scu_transition"),
-    [
-        (0xB000, "warning", 0xB000, "warning"),
-        (0xB006, "warning", 0xB006, "warning"),
-        (0xB007, "warning", 0xB007, "warning"),
-        (0xA700, "failure", 0xA700, "failure"),
-        (0xA9FF, "failure", 0xA9FF, "failure"),
-        (0xC123, "failure", 0xC123, "failure"),
-        (0x0117, "failure", 0x0117, "failure"),
-        (0x0122, "failure", 0x0122, "failure"),
-        (0x0124, "failure", 0x0124, "failure"),
-        (0xD000, "unknown_status", 0xD000, "unknown_status"),
-        (Dataset(), "no_status_element", 0xC001, "failure"),
-        (None, "invalid_status", 0xC002, "failure"),
-    ],
-)
+HANDLER_STATUSES: list[tuple[Any, str, int, str]] = [
+    (0xB000, "warning", 0xB000, "warning"),
+    (0xB006, "warning", 0xB006, "warning"),
+    (0xB007, "warning", 0xB007, "warning"),
+    (0xA700, "failure", 0xA700, "failure"),
+    (0xA9FF, "failure", 0xA9FF, "failure"),
+    (0xC123, "failure", 0xC123, "failure"),
+    (0x0117, "failure", 0x0117, "failure"),
+    (0x0122, "failure", 0x0122, "failure"),
+    (0x0124, "failure", 0x0124, "failure"),
+    (0xD000, "unknown_status", 0xD000, "unknown_status"),
+    (Dataset(), "no_status_element", 0xC001, "failure"),
+    (None, "invalid_status", 0xC002, "failure"),
+]
+
+
+@pytest.mark.parametrize(("returned", "transition", "status", "scu_transition"), HANDLER_STATUSES)
+@pytest.mark.parametrize("mode", ["raw", "file"])
 def test_handler_statuses(
-    returned: Any, transition: str, status: int, scu_transition: str, tmp_path: Path
+    returned: Any, transition: str, status: int, scu_transition: str, mode: Mode, tmp_path: Path
 ) -> None:
-    before = fired("c-store-scp", transition), fired("c-store-scu", scu_transition)
-    pair = make_pair(lambda e: returned, StorageConfig(mode="file", directory=tmp_path))
+    """The guards on handler_returned pick the transition; in file mode a status that
+    keeps the instance goes through Committing (keep, then committed) instead."""
+    kept = transition not in ("failure", "no_status_element", "invalid_status")
+    scp_path = ("keep", "committed") if kept and mode == "file" else (transition,)
+    before = [fired("c-store-scp", name) for name in scp_path]
+    before_scu = fired("c-store-scu", scu_transition)
+    pair = make_pair(lambda e: returned, StorageConfig(mode=mode, directory=tmp_path))
     op = send(pair, ENCODED)
     assert op.result().Status == status
-    assert fired("c-store-scp", transition) == before[0] + 1
-    assert fired("c-store-scu", scu_transition) == before[1] + 1
-    kept = [f.name for f in tmp_path.iterdir()]
-    assert kept == (
-        []
-        if transition in ("failure", "no_status_element", "invalid_status")
-        else ["1.2.3.4.5.dcm"]
-    )
+    assert [fired("c-store-scp", name) for name in scp_path] == [n + 1 for n in before]
+    assert fired("c-store-scu", scu_transition) == before_scu + 1
+    files = [f.name for f in tmp_path.iterdir()]
+    assert files == (["1.2.3.4.5.dcm"] if kept and mode == "file" else [])
 
 
 def test_handler_status_dataset_passes_comment() -> None:
@@ -390,6 +407,97 @@ def test_handler_may_commit_itself_and_the_scp_does_not_commit_again(tmp_path: P
     assert committed == stored == [tmp_path / "1.2.3.4.5.dcm"]
 
 
+@pytest.mark.parametrize("catches", [True, False], ids=["returns", "raises"])
+def test_a_failed_commit_of_the_handler_is_a700_whatever_it_answers(
+    catches: bool, tmp_path: Path
+) -> None:
+    """The handler commits itself and the rename fails: Out of Resources, not its answer."""
+    (tmp_path / "1.2.3.4.5.dcm").mkdir()  # the final name is taken by a directory: EISDIR
+    name = "handler_commit_failed" if catches else "raised_after_commit_failed"
+    before = fired("c-store-scp", name)
+
+    def handler(event: Any) -> int:
+        try:
+            event.commit()
+        except OSError:
+            if not catches:
+                raise
+        return 0
+
+    config = StorageConfig(mode="file", directory=tmp_path)
+    result = send(make_pair(handler, config), ENCODED).result()
+    assert result.Status == 0xA700 and "directory" in result.ErrorComment
+    assert fired("c-store-scp", name) == before + 1
+    assert [f.name for f in tmp_path.iterdir()] == ["1.2.3.4.5.dcm"]
+
+
+class MemorySink(InstanceSink):
+    """An injected sink keeping the data set in memory: the SCP needs no file to store."""
+
+    def __init__(self, kept: dict[str, bytes], sop_instance: str) -> None:
+        self.kept, self.sop_instance = kept, sop_instance
+        self.data = bytearray()
+        self.write_error: OSError | None = None
+        self.path: Path | None = None
+        self.aborted = False
+
+    @property
+    def temp_path(self) -> Path | None:
+        return None
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> MemorySink:
+        return self
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def check(self) -> None:
+        check_dataset_bytes(bytes(self.data), EXPLICIT_VR_LITTLE_ENDIAN)
+
+    def commit(self) -> Path:
+        self.kept[self.sop_instance] = bytes(self.data)
+        self.path = Path("memory") / self.sop_instance
+        return self.path
+
+
+@pytest.mark.parametrize(("returned", "kept"), [(0, True), (0xB007, True), (0xA700, False)])
+def test_file_mode_stores_through_the_injected_sink(returned: int, kept: bool) -> None:
+    """The core opens no file: whatever ``open_sink`` returns receives and commits the data."""
+    store: dict[str, bytes] = {}
+    sinks: list[MemorySink] = []
+
+    def open_memory_sink(
+        config: StorageConfig, command: dict[str, Any], syntax: str, peer: str | None
+    ) -> MemorySink:
+        sinks.append(MemorySink(store, command["AffectedSOPInstanceUID"]))
+        return sinks[-1]
+
+    config = StorageConfig(mode="file", directory=Path("/nonexistent"))
+    proposal = RequestorProposal("SCU", "SCP", propose_contexts([(CT_IMAGE_STORAGE, [ELE])]))
+    policy = AcceptorPolicy("SCP", {CT_IMAGE_STORAGE: (ELE,)})
+    dispatcher = RequestDispatcher(
+        {evt.EVT_C_STORE: lambda e: returned}, storage=config, open_sink=open_memory_sink
+    )
+    pair = EnginePair(
+        AssociationEngine(requestor=True, proposal=proposal),
+        AssociationEngine(
+            requestor=False, policy=policy, on_request=dispatcher, sink_for=dispatcher.sink_for
+        ),
+    )
+    pair.connect()
+    assert send(pair, ENCODED).result().Status == returned
+    assert store == ({"1.2.3.4.5": ENCODED} if kept else {})
+    assert len(sinks) == 1 and sinks[0].aborted is not kept
+
+
+def test_file_mode_without_a_sink_is_a_usage_error() -> None:
+    with pytest.raises(ValueError, match="file mode needs an open_sink"):
+        RequestDispatcher({}, storage=StorageConfig(mode="file", directory=Path("/tmp")))
+
+
 def test_commit_is_for_file_mode_only() -> None:
     def handler(event: Any) -> int:
         event.commit()
@@ -398,7 +506,28 @@ def test_commit_is_for_file_mode_only() -> None:
     assert send(make_pair(handler), ENCODED).result().Status == 0xC211
 
 
-def test_both_charts_fully_covered() -> None:
+def test_both_charts_fully_covered(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Order-free: the scenarios below fire every edge of both charts, counted on their own."""
+
+    def fresh() -> Path:
+        return tmp_path_factory.mktemp("store")
+
+    with RECORDER.during() as run:
+        test_dataset_mode_hands_a_decoded_dataset()
+        for case in HANDLER_STATUSES:
+            for mode in ("raw", "file"):
+                test_handler_statuses(*case, mode, fresh())
+        test_undecodable_dataset_is_c210_and_nothing_is_kept("raw", fresh())
+        test_handler_exception_is_c211()
+        test_missing_sop_instance_uid_is_mistyped()
+        test_sop_class_other_than_the_context_is_refused()
+        test_command_with_an_invalid_sop_class_uid_is_0117()
+        test_failed_disk_write_is_a700_and_the_temporary_file_goes(16 * 1024, fresh())
+        test_failed_rename_is_a700_and_nothing_is_answered_success(fresh())
+        for catches in (True, False):
+            test_a_failed_commit_of_the_handler_is_a700_whatever_it_answers(catches, fresh())
+        test_abort_mid_fragmented_dataset_leaves_no_file(fresh())
+        test_scu_timeout_state()
     for chart in (SCP_CHART, SCU_CHART):
-        missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)
+        missing = set(chart.declared_edges()) - run.fired(chart.name)
         assert missing == set(), f"{chart.name} missing {sorted(missing)}"

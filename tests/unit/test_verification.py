@@ -12,7 +12,7 @@ from dimsefsm import evt
 from dimsefsm.assoc.negotiation import AcceptorPolicy, RequestorProposal, propose_contexts
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
-from dimsefsm.fsm import RECORDER
+from dimsefsm.fsm import RECORDER, RefusedTrigger
 from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.verification import SCP_CHART, SCU_CHART, EchoScu
 from dimsefsm.sop_class import IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
@@ -74,16 +74,19 @@ def test_echo_without_handler_succeeds() -> None:
     )
 
 
+HANDLER_RESULTS = [
+    (0x0000, "success", 0x0000, "Succeeded", "success"),
+    (Dataset(), "no_status_element", 0xC001, "Failed", "failure"),
+    ("yes", "invalid_status", 0xC002, "Failed", "failure"),
+    (True, "invalid_status", 0xC002, "Failed", "failure"),
+    (0x0122, "failure", 0x0122, "Failed", "failure"),
+    (0xB000, "unknown_status", 0xB000, "Warned", "warning"),
+    (0xD123, "unknown_status", 0xD123, "Failed", "unknown_status"),
+]
+
+
 @pytest.mark.parametrize(
-    ("returned", "scp_transition", "status", "scu_state", "scu_transition"),
-    [
-        (0x0000, "success", 0x0000, "Succeeded", "success"),
-        (Dataset(), "no_status_element", 0xC001, "Failed", "failure"),
-        ("yes", "invalid_status", 0xC002, "Failed", "failure"),
-        (0x0122, "failure", 0x0122, "Failed", "failure"),
-        (0xB000, "unknown_status", 0xB000, "Warned", "warning"),
-        (0xD123, "unknown_status", 0xD123, "Failed", "unknown_status"),
-    ],
+    ("returned", "scp_transition", "status", "scu_state", "scu_transition"), HANDLER_RESULTS
 )
 def test_handler_results(
     returned: Any, scp_transition: str, status: int, scu_state: str, scu_transition: str
@@ -180,8 +183,28 @@ def test_release_from_requestor_and_from_acceptor() -> None:
     assert pair.acceptor.outcome == "released" and pair.requestor.outcome == "released"
 
 
+def test_scu_refuses_inputs_its_table_refuses() -> None:
+    """A response for an operation that never sent its request is a bug, said as such."""
+    op = EchoScu(9)
+    with pytest.raises(RefusedTrigger, match="no request went out"):
+        op.on_response(Message(1, {"CommandField": 0x8030, "Status": 0}))
+    op.sent()
+    op.on_response(Message(1, {"CommandField": 0x8030, "Status": 0}))
+    with pytest.raises(RefusedTrigger, match="the operation is over"):
+        op.on_abort()
+
+
 def test_both_charts_fully_covered() -> None:
-    """Runs last in this module: every edge of both charts has fired."""
+    """Order-free: the scenarios below fire every edge of both charts, counted on their own."""
+    with RECORDER.during() as run:
+        test_echo_without_handler_succeeds()
+        for case in HANDLER_RESULTS:
+            test_handler_results(*case)
+        test_handler_exception_is_processing_failure_with_comment()
+        test_request_without_sop_class_is_mistyped_argument()
+        test_request_for_another_sop_class_is_refused()
+        test_peer_abort_while_waiting_reports_aborted()
+        test_timeout_state()
     for chart in (SCP_CHART, SCU_CHART):
-        missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)
+        missing = set(chart.declared_edges()) - run.fired(chart.name)
         assert missing == set(), f"{chart.name} missing {sorted(missing)}"

@@ -125,6 +125,12 @@ class Chart:
         if self.register:
             _REGISTRY[self.name] = self
 
+    @staticmethod
+    def declared(event: EventData) -> Transition:
+        """The declaration of the transition that is firing (for actions and guards)."""
+        declared: Transition = event.transition.declared  # type: ignore[union-attr]
+        return declared
+
     def status_of(self, trigger: str) -> int | None:
         """The status a trigger emits, for charts whose triggers name one outcome each."""
         return self._status.get(trigger)
@@ -145,12 +151,12 @@ class Chart:
                 raise ChartError(f"{self.name}: {t.name} uses undeclared states {sorted(unknown)}")
             if not t.when.strip():
                 raise ChartError(f"{self.name}: {t.name} has no condition sentence")
-            if t.guard is None and t.unless is None:
-                for s in t.source:
-                    if (s, t.trigger) in edges:
-                        raise ChartError(
-                            f"{self.name}: {t.name} shadows an earlier unguarded {t.trigger} in {s}"
-                        )
+            for s in t.source:
+                if (s, t.trigger) in edges:
+                    raise ChartError(
+                        f"{self.name}: {t.name} shadows an earlier unguarded {t.trigger} in {s}"
+                    )
+                if t.guard is None and t.unless is None:
                     edges.add((s, t.trigger))
         for r in self.refusals:
             for s in r.source:
@@ -181,16 +187,21 @@ class Chart:
             name=self.name,
         )
         for t in self.transitions:
-            after: list[Any] = [t.action] if t.action else []
+            # The recorder runs after the action: an edge whose action raised did not happen.
+            after: list[Any] = [t.action, self._recorder(t)] if t.action else [self._recorder(t)]
             machine.add_transition(
                 t.trigger,
                 list(t.source),
                 t.dest,
                 conditions=[t.guard] if t.guard else None,
                 unless=[t.unless] if t.unless else None,
-                before=[self._recorder(t)],
                 after=after,
             )
+            # Each machine transition knows its declaration, so an action can read the
+            # status of the edge that fired (``Chart.declared``) without a lookup by name.
+            candidates = machine.events[t.trigger].transitions
+            for s in t.source:
+                candidates[s][-1].declared = t  # type: ignore[attr-defined]
         machine._refuse_unsupported()
         return machine
 
@@ -248,6 +259,50 @@ class Chart:
             seen.setdefault(r.trigger, None)
         return tuple(seen)
 
+    def guard_text(self, t: Transition) -> str | None:
+        """The guard as the diagram shows it: ``failure status``, ``not x``, or ``else``.
+
+        An unguarded transition that shares its (state, input) with guarded ones is
+        the fallback taken when none of their guards holds: ``else``.
+        """
+        if t.guard is not None:
+            return t.guard.replace("_", " ")
+        if t.unless is not None:
+            return "not " + t.unless.replace("_", " ")
+        sources = set(t.source)
+        if any(
+            o is not t and o.trigger == t.trigger and sources.intersection(o.source)
+            for o in self.transitions
+        ):
+            return "else"
+        return None
+
+    def edge_label(self, t: Transition) -> str:
+        """``input [guard] / status``: what arrived, what decided, what went out."""
+        if t.label is not None:
+            return t.label
+        text = t.trigger
+        guard = self.guard_text(t)
+        if guard is not None:
+            text += f" [{guard}]"
+        if t.status is not None:
+            text += f" / 0x{t.status:04X}"
+        return text
+
+    def gaps(self) -> list[str]:
+        """Where the table is not total: a (state, input) pair with no transition and no
+        refusal, or whose guarded transitions can all fail (no ``else``, no guard paired
+        with its own ``unless``), leaving the input silently unanswered."""
+        found: list[str] = []
+        for state in self.states:
+            for trigger in self.triggers():
+                cell = self.outcome(state, trigger)
+                if cell is None:
+                    found.append(f"({state}, {trigger}) is neither a transition nor a refusal")
+                elif isinstance(cell, list) and not _exhaustive(cell):
+                    found.append(f"({state}, {trigger}): every guard can fail, add an else")
+        return found
+
     def outcome(self, state: str, trigger: str) -> list[Transition] | Refusal | None:
         """What the table says for (state, trigger): transitions, a refusal, or nothing."""
         refusal = self._refused.get((state, trigger))
@@ -255,6 +310,14 @@ class Chart:
             return refusal
         found = [t for t in self.transitions if t.trigger == trigger and state in t.source]
         return found or None
+
+
+def _exhaustive(cell: list[Transition]) -> bool:
+    """True when one of the cell's transitions fires whatever the guards say."""
+    if cell[-1].guard is None and cell[-1].unless is None:
+        return True
+    guards = {t.guard for t in cell if t.guard is not None and t.unless is None}
+    return any(t.unless in guards for t in cell if t.guard is None)
 
 
 _REGISTRY: dict[str, Chart] = {}

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 Edge = tuple[str, str]  # (transition name, source state)
 
@@ -29,6 +31,16 @@ class ChartCoverage:
         if not self.declared:
             return 100.0
         return 100.0 * (len(self.declared) - len(self.missing)) / len(self.declared)
+
+
+@dataclass
+class FiredDuring:
+    """The edges that fired inside a :meth:`CoverageRecorder.during` block, per chart."""
+
+    _edges: dict[str, frozenset[Edge]] = field(default_factory=dict)
+
+    def fired(self, chart: str) -> frozenset[Edge]:
+        return self._edges.get(chart, frozenset())
 
 
 class CoverageRecorder:
@@ -54,6 +66,22 @@ class CoverageRecorder:
 
     def report(self, chart: str, declared: tuple[Edge, ...]) -> ChartCoverage:
         return ChartCoverage(chart, declared, self.fired(chart))
+
+    @contextmanager
+    def during(self) -> Iterator[FiredDuring]:
+        """Which edges fire inside the block, whatever ran before it.
+
+        A "both charts fully covered" test runs its scenarios inside this block,
+        so its verdict does not depend on which tests ran earlier (nor on their order).
+        """
+        with self._lock:
+            before = {chart: Counter(hits) for chart, hits in self._hits.items()}
+        result = FiredDuring()
+        yield result
+        with self._lock:
+            for chart, hits in self._hits.items():
+                old = before.get(chart, Counter())
+                result._edges[chart] = frozenset(e for e, n in hits.items() if n > old[e])
 
     def reset(self) -> None:
         with self._lock:

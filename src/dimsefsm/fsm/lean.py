@@ -23,25 +23,50 @@ from transitions.core import Event, Transition
 
 
 class LeanTransition(Transition):
-    """Conditions, then ``before``, the state change, then ``after``."""
+    """Conditions, then ``before``, the state change, then ``after``.
+
+    A condition or callback named by a string is the model's method of that name
+    (charts name nothing else); a callable is called as is.  Resolving the name
+    here, instead of through ``Machine.resolve_callable`` with its fallbacks, keeps
+    a guard at the cost of a method call.
+    """
 
     def execute(self, event_data: EventData) -> bool:
+        if not self.passes(event_data):
+            return False
+        self.run(event_data)
+        return True
+
+    def passes(self, event_data: EventData) -> bool:
+        """All conditions hold (``unless`` conditions are stored with target False)."""
+        model = event_data.model
         for condition in self.conditions:
-            if not condition.check(event_data):
+            func: Any = condition.func
+            check = getattr(model, func) if func.__class__ is str else func
+            if check(event_data) != condition.target:
                 return False
+        return True
+
+    def run(self, event_data: EventData) -> None:
+        model = event_data.model
         machine = event_data.machine
+        func: Any
         for func in self.before:
-            machine.callback(func, event_data)
+            (getattr(model, func) if func.__class__ is str else func)(event_data)
         if self.dest:
-            setattr(event_data.model, machine.model_attribute, self.dest)
+            setattr(model, machine.model_attribute, self.dest)
             event_data.state = machine.states[self.dest]
         for func in self.after:
-            machine.callback(func, event_data)
-        return True
+            (getattr(model, func) if func.__class__ is str else func)(event_data)
 
 
 class LeanEvent(Event):
-    """Runs the candidate transitions of the model's state, first success wins."""
+    """Runs the candidate transitions of the model's state, first success wins.
+
+    A guarded input usually tries several candidates before one passes (a status
+    is tested for Success, then Warning ...), so an unguarded candidate skips the
+    condition loop altogether.
+    """
 
     def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:
         machine = self.machine
@@ -52,13 +77,16 @@ class LeanEvent(Event):
         event_data = EventData(machine.states[state], self, machine, model, args, kwargs)
         for candidate in candidates:
             event_data.transition = candidate
-            if candidate.execute(event_data):
+            if not candidate.conditions or candidate.passes(event_data):  # type: ignore[attr-defined]
+                candidate.run(event_data)  # type: ignore[attr-defined]
                 event_data.result = True
                 return True
         return False
 
 
 class LeanMachine(Machine):
+    """Needs ``send_event=True``: every callback gets the one ``EventData``."""
+
     transition_cls = LeanTransition
     event_cls = LeanEvent
 
@@ -72,6 +100,8 @@ class LeanMachine(Machine):
             self.on_exception,
             self.on_final,
         )
+        if not self.send_event:
+            raise ValueError(f"{self.name}: LeanMachine passes EventData (send_event=True)")
         if any(hooks) or self.has_queue:
             raise ValueError(f"{self.name}: LeanMachine supports no machine-wide hooks or queue")
         for state in self.states.values():

@@ -22,7 +22,7 @@ from dimsefsm.services.find import FindScp, check_find_identifier, check_retriev
 from dimsefsm.services.get import GetScp
 from dimsefsm.services.move import MoveScp
 from dimsefsm.services.retrieve import InstanceSource
-from dimsefsm.services.storage import FileSink, StorageConfig, StoreScp
+from dimsefsm.services.storage import InstanceSink, SinkOpener, StorageConfig, StoreScp
 from dimsefsm.services.verification import EchoScp
 from dimsefsm.sop_class import service_of
 
@@ -40,30 +40,35 @@ class RequestDispatcher:
         assoc: Any = None,
         storage: StorageConfig | None = None,
         instances: InstanceSource | None = None,
+        open_sink: SinkOpener | None = None,
     ) -> None:
+        """``open_sink``: where file mode's data sets go (the application injects it;
+        ``dimsefsm.transport.file_sink.open_file_sink`` writes Part-10 files)."""
         self.handlers = handlers
         self.assoc = assoc
         self.storage = storage or StorageConfig()
         # Reads what C-GET/C-MOVE handlers yield; None: Datasets and DICOM files by path.
         self.instances = instances
+        if self.storage.mode == "file" and open_sink is None:
+            raise ValueError("file mode needs an open_sink to write data sets through")
+        self.open_sink = open_sink
 
     def sink_for(
         self, engine: AssociationEngine, context_id: int, command: dict[str, Any]
-    ) -> FileSink | None:
-        """In file mode a C-STORE data set goes to disk as it arrives."""
-        if self.storage.mode != "file" or command.get("CommandField") != CommandField.C_STORE_RQ:
+    ) -> InstanceSink | None:
+        """In file mode a C-STORE data set goes to the injected sink as it arrives."""
+        if (
+            self.open_sink is None
+            or self.storage.mode != "file"
+            or command.get("CommandField") != CommandField.C_STORE_RQ
+        ):
             return None
-        assert engine.negotiated is not None and self.storage.directory is not None
+        assert engine.negotiated is not None
         context = engine.negotiated.contexts.get(context_id)
         if context is None or not context.as_scp:
             return None
-        return FileSink(
-            self.storage.directory,
-            command,
-            context.transfer_syntax,
-            engine.negotiated.peer_ae,
-            self.storage.validate,
-            fsync=self.storage.fsync,
+        return self.open_sink(
+            self.storage, command, context.transfer_syntax, engine.negotiated.peer_ae
         )
 
     def __call__(self, engine: AssociationEngine, message: Message) -> None:
@@ -76,7 +81,7 @@ class RequestDispatcher:
             return
         if not isinstance(message.command.get("MessageID"), int):
             LOG.warning("request 0x%04X without a Message ID; aborting", field or 0)
-            if isinstance(message.sink_result, FileSink):
+            if isinstance(message.sink_result, InstanceSink):
                 message.sink_result.abort()
             engine.abort(AbortSource.SERVICE_PROVIDER, AbortReason.INVALID_PDU_PARAMETER)
             return
@@ -148,7 +153,7 @@ class RequestDispatcher:
             echo.run()
             return
         LOG.warning("unsupported request 0x%04X on context %d", field or 0, message.context_id)
-        if isinstance(message.sink_result, FileSink):
+        if isinstance(message.sink_result, InstanceSink):
             message.sink_result.abort()
         if isinstance(field, int):
             engine.send_message(

@@ -1,12 +1,15 @@
-"""Storage (C-STORE): the SCP chart, the SCU chart, and the data set sinks.
+"""Storage (C-STORE): the SCP chart, the SCU chart, and the sink interface.
 
-The SCP decides in two steps, as its chart shows: *Decoding* (is the request
-well formed, is the data set decodable?) and *Handling* (what did the
-handler say?).  Three delivery modes trade convenience for memory:
+The SCP decides in steps, as its chart shows: *Received* (is the command
+well formed?), *Decoding* (is the data set decodable, did the sink fail?),
+*Handling* (what did the handler say?) and, in file mode, *Committing* (did
+the sink make the instance permanent?).  Three delivery modes trade
+convenience for memory:
 
 ``dataset``  the handler gets a decoded ``pydicom.Dataset`` (pynetdicom's way);
 ``raw``      the handler gets the encoded bytes and their transfer syntax;
-``file``     fragments are written to a temporary Part-10 file as they arrive,
+``file``     fragments go to an injected :class:`InstanceSink` as they arrive
+             (``dimsefsm.transport.file_sink``: a temporary Part-10 file),
              so a 500 MB instance never sits in memory; the handler gets the
              path, and the file is renamed into place only when the final
              status is not a failure.
@@ -22,9 +25,8 @@ and the association goes on.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +36,8 @@ from pydicom import Dataset
 from transitions import EventData
 
 from dimsefsm import status as st
-from dimsefsm.assoc.negotiation import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
-    AcceptedContext,
-    Negotiated,
-)
+from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
 from dimsefsm.datasets import (
-    DatasetChecker,
     DatasetDecodeError,
     check_dataset_bytes,
     convert_dataset_bytes,
@@ -50,17 +46,13 @@ from dimsefsm.datasets import (
 )
 from dimsefsm.dimse.commands import store_rsp
 from dimsefsm.dimse.message import Message
-from dimsefsm.fsm import Chart, transition
-from dimsefsm.part10 import (
-    Part10Info,
-    Part10Writer,
-    read_dataset_bytes,
-    read_part10_up_to,
-)
+from dimsefsm.fsm import Chart, Refusal, transition
+from dimsefsm.part10 import Part10Info, read_dataset_bytes, read_part10_up_to
 from dimsefsm.services.single_response import (
     SingleResponseScp,
     SingleResponseScu,
     handler_outcomes,
+    handler_refusals,
     make_scu_chart,
 )
 from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, service_of
@@ -92,55 +84,69 @@ class StorageConfig:
             raise ValueError("file mode needs a directory")
 
 
+_DECODING_INPUTS = ("sink_failed", "data_set_undecodable", "data_set_decoded")
+
 SCP_CHART = Chart(
     name="c-store-scp",
-    states=("Decoding", "Handling", "Final"),
-    initial="Decoding",
+    states=("Received", "Decoding", "Handling", "Committing", "Final"),
+    initial="Received",
     final=("Final",),
-    doc="C-STORE SCP: check the request and the data set, ask the handler, answer once.",
+    doc="C-STORE SCP: check the request and the data set, ask the handler, keep the "
+    "instance (file mode: commit it through the sink), answer once.",
     transitions=(
         transition(
             "mistyped",
-            "mistyped",
-            "Decoding",
+            "request_received",
+            "Received",
             "Final",
+            guard="arguments_missing",
             status=st.MISTYPED_ARGUMENT,
             action="respond",
             when="The request lacks Affected SOP Class/Instance UID or Priority.",
         ),
         transition(
             "invalid_uid",
-            "invalid_uid",
-            "Decoding",
+            "request_received",
+            "Received",
             "Final",
+            guard="uid_invalid",
             status=st.INVALID_OBJECT_INSTANCE,
-            action="respond",
+            action="refuse_uid",
             when="The request's Affected SOP Instance or Class UID is not a UID (PS3.5 9.1: "
             "digits and dots, no empty component, no leading zero, at most 64 characters); "
             "nothing is kept.",
         ),
         transition(
-            "write_failed",
-            "write_failed",
-            ("Decoding", "Handling"),
-            "Final",
-            status=st.OUT_OF_RESOURCES,
-            action="respond",
-            when="File mode: writing, flushing or renaming the file failed (disk full, I/O "
-            "error, file too large); the temporary file is discarded, the association goes on.",
-        ),
-        transition(
             "not_supported",
-            "not_supported",
-            "Decoding",
+            "request_received",
+            "Received",
             "Final",
+            guard="not_the_context_class",
             status=st.SOP_CLASS_NOT_SUPPORTED,
             action="respond",
             when="The SOP class is not the context's, or we may not act as its SCP here.",
         ),
         transition(
+            "accepted",
+            "request_received",
+            "Received",
+            "Decoding",
+            when="The command is well formed; the data set is looked at next.",
+        ),
+        transition(
+            "write_failed",
+            "sink_failed",
+            "Decoding",
+            "Final",
+            status=st.OUT_OF_RESOURCES,
+            action="write_failed",
+            when="File mode: writing the data set to disk failed while it arrived (disk full, "
+            "I/O error, file too large); the temporary file is discarded, the association "
+            "goes on.",
+        ),
+        transition(
             "undecodable",
-            "undecodable",
+            "data_set_undecodable",
             "Decoding",
             "Final",
             status=st.STORE_DECODE_FAILED,
@@ -150,19 +156,105 @@ SCP_CHART = Chart(
         ),
         transition(
             "decoded",
-            "decoded",
+            "data_set_decoded",
             "Decoding",
             "Handling",
             when="The data set decodes (or its structure checks out in raw and file modes).",
+        ),
+        transition(
+            "handler_commit_failed",
+            "handler_returned",
+            "Handling",
+            "Final",
+            guard="sink_failed",
+            status=st.OUT_OF_RESOURCES,
+            action="write_failed",
+            when="File mode: the handler committed the instance itself (event.commit()) and "
+            "the disk failed; whatever it returned, the answer is Out of Resources.",
+        ),
+        transition(
+            "raised_after_commit_failed",
+            "handler_raised",
+            "Handling",
+            "Final",
+            guard="sink_failed",
+            status=st.OUT_OF_RESOURCES,
+            action="write_failed",
+            when="File mode: the handler's own commit failed and it then raised.",
+        ),
+        transition(
+            "keep",
+            "handler_returned",
+            "Handling",
+            "Committing",
+            guard="keeps_instance",
+            when="File mode: the handler returned a status that is not a Failure and has not "
+            "committed the instance itself; the sink is asked to commit it.",
         ),
         *handler_outcomes(
             {
                 "warning": "The handler returned a Warning (B000, B006, B007); sent as is.",
                 "failure": "The handler returned a Failure (A7xx, A9xx, Cxxx, 0117, 0122, "
-                "0124); sent as is.",
+                "0124); sent as is (file mode: the temporary file is discarded).",
             },
             st.STORE_HANDLER_FAILED,
             "The handler raised an exception; its text goes in ErrorComment.",
+        ),
+        transition(
+            "committed",
+            "instance_committed",
+            "Committing",
+            "Final",
+            action="respond",
+            when="File mode: the file is renamed into place (and with fsync on disk); the "
+            "handler's status is sent.",
+        ),
+        transition(
+            "commit_failed",
+            "sink_failed",
+            "Committing",
+            "Final",
+            status=st.OUT_OF_RESOURCES,
+            action="write_failed",
+            when="File mode: flushing or renaming the file into place failed; the temporary "
+            "file is discarded and Out of Resources sent instead of the handler's status.",
+        ),
+    ),
+    refusals=(
+        Refusal(
+            "request_received",
+            ("Decoding", "Handling", "Committing", "Final"),
+            "one operation answers one request; the next request is a new operation",
+        ),
+        Refusal(
+            "sink_failed",
+            ("Received",),
+            "the sink is consulted only once the command passed its checks",
+        ),
+        Refusal(
+            "sink_failed",
+            ("Handling",),
+            "a disk failure while the handler runs is its own commit: the [sink failed] guards "
+            "of handler_returned and handler_raised decide",
+        ),
+        Refusal("sink_failed", ("Final",), "the response is sent: the operation is over"),
+        *(
+            Refusal(
+                name,
+                ("Received", "Handling", "Committing", "Final"),
+                "the data set is judged once, between the command checks and the handler",
+            )
+            for name in _DECODING_INPUTS[1:]
+        ),
+        *handler_refusals("Received"),
+        Refusal("handler_returned", ("Decoding",), "the handler runs only on a decoded data set"),
+        Refusal("handler_raised", ("Decoding",), "the handler runs only on a decoded data set"),
+        Refusal("handler_returned", ("Committing",), "the handler has already answered"),
+        Refusal("handler_raised", ("Committing",), "the handler has already answered"),
+        Refusal(
+            "instance_committed",
+            ("Received", "Decoding", "Handling", "Final"),
+            "only an instance the handler kept is committed, once",
         ),
     ),
 )
@@ -170,121 +262,50 @@ SCP_CHART = Chart(
 SCU_CHART = make_scu_chart("c-store-scu", "C-STORE", "A7xx, A9xx, Cxxx, 0117, 0122, 0124 ...")
 
 
-# -- receiving to a file --------------------------------------------------------------
-class FileSink:
-    """Reassembler sink writing a C-STORE data set to a temporary Part-10 file.
+# -- where a received data set goes ------------------------------------------------------
+class InstanceSink(ABC):
+    """A reassembler sink that keeps a C-STORE data set outside memory (file mode).
 
-    Each fragment is written and structure-checked as it arrives, so even a
-    500 MB instance is never held in memory.  ``close()`` only ends the
-    transfer; the SCP decides afterwards whether the file is committed
-    (renamed into place) or discarded.
-
-    Nothing is written for a request whose UIDs are not UIDs (the SCP refuses
-    it), and a failed disk write is kept in ``write_error`` rather than raised:
-    the rest of the data set is still received (and dropped) so that the
-    association stays in step, and the SCP answers Out of Resources.
+    The core never opens a file: the application injects what implements this
+    (``dimsefsm.transport.file_sink.FileSink`` writes a temporary Part-10 file)
+    through the dispatcher's ``open_sink``.  The SCP reads what happened from
+    it and turns that into its chart's inputs: a write error while receiving
+    (``sink_failed``), a malformed data set (``check`` raises), the commit that
+    makes the instance visible (``commit``), or its discard (``abort``).
     """
 
-    def __init__(
-        self,
-        directory: Path,
-        command: dict[str, Any],
-        transfer_syntax: str,
-        source_ae: str | None,
-        validate: bool = True,
-        fsync: bool = False,
-    ) -> None:
-        self.writer: Part10Writer | None = None
-        self.write_error: OSError | None = None
-        self.checker: DatasetChecker | None = None
-        self.error: DatasetDecodeError | None = None
-        self.path: Path | None = None
-        self.fsync = fsync
-        sop_class = command.get("AffectedSOPClassUID")
-        sop_instance = command.get("AffectedSOPInstanceUID")
-        if uid_problem(sop_class) or uid_problem(sop_instance):
-            return  # refused by the SCP (invalid_uid, mistyped): nothing to keep
-        try:
-            self.writer = Part10Writer(
-                directory,
-                str(sop_class),
-                str(sop_instance),
-                transfer_syntax,
-                implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-                implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-                source_ae=source_ae,
-                fsync=fsync,
-            )
-        except OSError as exc:
-            self.write_error = exc
-            return
-        self.checker = DatasetChecker(transfer_syntax) if validate else None
+    write_error: OSError | None
+    """The first failed write, kept rather than raised so the association stays in step."""
+    path: Path | None
+    """The final path once committed, None before."""
 
     @property
+    @abstractmethod
     def temp_path(self) -> Path | None:
-        return self.writer.temp_path if self.writer is not None else None
+        """Where the data set is while the handler decides (the handler's ``event.path``)."""
 
-    def write(self, data: bytes) -> None:
-        if self.writer is None:
-            return
-        try:
-            self.writer.write(data)
-        except OSError as exc:
-            self._failed(exc)
-            return
-        if self.checker is not None:
-            try:
-                self.checker.feed(data)
-            except DatasetDecodeError as exc:
-                self.error, self.checker = exc, None
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
 
-    def _failed(self, exc: OSError) -> None:
-        """Keep the first write error and drop the temporary file: it can never be complete."""
-        self.write_error = exc
-        if self.writer is not None:
-            self.writer.abort()
-            self.writer = None
-        self.checker = None
+    @abstractmethod
+    def close(self) -> InstanceSink:
+        """The transfer ended; returned as the message's ``sink_result``."""
 
-    def close(self) -> FileSink:
-        """The transfer ended: hand the buffered bytes to the OS, so the handler can read them.
-
-        With ``fsync`` they are made durable here, before the handler runs: an
-        archive that commits under a lock then holds it only for the rename.
-        """
-        if self.writer is not None:
-            try:
-                if self.fsync:
-                    self.writer.sync()
-                else:
-                    self.writer.flush()
-            except OSError as exc:
-                self._failed(exc)
-        return self
-
+    @abstractmethod
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
+        """Discard whatever was kept (idempotent; nothing happens once committed)."""
 
+    @abstractmethod
     def check(self) -> None:
         """Raise ``DatasetDecodeError`` if the data set was not well formed."""
-        if self.error is not None:
-            raise self.error
-        if self.checker is not None:
-            self.checker.finish()
 
+    @abstractmethod
     def commit(self) -> Path:
-        """Rename the complete file into place (fsync'd first if asked); ``OSError`` if not."""
-        if self.path is not None:
-            return self.path
-        if self.writer is None:
-            raise self.write_error or OSError(errno.EIO, "no file was written")
-        try:
-            self.path = self.writer.close()
-        except OSError as exc:
-            self._failed(exc)
-            raise
-        return self.path
+        """Make the instance permanent and return where it is; ``OSError`` if that fails."""
+
+
+SinkOpener = Callable[[StorageConfig, dict[str, Any], str, "str | None"], InstanceSink]
+"""Opens the sink of one C-STORE data set: (config, command, transfer syntax, peer AE)."""
 
 
 # -- the SCP operation ------------------------------------------------------------------
@@ -367,39 +388,42 @@ class StoreScp(SingleResponseScp):
         self.config = config
         self.assoc = assoc
         self.send = send
-        self.handler_status: int | None = None
+        self.returned: object = None
         self.comment: str | None = None
         self.sent_status: int | None = None
-        self.sink: FileSink | None = (
-            request.sink_result if isinstance(request.sink_result, FileSink) else None
+        self.dataset: Dataset | None = None
+        self.sink: InstanceSink | None = (
+            request.sink_result if isinstance(request.sink_result, InstanceSink) else None
         )
         SCP_CHART.attach(self)
 
     def run(self) -> int:
+        """Answer the request; returns the status that was sent."""
         try:
-            return self._run()
+            SCP_CHART.fire(self, "request_received")
+            if self.state == "Decoding":
+                SCP_CHART.fire(self, self._judge_data_set())
+            if self.state == "Handling":
+                self._handle()
+            if self.state == "Committing":
+                try:
+                    self.commit()
+                except OSError:
+                    SCP_CHART.fire(self, "sink_failed")  # kept in sink.write_error
+                else:
+                    SCP_CHART.fire(self, "instance_committed")
         finally:
             if self.sink is not None and self.sink.path is None:
                 self.sink.abort()
+        assert self.sent_status is not None
+        return self.sent_status
 
-    def _run(self) -> int:
-        cmd = self.request.command
-        ctx = self.context
-        if not (cmd.get("AffectedSOPClassUID") and cmd.get("AffectedSOPInstanceUID")) or (
-            cmd.get("Priority") is None
-        ):
-            return self.fire("mistyped")
-        for keyword in ("AffectedSOPInstanceUID", "AffectedSOPClassUID"):
-            problem = uid_problem(cmd[keyword])
-            if problem is not None:
-                LOG.warning("C-STORE refused: %s %r %s", keyword, cmd[keyword], problem)
-                self.comment = f"{keyword} {problem}"
-                return self.fire("invalid_uid")
-        if ctx is None or not ctx.as_scp or ctx.abstract_syntax != cmd["AffectedSOPClassUID"]:
-            return self.fire("not_supported")
+    # -- inputs: what the data set and the handler turned out to be ----------------------
+    def _judge_data_set(self) -> str:
+        """Decode or structure-check the data set: which of the Decoding inputs it is."""
         if self.sink is not None and self.sink.write_error is not None:
-            return self._write_failed()
-        dataset: Dataset | None = None
+            return "sink_failed"
+        assert self.context is not None
         raw = self.request.dataset
         try:
             if self.sink is not None:
@@ -407,33 +431,74 @@ class StoreScp(SingleResponseScp):
             elif raw is None:
                 raise DatasetDecodeError("no data set")
             elif self.config.mode == "dataset":
-                dataset = decode_dataset(raw, ctx.transfer_syntax)
+                self.dataset = decode_dataset(raw, self.context.transfer_syntax)
             elif self.config.validate:
-                check_dataset_bytes(raw, ctx.transfer_syntax)
+                check_dataset_bytes(raw, self.context.transfer_syntax)
         except (DatasetDecodeError, OSError) as exc:
             LOG.warning(
-                "C-STORE %s: data set cannot be decoded: %s", cmd["AffectedSOPInstanceUID"], exc
+                "C-STORE %s: data set cannot be decoded: %s",
+                self.request.command["AffectedSOPInstanceUID"],
+                exc,
             )
             self.comment = str(exc)
-            return self.fire("undecodable")
-        SCP_CHART.fire(self, "decoded")
-        path = self.sink.temp_path if self.sink is not None else None
-        commit = self.commit if self.sink is not None else None
-        event = StoreEvent(self.assoc, self.request, ctx, raw, path, dataset, commit)
-        trigger = "success" if self.handler is None else self.call_handler(self.handler, event)
-        if self.sink is not None and self.sink.path is None and self._keeps(trigger):
-            with contextlib.suppress(OSError):  # kept in sink.write_error
-                self.commit()
-        if self.sink is not None and self.sink.write_error is not None:
-            return self._write_failed()
-        return self.fire(trigger)
+            return "data_set_undecodable"
+        return "data_set_decoded"
 
-    def _keeps(self, trigger: str) -> bool:
-        """True when the response ``trigger`` sends is not a failure (the file is kept)."""
-        code = self.chart.status_of(trigger)
-        status = self.handler_status if code is None else code
-        return status is not None and st.category(status) is not st.Category.FAILURE
+    def _handle(self) -> None:
+        assert self.context is not None
+        sink = self.sink
+        event = StoreEvent(
+            self.assoc,
+            self.request,
+            self.context,
+            self.request.dataset,
+            sink.temp_path if sink is not None else None,
+            self.dataset,
+            self.commit if sink is not None else None,
+        )
+        self.call_handler(self.handler, event)
 
+    # -- guards ---------------------------------------------------------------------------
+    def arguments_missing(self, event: EventData) -> bool:
+        cmd = self.request.command
+        return not (cmd.get("AffectedSOPClassUID") and cmd.get("AffectedSOPInstanceUID")) or (
+            cmd.get("Priority") is None
+        )
+
+    def uid_invalid(self, event: EventData) -> bool:
+        return self._uid_problem() is not None
+
+    def _uid_problem(self) -> tuple[str, str] | None:
+        cmd = self.request.command
+        for keyword in ("AffectedSOPInstanceUID", "AffectedSOPClassUID"):
+            problem = uid_problem(cmd[keyword])
+            if problem is not None:
+                return keyword, problem
+        return None
+
+    def not_the_context_class(self, event: EventData) -> bool:
+        ctx = self.context
+        return (
+            ctx is None
+            or not ctx.as_scp
+            or ctx.abstract_syntax != self.request.command["AffectedSOPClassUID"]
+        )
+
+    def sink_failed(self, event: EventData) -> bool:
+        return self.sink is not None and self.sink.write_error is not None
+
+    def keeps_instance(self, event: EventData) -> bool:
+        """File mode, not yet committed, and the handler's status is not a Failure."""
+        if self.sink is None or self.sink.path is not None:
+            return False
+        code = self.returned_status()
+        return (
+            isinstance(code, int)
+            and not isinstance(code, bool)
+            and st.category(code) is not st.Category.FAILURE
+        )
+
+    # -- actions ----------------------------------------------------------------------------
     def commit(self) -> Path:
         """Rename the file into place and tell ``on_stored``; ``OSError`` if the disk fails."""
         assert self.sink is not None
@@ -444,7 +509,15 @@ class StoreScp(SingleResponseScp):
             self.config.on_stored(path)
         return path
 
-    def _write_failed(self) -> int:
+    def refuse_uid(self, event: EventData) -> None:
+        problem = self._uid_problem()
+        assert problem is not None
+        keyword, text = problem
+        LOG.warning("C-STORE refused: %s %r %s", keyword, self.request.command[keyword], text)
+        self.comment = f"{keyword} {text}"
+        self.respond(event)
+
+    def write_failed(self, event: EventData) -> None:
         assert self.sink is not None and self.sink.write_error is not None
         exc = self.sink.write_error
         reason = exc.strerror or str(exc)
@@ -454,7 +527,7 @@ class StoreScp(SingleResponseScp):
             exc,
         )
         self.comment = f"cannot write the file: {reason}"
-        return self.fire("write_failed")
+        self.respond(event)
 
     def status_table(self) -> Mapping[int, object]:
         if service_of(self.request.command["AffectedSOPClassUID"]) == "non-patient-storage":

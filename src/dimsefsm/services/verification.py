@@ -17,11 +17,12 @@ from transitions import EventData
 from dimsefsm import status as st
 from dimsefsm.dimse.commands import echo_rsp
 from dimsefsm.dimse.message import Message
-from dimsefsm.fsm import Chart, transition
+from dimsefsm.fsm import Chart, Refusal, transition
 from dimsefsm.services.single_response import (
     SingleResponseScp,
     SingleResponseScu,
     handler_outcomes,
+    handler_refusals,
     make_scu_chart,
 )
 from dimsefsm.sop_class import VERIFICATION
@@ -37,25 +38,27 @@ SCP_CHART = Chart(
     transitions=(
         transition(
             "mistyped",
-            "mistyped",
+            "request_received",
             "Received",
             "Final",
+            guard="no_sop_class",
             status=st.MISTYPED_ARGUMENT,
             when="The request lacks its Affected SOP Class UID.",
             action="respond",
         ),
         transition(
             "not_verification",
-            "not_verification",
+            "request_received",
             "Received",
             "Final",
+            guard="not_verification",
             status=st.SOP_CLASS_NOT_SUPPORTED,
             action="respond",
             when="The Affected SOP Class UID is not the context's Verification SOP class.",
         ),
         transition(
             "accepted",
-            "accepted",
+            "request_received",
             "Received",
             "Handling",
             when="The request is a well-formed Verification request.",
@@ -65,6 +68,14 @@ SCP_CHART = Chart(
             st.PROCESSING_FAILURE,
             "The handler raised an exception: processing failure, its text in ErrorComment.",
         ),
+    ),
+    refusals=(
+        Refusal(
+            "request_received",
+            ("Handling", "Final"),
+            "one operation answers one request; the next request is a new operation",
+        ),
+        *handler_refusals("Received"),
     ),
 )
 
@@ -85,7 +96,7 @@ class EchoScp(SingleResponseScp):
         self.handler = handler
         self.event = event
         self.send = send
-        self.handler_status: int | None = None
+        self.returned: object = None
         self.sent_status: int | None = None
         self.comment: str | None = None
         SCP_CHART.attach(self)
@@ -95,15 +106,17 @@ class EchoScp(SingleResponseScp):
 
     def run(self) -> int:
         """Answer the request; returns the status that was sent."""
-        sop_class = self.request.command.get("AffectedSOPClassUID")
-        if not sop_class:
-            return self.fire("mistyped")
-        if sop_class != VERIFICATION:
-            return self.fire("not_verification")
-        SCP_CHART.fire(self, "accepted")
-        if self.handler is None:
-            return self.fire("success")
-        return self.fire(self.call_handler(self.handler, self.event))
+        SCP_CHART.fire(self, "request_received")
+        if self.state == "Handling":
+            self.call_handler(self.handler, self.event)
+        assert self.sent_status is not None
+        return self.sent_status
+
+    def no_sop_class(self, event: EventData) -> bool:
+        return not self.request.command.get("AffectedSOPClassUID")
+
+    def not_verification(self, event: EventData) -> bool:
+        return bool(self.request.command.get("AffectedSOPClassUID") != VERIFICATION)
 
     def respond(self, event: EventData) -> None:
         status = self.status_for(event)
