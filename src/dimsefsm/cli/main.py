@@ -35,6 +35,9 @@ COMMANDS: dict[str, Command] = {
         "qrscp", "add_qrscp", "Query/Retrieve SCP: storage + C-FIND/C-GET/C-MOVE over a directory"
     ),
     "passwd": Command("passwd", "add_passwd", "hash a password for qrscp.toml's [users]"),
+    "charts": Command("charts", "add_charts", "write every statechart (SVG, DOT) into a directory"),
+    "conformance": Command("charts", "add_conformance", "print the DICOM conformance statement"),
+    "trace": Command("trace", "add_trace", "draw a -d transcript as an SVG sequence diagram"),
 }
 
 
