@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -170,11 +171,64 @@ def lanes_of(steps: Sequence[Step]) -> tuple[list[Lane], dict[tuple[int, str], i
     return lanes, where
 
 
+def _counted(step: Step) -> bool:
+    return step.kind == "dimse" or (step.kind == "pdu" and not step.text.startswith("P-DATA"))
+
+
+def merge(transcripts: Sequence[Sequence[Step]]) -> list[Step]:
+    """Several processes' transcripts as one sequence: by time, never an effect before its cause.
+
+    Log timestamps have millisecond resolution, so two processes' lines often
+    share one; a message received is then placed after the same message sent
+    (the n-th DIMSE message, or association/release/abort PDU, received on an
+    association after the n-th sent by its peer), whatever the clocks say.
+    """
+    if len(transcripts) == 1:
+        return list(transcripts[0])
+    everything = [step for steps in transcripts for step in steps]
+    lanes, where = lanes_of(everything)
+    sent: dict[tuple[int, int, str], int] = defaultdict(int)  # (lane, from file, kind)
+    received: dict[tuple[int, int, str], int] = defaultdict(int)  # (lane, by file, kind)
+    heads = [0] * len(transcripts)
+    merged: list[Step] = []
+
+    def ready(step: Step) -> bool:
+        # P-DATA-TF is left out: one logged write may carry several PDUs; its
+        # DIMSE messages are counted instead.
+        if not _counted(step) or step.outgoing:
+            return True
+        lane = where[(step.source, step.association)]
+        peers = [f for f in lanes[lane].sides if f != step.source]
+        if not peers:
+            return True
+        return sent[(lane, peers[0], step.kind)] > received[(lane, step.source, step.kind)]
+
+    def when(step: Step) -> float:
+        return step.time.timestamp() if step.time else 0.0
+
+    while len(merged) < len(everything):
+        waiting = [
+            (when(steps[heads[n]]), n)
+            for n, steps in enumerate(transcripts)
+            if heads[n] < len(steps)
+        ]
+        candidates = [c for c in waiting if ready(transcripts[c[1]][heads[c[1]]])] or waiting
+        _, n = min(candidates)
+        step = transcripts[n][heads[n]]
+        heads[n] += 1
+        merged.append(step)
+        if _counted(step):
+            lane = where[(step.source, step.association)]
+            (sent if step.outgoing else received)[(lane, step.source, step.kind)] += 1
+    return merged
+
+
 # -- drawing ---------------------------------------------------------------------------
 _ROW = 22
 _LANE = 300  # distance between the two lifelines of one association
-_GAP = 70  # between associations
-_MARGIN = 150  # the time column
+_NOTE = 215  # room for the transition notes outside each lifeline
+_GAP = 20  # between associations
+_MARGIN = 145  # the time column
 _TOP = 56
 _CHARS = 44  # of a label; the whole text is in the tooltip
 _COLOURS = {"pdu": "#222222", "dimse": "#1f5fbf", "abort": "#c0392b"}
@@ -198,16 +252,27 @@ def _time_text(time: datetime | None, start: datetime | None) -> str:
     return f"{stamp} +{(time - start).total_seconds() * 1000:.0f} ms"
 
 
+def _drawn_by_other_side(
+    step: Step, lanes: Sequence[Lane], where: dict[tuple[int, str], int]
+) -> bool:
+    """A message received on an association whose sender's transcript is drawn too."""
+    if step.kind not in ("pdu", "dimse") or step.outgoing:
+        return False
+    return len(lanes[where[(step.source, step.association)]].sides) == 2
+
+
 def render_svg(steps: Sequence[Step], source_names: Sequence[str] = ("local",)) -> str:
     """The sequence diagram of ``steps`` as a standalone SVG document."""
     lanes, where = lanes_of(steps)
     # x of each lane's left and right lifeline; the requestor's side is on the left.
     xs: list[tuple[float, float]] = []
+    pitch = _LANE + 2 * _NOTE + _GAP
     for n in range(len(lanes)):
-        left = _MARGIN + 40 + n * (_LANE + _GAP)
+        left = _MARGIN + _NOTE + n * pitch
         xs.append((left, left + _LANE))
-    width = _MARGIN + 80 + max(1, len(lanes)) * (_LANE + _GAP)
-    height = _TOP + _ROW * (len(steps) + 2)
+    shown = [s for s in steps if not _drawn_by_other_side(s, lanes, where)]
+    width = _MARGIN + max(1, len(lanes)) * pitch
+    height = _TOP + _ROW * (len(shown) + 2)
     start = next((s.time for s in steps if s.time is not None), None)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -239,7 +304,7 @@ def render_svg(steps: Sequence[Step], source_names: Sequence[str] = ("local",)) 
                 f'<line x1="{x}" y1="{_TOP - 16}" x2="{x}" y2="{height - 8}" stroke="#99a" '
                 'stroke-dasharray="4 3"/>'
             )
-    for row, step in enumerate(steps, start=1):
+    for row, step in enumerate(shown, start=1):
         y = _TOP + row * _ROW
         lane_index = where[(step.source, step.association)]
         left_file, _ = sides[lane_index]

@@ -35,27 +35,25 @@ def add_trace(sub: argparse._SubParsersAction) -> None:
 
 
 def run_trace(args: argparse.Namespace) -> int:
-    from dimsefsm.sequence import parse_lines, render_html, render_svg
+    from dimsefsm.sequence import Step, merge, parse_lines, render_html, render_svg
 
-    steps = []
+    transcripts: list[list[Step]] = []
     names = []
     for number, path in enumerate(args.files):
         if str(path) == "-":
-            steps += parse_lines(sys.stdin, number)
+            transcripts.append(parse_lines(sys.stdin, number))
             names.append("stdin")
             continue
         try:
             with path.open(encoding="utf-8", errors="replace") as lines:
-                steps += parse_lines(lines, number)
+                transcripts.append(parse_lines(lines, number))
         except OSError as exc:
             fail(f"cannot read {path}: {exc.strerror or exc}")
         names.append(path.stem)
+    steps = merge(transcripts)
     if not steps:
         print("trace: no transcript lines (dimsefsm.trace, from -d) found", file=sys.stderr)
         return EXIT_FAILED_STATUS
-    if len(args.files) > 1 and all(s.time is not None for s in steps):
-        # Each file's lines keep their order (a stable sort); the files are merged by time.
-        steps.sort(key=lambda s: s.time.timestamp() if s.time else 0.0)
     output: Path | None = args.output
     html = output is not None and output.suffix.lower() in (".html", ".htm")
     text = render_html(steps, names) if html else render_svg(steps, names)
