@@ -51,7 +51,8 @@ class CliReference(Directive):
             )
             sub.prog = f"dimsefsm {name}"
             section = _section(f"cli-{name}", f"dimsefsm {name}")
-            section += nodes.paragraph(text=COMMANDS[name].help[:1].upper() + COMMANDS[name].help[1:] + ".")
+            summary = COMMANDS[name].help
+            section += nodes.paragraph(text=summary[:1].upper() + summary[1:] + ".")
             text = sub.format_help()
             section += nodes.literal_block(text, text)
             found.append(section)
@@ -99,9 +100,7 @@ def gallery_dot(chart: Chart) -> str:
             label += f"\n0x{first.status:04X}"
         if len(edges) > 1:
             label += f"\n(+{len(edges) - 1} more)"
-        tooltip = "\n".join(
-            f"{t.label or t.trigger + ': ' + t.name}: {t.when}" for t in edges
-        )
+        tooltip = "\n".join(f"{t.label or t.trigger + ': ' + t.name}: {t.when}" for t in edges)
         width = ", penwidth=2" if colour == "red3" else ""
         lines.append(
             f"  {_q(source)} -> {_q(dest)} [label={_q(label)}, tooltip={_q(tooltip)}, "
@@ -117,7 +116,8 @@ def inline_svg(dot_text: str) -> str:
     ).stdout
     # Inline: drop the XML prolog, the DOCTYPE and the generator comment.
     svg = svg[svg.index("<svg") :]
-    return re.sub(r'width="[^"]*" height="[^"]*"', 'style="max-width:100%;height:auto"', svg, 1)
+    fluid = 'style="max-width:100%;height:auto"'
+    return re.sub(r'width="[^"]*" height="[^"]*"', fluid, svg, count=1)
 
 
 class ChartGallery(Directive):

@@ -119,13 +119,25 @@ def parse_lines(lines: Iterable[str], source: int = 0) -> list[Step]:
 
 
 # -- who talks to whom ------------------------------------------------------------------
+Side = tuple[int, str]  # (file, association label): one end of an association
+
+
 @dataclass
 class Lane:
-    """One association: the lifelines of its two sides and what each file calls it."""
+    """One association: its sides as (file, label) pairs, the requestor's first once known.
 
-    title: str
-    sides: dict[int, str] = field(default_factory=dict)  # file -> its label of this association
-    requestor: int | None = None  # the file whose side sent the A-ASSOCIATE-RQ
+    Two sides appear when both ends' transcripts are read: two files (the SCU's
+    and the SCP's), or one process that ran both (a test, an application that
+    is its own peer).
+    """
+
+    sides: list[Side] = field(default_factory=list)
+
+    def left(self) -> Side:
+        return self.sides[0]
+
+    def right(self) -> Side | None:
+        return self.sides[1] if len(self.sides) == 2 else None
 
 
 def _associate_titles(step: Step) -> tuple[str, str] | None:
@@ -133,19 +145,19 @@ def _associate_titles(step: Step) -> tuple[str, str] | None:
     return (found[1], found[2]) if found else None
 
 
-def lanes_of(steps: Sequence[Step]) -> tuple[list[Lane], dict[tuple[int, str], int]]:
-    """One lane per association, joining the two files' views of one association.
+def lanes_of(steps: Sequence[Step]) -> tuple[list[Lane], dict[Side, int]]:
+    """One lane per association, joining the two ends' views of one association.
 
-    Two files' associations are one when one sent ``A-ASSOCIATE-RQ 'A' -> 'B'``
+    Two labelled associations are one when one sent ``A-ASSOCIATE-RQ 'A' -> 'B'``
     and the other received it (first unmatched one, in order of appearance).
     """
-    request: dict[tuple[int, str], tuple[str, str, bool]] = {}
+    request: dict[Side, tuple[str, str, bool]] = {}
     for step in steps:
         titles = _associate_titles(step)
         if titles is not None:
             request.setdefault((step.source, step.association), (*titles, step.outgoing))
     lanes: list[Lane] = []
-    where: dict[tuple[int, str], int] = {}
+    where: dict[Side, int] = {}
     unmatched: dict[tuple[str, str, bool], list[int]] = {}
     for step in steps:
         key = (step.source, step.association)
@@ -154,20 +166,16 @@ def lanes_of(steps: Sequence[Step]) -> tuple[list[Lane], dict[tuple[int, str], i
         rq = request.get(key)
         if rq is not None:
             waiting = unmatched.get((rq[0], rq[1], not rq[2]), [])
-            index = next((i for i in waiting if step.source not in lanes[i].sides), None)
-            if index is not None:
-                waiting.remove(index)
-                lanes[index].sides[step.source] = step.association
-                if rq[2]:
-                    lanes[index].requestor = step.source
+            if waiting:
+                index = waiting.pop(0)
+                # The requestor's side is drawn on the left.
+                lanes[index].sides.insert(0 if rq[2] else 1, key)
                 where[key] = index
                 continue
         where[key] = len(lanes)
-        lanes.append(Lane(step.association, {step.source: step.association}))
+        lanes.append(Lane([key]))
         if rq is not None:
             unmatched.setdefault(rq, []).append(where[key])
-            if rq[2]:
-                lanes[-1].requestor = step.source
     return lanes, where
 
 
@@ -183,12 +191,10 @@ def merge(transcripts: Sequence[Sequence[Step]]) -> list[Step]:
     (the n-th DIMSE message, or association/release/abort PDU, received on an
     association after the n-th sent by its peer), whatever the clocks say.
     """
-    if len(transcripts) == 1:
-        return list(transcripts[0])
     everything = [step for steps in transcripts for step in steps]
     lanes, where = lanes_of(everything)
-    sent: dict[tuple[int, int, str], int] = defaultdict(int)  # (lane, from file, kind)
-    received: dict[tuple[int, int, str], int] = defaultdict(int)  # (lane, by file, kind)
+    sent: dict[tuple[Side, str], int] = defaultdict(int)  # (by side, kind)
+    received: dict[tuple[Side, str], int] = defaultdict(int)
     heads = [0] * len(transcripts)
     merged: list[Step] = []
 
@@ -197,11 +203,11 @@ def merge(transcripts: Sequence[Sequence[Step]]) -> list[Step]:
         # DIMSE messages are counted instead.
         if not _counted(step) or step.outgoing:
             return True
-        lane = where[(step.source, step.association)]
-        peers = [f for f in lanes[lane].sides if f != step.source]
+        key = (step.source, step.association)
+        peers = [side for side in lanes[where[key]].sides if side != key]
         if not peers:
             return True
-        return sent[(lane, peers[0], step.kind)] > received[(lane, step.source, step.kind)]
+        return sent[(peers[0], step.kind)] > received[(key, step.kind)]
 
     def when(step: Step) -> float:
         return step.time.timestamp() if step.time else 0.0
@@ -218,8 +224,8 @@ def merge(transcripts: Sequence[Sequence[Step]]) -> list[Step]:
         heads[n] += 1
         merged.append(step)
         if _counted(step):
-            lane = where[(step.source, step.association)]
-            (sent if step.outgoing else received)[(lane, step.source, step.kind)] += 1
+            key = (step.source, step.association)
+            (sent if step.outgoing else received)[(key, step.kind)] += 1
     return merged
 
 
@@ -253,7 +259,7 @@ def _time_text(time: datetime | None, start: datetime | None) -> str:
 
 
 def _drawn_by_other_side(
-    step: Step, lanes: Sequence[Lane], where: dict[tuple[int, str], int]
+    step: Step, lanes: Sequence[Lane], where: dict[Side, int]
 ) -> bool:
     """A message received on an association whose sender's transcript is drawn too."""
     if step.kind not in ("pdu", "dimse") or step.outgoing:
@@ -285,16 +291,10 @@ def render_svg(steps: Sequence[Step], source_names: Sequence[str] = ("local",)) 
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="10" y="{_TOP - 24}" font-weight="bold">time</text>',
     ]
-    sides: list[tuple[int, int]] = []  # per lane: the file drawn left, the file drawn right
     for n, lane in enumerate(lanes):
-        files = sorted(lane.sides)
-        if lane.requestor in files:
-            files.remove(lane.requestor)
-            files.insert(0, lane.requestor)
-        right = files[1] if len(files) == 2 else -1
-        sides.append((files[0], right))
-        left_name = f"{source_names[files[0]]} {lane.sides[files[0]]}"
-        right_name = f"{source_names[right]} {lane.sides[right]}" if right >= 0 else "peer"
+        first, second = lane.left(), lane.right()
+        left_name = f"{source_names[first[0]]} {first[1]}"
+        right_name = f"{source_names[second[0]]} {second[1]}" if second else "peer"
         for x, name in zip(xs[n], (left_name, right_name), strict=True):
             out.append(
                 f'<rect x="{x - 70}" y="{_TOP - 40}" width="140" height="24" rx="4" '
@@ -306,10 +306,9 @@ def render_svg(steps: Sequence[Step], source_names: Sequence[str] = ("local",)) 
             )
     for row, step in enumerate(shown, start=1):
         y = _TOP + row * _ROW
-        lane_index = where[(step.source, step.association)]
-        left_file, _ = sides[lane_index]
-        own_x, other_x = xs[lane_index]
-        if step.source != left_file:
+        key = (step.source, step.association)
+        own_x, other_x = xs[where[key]]
+        if key != lanes[where[key]].left():
             own_x, other_x = other_x, own_x
         stamp = _time_text(step.time, start)
         if stamp:
