@@ -15,7 +15,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 APT_PACKAGES := dcmtk orthanc libgdcm-tools graphviz postgresql
 
-.PHONY: all system venv run test unit lint statecharts bench clean
+.PHONY: all system venv run test unit lint docs statecharts bench clean
 
 all: test
 
@@ -47,15 +47,22 @@ run: $(STAMP)
 	$(VENV)/bin/dimsefsm qrscp $(PORT) -aet $(AET) -od $(STORE) -v $(QRSCP_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs/conf.py docs/_ext
+	$(VENV)/bin/ruff format --check src tests benchmarks docs/conf.py docs/_ext
 	$(VENV)/bin/mypy
+
+# The Sphinx site in docs/_build/html: warnings are errors, every internal link and
+# anchor must resolve (offline; the examples themselves run in tests/unit/test_docs_examples.py).
+docs: $(STAMP) system
+	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/_ext/check_links.py docs/_build/html
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -m "not interop"
 
 test: $(STAMP) system
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory docs
 	$(VENV)/bin/pytest --chart-gate=100
 
 statecharts: $(STAMP)
@@ -66,4 +73,4 @@ bench: $(STAMP) system
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
+	rm -rf $(VENV) build docs/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -258,9 +258,7 @@ def _time_text(time: datetime | None, start: datetime | None) -> str:
     return f"{stamp} +{(time - start).total_seconds() * 1000:.0f} ms"
 
 
-def _drawn_by_other_side(
-    step: Step, lanes: Sequence[Lane], where: dict[Side, int]
-) -> bool:
+def _drawn_by_other_side(step: Step, lanes: Sequence[Lane], where: dict[Side, int]) -> bool:
     """A message received on an association whose sender's transcript is drawn too."""
     if step.kind not in ("pdu", "dimse") or step.outgoing:
         return False

@@ -113,9 +113,7 @@ def test_python_examples_run(page: Path, tmp_path: Path) -> None:
 TOML_BLOCKS = [b for page in PAGES for b in blocks(page, "toml")]
 
 
-@pytest.mark.parametrize(
-    "block", TOML_BLOCKS, ids=[f"{b.page.name}:{b.line}" for b in TOML_BLOCKS]
-)
+@pytest.mark.parametrize("block", TOML_BLOCKS, ids=[f"{b.page.name}:{b.line}" for b in TOML_BLOCKS])
 def test_toml_examples_are_valid_qrscp_configurations(block: Block, tmp_path: Path) -> None:
     config = tmp_path / "qrscp.toml"
     config.write_text(block.code)
@@ -144,7 +142,9 @@ def command_lines(block: Block) -> list[tuple[int, list[str]]]:
         text = text.split("#", 1)[0]  # comments (no example has '#' inside an argument)
         text = re.sub(r"\s\d?>\s*\S+", " ", text)  # redirections
         # Optional flags in [brackets] are checked too, their METAVAR placeholders as "1".
-        text = re.sub(r"\[([^\]]*)\]", lambda m: re.sub(r"(?<![-+\w])[A-Z]{1,4}\b", "1", m[1]), text)
+        text = re.sub(
+            r"\[([^\]]*)\]", lambda m: re.sub(r"(?<![-+\w])[A-Z]{1,4}\b", "1", m[1]), text
+        )
         words = shlex.split(text)
         if words[:1] == ["dimsefsm"] and len(words) > 1:
             found.append((block.line + start, words[1:]))
