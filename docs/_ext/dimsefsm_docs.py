@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections import defaultdict
@@ -74,8 +75,22 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def gallery_dot(chart: Chart) -> str:
-    """The chart for reading: named states, tooltips, one edge per (source, dest, colour)."""
+COUNTS = DOCS / "_build" / "chart-counts.json"  # written by `make test` (--chart-counts)
+
+
+def load_counts() -> dict[str, dict[str, int]] | None:
+    """The last test run's firing count of every edge, if ``make test`` left one."""
+    if not COUNTS.exists():
+        return None
+    return json.loads(COUNTS.read_text(encoding="utf-8"))
+
+
+def gallery_dot(chart: Chart, counts: dict[str, int] | None = None) -> str:
+    """The chart for reading: named states, tooltips, one edge per (source, dest, colour).
+
+    With ``counts`` (edge -> times fired in the test suite) each edge says how
+    often it fired, and an edge that never fired is dashed.
+    """
     lines = [
         f"digraph {_q(chart.name)} {{",
         "  rankdir=LR; bgcolor=transparent;",
@@ -100,11 +115,19 @@ def gallery_dot(chart: Chart) -> str:
             label += f"\n0x{first.status:04X}"
         if len(edges) > 1:
             label += f"\n(+{len(edges) - 1} more)"
-        tooltip = "\n".join(f"{t.label or t.trigger + ': ' + t.name}: {t.when}" for t in edges)
-        width = ", penwidth=2" if colour == "red3" else ""
+        fired = [(counts or {}).get(f"{t.name} from {source}", 0) for t in edges]
+        tooltip = "\n".join(
+            f"{t.label or t.trigger + ': ' + t.name}: {t.when}"
+            + (f" [fired {n} times in the tests]" if counts is not None else "")
+            for t, n in zip(edges, fired, strict=True)
+        )
+        style = ", penwidth=2" if colour == "red3" else ""
+        if counts is not None:
+            label += f"\n(fired {sum(fired)})"
+            style += ", style=dashed" if not all(fired) else ""
         lines.append(
             f"  {_q(source)} -> {_q(dest)} [label={_q(label)}, tooltip={_q(tooltip)}, "
-            f"labeltooltip={_q(tooltip)}, color={colour}, fontcolor={colour}{width}];"
+            f"labeltooltip={_q(tooltip)}, color={colour}, fontcolor={colour}{style}];"
         )
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -151,9 +174,23 @@ class ChartGallery(Directive):
             table += item
         states += table
         found.append(states)
+        counts = load_counts()
+        if counts is None:
+            legend += nodes.paragraph(
+                text="Test coverage: not drawn (run make test, which writes "
+                "docs/_build/chart-counts.json, then make docs)."
+            )
+        else:
+            legend += nodes.paragraph(
+                text="Test coverage from the last make test: each edge's label ends with "
+                "(fired N): how often it fired in the test suite's own processes (summed over "
+                "collapsed edges); a dashed edge has an edge that never fired."
+            )
+        self.state.document.settings.record_dependencies.add(str(COUNTS))
         for chart in all_charts():
             section = _section(f"chart-{chart.name}", chart.name)
-            section += nodes.raw("", inline_svg(gallery_dot(chart)), format="html")
+            dot = gallery_dot(chart, None if counts is None else counts.get(chart.name, {}))
+            section += nodes.raw("", inline_svg(dot), format="html")
             found.append(section)
         return found
 

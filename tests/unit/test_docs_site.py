@@ -5,6 +5,8 @@ errors and runs the link checker over it."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -61,3 +63,44 @@ def test_gallery_charts_name_states_collapse_parallel_edges_and_carry_when_sente
         assert transition.when.replace('"', '\\"') in upper  # in some edge's tooltip
     svg = docs.inline_svg(docs.gallery_dot(charts["c-echo-scp"]))
     assert svg.startswith("<svg") and "<title>" in svg and 'style="max-width:100%' in svg
+
+
+def test_gallery_overlays_the_test_suites_firing_counts(tmp_path: Path) -> None:
+    from dimsefsm.chart_counts import edge_key
+
+    docs = load("dimsefsm_docs")
+    chart = next(c for c in all_charts() if c.name == "c-echo-scp")
+    counts = {edge_key(name, source): 3 for name, source in chart.declared_edges()}
+    plain = docs.gallery_dot(chart, counts)
+    assert "(fired 3)" in plain and "style=dashed" not in plain
+    assert "[fired 3 times in the tests]" in plain
+    never = next(iter(counts))
+    counts[never] = 0
+    overlaid = docs.gallery_dot(chart, counts)
+    dashed = [line for line in overlaid.splitlines() if "style=dashed" in line]
+    assert len(dashed) == 1 and "[fired 0 times in the tests]" in dashed[0]
+
+
+def test_chart_counts_plugin_writes_every_declared_edge(tmp_path: Path) -> None:
+    target = tmp_path / "counts.json"
+    test = Path(__file__).resolve().parent / "test_verification.py"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(test),
+            "--chart-counts",
+            str(target),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    data = json.loads(target.read_text())
+    for chart in all_charts():
+        assert set(data[chart.name]) == {f"{n} from {s}" for n, s in chart.declared_edges()}
+    assert data["c-echo-scp"]["accepted from Received"] > 0
