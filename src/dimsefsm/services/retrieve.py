@@ -781,6 +781,8 @@ class RetrieveScp(IdentifierScp):
         except StopIteration:
             if self.state == "AwaitingCount":
                 self.comment = "the handler yielded no number of sub-operations"
+            elif self.state == _RESOLVING:
+                self.comment = "the handler yielded no destination"
             self._end("handler_ended")
             return
         except Exception as exc:
