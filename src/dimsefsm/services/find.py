@@ -122,11 +122,14 @@ _SCP_TRANSITIONS = (
         "with an int or Dataset status.",
         st.INVALID_STATUS_OBJECT,
     ),
-    _yielded(
+    transition(
         "unknown_status",
-        "status_unknown",
+        _YIELD,
+        "Matching",
         "Final",
-        "The handler yielded a status no table defines; logged, sent as is, final.",
+        action="respond_unknown_status",
+        label=f"{_YIELD} [else]",
+        when="The handler yielded a status no table defines; logged, sent as is, final.",
     ),
     transition(
         "exhausted",
@@ -370,11 +373,9 @@ class FindScp(IdentifierScp):
     def not_a_status_pair(self, _: EventData) -> bool:
         return self.problem in ("not_a_pair", "invalid_status")
 
-    def status_unknown(self, _: EventData) -> bool:
-        if self.reply_status is None:
-            return False
+    def respond_unknown_status(self, event: EventData) -> None:
         LOG.warning("C-FIND handler yielded unknown status 0x%04X; sent as is", self.reply_status)
-        return True
+        self.respond(event)
 
     def respond(self, event: EventData) -> None:
         code = declared(SCP_CHART, event).status

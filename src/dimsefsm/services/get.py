@@ -125,10 +125,6 @@ class GetScp(RetrieveScp):
     def can_send(self) -> bool:
         return self._prepare()
 
-    def instance_unsendable(self, _: EventData) -> bool:
-        """Preparing the C-STORE failed (its UID, its file, its syntax); the reason is kept."""
-        return not self._prepare()
-
     def _prepare(self) -> bool:
         """Build the C-STORE of the current instance once; False (reason kept) if it cannot go."""
         if self.prepared_item is self.item:

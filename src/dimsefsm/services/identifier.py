@@ -43,16 +43,19 @@ def decoding_transitions(
     status from that reason.
     """
 
-    def refused(name: str, status: int, when: str) -> Transition:
+    def refused(name: str, status: int, when: str, last: bool = False) -> Transition:
+        # The last reason is the else: the request was refused and no other reason holds.
         return transition(
             name,
             "request_refused",
             "Decoding",
             "Final",
-            guard=f"refused_{name}",
+            guard=None if last else f"refused_{name}",
             status=status,
             action="respond",
-            label=f"request_refused [{name.replace('_', ' ')}]",
+            label="request_refused [else]"
+            if last
+            else f"request_refused [{name.replace('_', ' ')}]",
             when=when,
         )
 
@@ -78,7 +81,9 @@ def decoding_transitions(
             "The identifier is longer than the AE's maximum identifier size, as "
             "received (its bytes were dropped as they arrived) or once inflated.",
         ),
-        refused("identifier_rejected", st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, rejected_when),
+        refused(
+            "identifier_rejected", st.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, rejected_when, last=True
+        ),
         transition(
             "decoded",
             "request_decoded",
@@ -315,9 +320,6 @@ class IdentifierScp:
 
     def refused_identifier_too_large(self, _: EventData) -> bool:
         return self.refusal == "identifier_too_large"
-
-    def refused_identifier_rejected(self, _: EventData) -> bool:
-        return self.refusal == "identifier_rejected"
 
     def make_event(self, ctx: AcceptedContext) -> Any:
         raise NotImplementedError

@@ -163,9 +163,6 @@ class MoveScp(RetrieveScp):
             return True
         return False
 
-    def destination_is_valid(self, _: EventData) -> bool:
-        return True  # what is left once the guards before it said no
-
     def destination_set(self, _: EventData) -> None:
         first = self.yielded
         self.destination = (first[0], first[1])
@@ -283,9 +280,6 @@ class MoveScp(RetrieveScp):
     def can_send(self) -> bool:
         return self.accepted is not None and not self.destination_lost
 
-    def no_sub_association(self, _: EventData) -> bool:
-        return self.accepted is None
-
     def lacks_storage_context(self, _: EventData) -> bool:
         """The C-STORE could not go because the destination took no context for its class.
 
@@ -293,9 +287,6 @@ class MoveScp(RetrieveScp):
         """
         sop_class = self.instances.identity(self.item).sop_class_uid
         return sop_class is not None and not self.context_for(sop_class)
-
-    def instance_unsendable(self, _: EventData) -> bool:
-        return True  # any other reason it could not become a C-STORE (logged)
 
     def storage_contexts(self) -> list[AcceptedContext]:
         """The sub-association's contexts: the C-STOREs go to the destination."""

@@ -120,6 +120,10 @@ _RESOLVING = "ResolvingDestination"
 _CONNECTING = "Connecting"
 
 
+ELSE = "else"
+"""The guard of a cell's last transition: it fires when every guard before it said no."""
+
+
 def _on(
     name: str,
     trigger: str,
@@ -131,7 +135,10 @@ def _on(
     status: int | None = None,
     action: str | None = "respond",
 ) -> Transition:
-    label = f"{trigger} [{guard.replace('_', ' ')}]" if guard else trigger
+    if guard == ELSE:
+        guard, label = None, f"{trigger} [else]"
+    else:
+        label = f"{trigger} [{guard.replace('_', ' ')}]" if guard else trigger
     return transition(
         name, trigger, source, dest, when, guard=guard, status=status, action=action, label=label
     )
@@ -192,7 +199,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "destination_yielded",
                 _RESOLVING,
                 "AwaitingCount",
-                guard="destination_is_valid",
+                guard=ELSE,
                 action="destination_set",
                 when="The handler yielded a valid (address, port) for the Move Destination.",
             ),
@@ -254,7 +261,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "count_yielded",
                 "AwaitingCount",
                 _CONNECTING,
-                guard="count_is_valid",
+                guard=ELSE,
                 action="open_sub_association",
                 when="The handler announced the count; the sub-association to the destination is "
                 "asked for with exactly the contexts the instances read ahead need.",
@@ -306,7 +313,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "count_yielded",
                 "AwaitingCount",
                 "SubOps",
-                guard="count_is_valid",
+                guard=ELSE,
                 action="counted",
                 when="The handler announced how many sub-operations follow.",
             )
@@ -327,8 +334,9 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             "status_yielded",
             "AwaitingCount",
             "Final",
-            guard="not_a_count",
+            guard=ELSE,
             status=codes.bad_count,
+            action="respond_not_a_count",
             when="The handler yielded a status pair before any count.",
         ),
         # -- SubOps: one instance at a time ------------------------------------------------
@@ -384,7 +392,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "item_yielded",
                 "SubOps",
                 "=",
-                guard="no_sub_association",
+                guard=ELSE,
                 status=st.PENDING,
                 action="fail_item",
                 when="No sub-association was opened (no instance read ahead named a SOP "
@@ -411,7 +419,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "item_yielded",
                 "SubOps",
                 "=",
-                guard="instance_unsendable",
+                guard=ELSE,
                 status=st.PENDING,
                 action="fail_item",
                 when="The instance cannot become a C-STORE here (a UID over 64 characters, a file "
@@ -478,7 +486,8 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             "status_yielded",
             "SubOps",
             "Final",
-            guard="status_unknown",
+            guard=ELSE,
+            action="respond_unknown_status",
             when="The handler yielded a status no table defines; logged, sent as is, final.",
         ),
         _on(
@@ -504,7 +513,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             "handler_ended",
             "SubOps",
             "Final",
-            guard="some_failed_or_warned",
+            guard=ELSE,
             status=st.SUBOPERATIONS_WITH_FAILURES,
             when="All done; at least one succeeded and at least one failed or warned, or "
             "all warned (PS3.4 C.4.3.3.1).",
@@ -546,7 +555,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             "store_response",
             "Storing",
             "SubOps",
-            guard="not_stored",
+            guard=ELSE,
             status=st.PENDING,
             action="count_failed",
             when=f"The {peer} refused the instance (e.g. 0xA700) or answered a status no "
@@ -595,7 +604,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
             "store_response",
             "Cancelling",
             "Cancelled",
-            guard="not_stored",
+            guard=ELSE,
             status=st.CANCEL,
             action="count_failed",
             when="The last C-STORE failed after the C-CANCEL: Failed + 1, then Cancel.",
@@ -619,7 +628,7 @@ def retrieve_transitions(codes: RetrieveCodes, move: bool) -> tuple[Transition, 
                 "store_not_sent",
                 "Storing",
                 "SubOps",
-                guard="instance_unsendable",
+                guard=ELSE,
                 status=st.PENDING,
                 action="count_failed",
                 when="The instance cannot become a C-STORE on the sub-association (a UID over "
@@ -832,9 +841,6 @@ class RetrieveScp(IdentifierScp):
             return True
         return False
 
-    def count_is_valid(self, _: EventData) -> bool:
-        return True  # what is left once the guards before it said no
-
     def counted(self, _: EventData | None = None) -> None:
         """The count is valid: sub-operations may start, and every response carries counts."""
         self.announced = self.yielded
@@ -846,9 +852,9 @@ class RetrieveScp(IdentifierScp):
             return True
         return False
 
-    def not_a_count(self, _: EventData) -> bool:
+    def respond_not_a_count(self, event: EventData) -> None:
         self.comment = f"the count must be a non-negative number, not {self.yielded!r}"
-        return True
+        self.respond(event)
 
     # -- guards: an instance ---------------------------------------------------------------
     def beyond_announced(self, _: EventData) -> bool:
@@ -900,15 +906,13 @@ class RetrieveScp(IdentifierScp):
     def not_a_status_pair(self, _: EventData) -> bool:
         return self.problem in ("not_a_pair", "invalid_status")
 
-    def status_unknown(self, _: EventData) -> bool:
-        if self.yielded_status is None:
-            return False
+    def respond_unknown_status(self, event: EventData) -> None:
         self.log.warning(
             "%s handler yielded unknown status 0x%04X; sent as is",
             self.chart.name,
             self.yielded_status,
         )
-        return True
+        self.respond(event)
 
     # -- guards: the end -------------------------------------------------------------------
     def all_succeeded(self, _: EventData) -> bool:
@@ -917,9 +921,6 @@ class RetrieveScp(IdentifierScp):
     def all_failed(self, _: EventData) -> bool:
         return self.failed > 0 and self.failed == self.completed + self.failed + self.warning
 
-    def some_failed_or_warned(self, _: EventData) -> bool:
-        return True  # what is left once all_succeeded and all_failed said no
-
     # -- guards: a C-STORE response --------------------------------------------------------
     def stored(self, _: EventData) -> bool:
         return self.store_status == st.SUCCESS
@@ -927,9 +928,6 @@ class RetrieveScp(IdentifierScp):
     def stored_with_warning(self, _: EventData) -> bool:
         status = self.store_status
         return status is not None and status >= 0 and st.category(status) is st.Category.WARNING
-
-    def not_stored(self, _: EventData) -> bool:
-        return True  # a failure, or a status no table defines: the instance is not stored
 
     # -- inputs from the sub-operations ------------------------------------------------------
     def store_response(self, status: int | None) -> None:
