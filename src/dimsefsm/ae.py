@@ -10,7 +10,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dimsefsm import evt
 from dimsefsm.assoc.negotiation import (
@@ -28,12 +28,13 @@ from dimsefsm.engine import AssociationEngine, OperationObserver, OutcomeObserve
 from dimsefsm.identity import gate_from_handler
 from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
-from dimsefsm.services.retrieve import InstanceSource
 from dimsefsm.services.storage import SinkOpener, StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
-from dimsefsm.transport.file_sink import open_file_sink
 from dimsefsm.transport.server import AssociationServer
 from dimsefsm.transport.tls import TlsArgs
+
+if TYPE_CHECKING:
+    from dimsefsm.services.retrieve import InstanceSource
 
 HandlerList = Iterable[tuple[evt.EventType, Callable[[evt.Event], Any]]]
 AssociationT = TypeVar("AssociationT", bound=AssociationCore[Any, Any, Any])
@@ -284,7 +285,11 @@ class AE:
 
 def _sink_opener(storage: StorageConfig) -> SinkOpener | None:
     """File mode writes through the transport's file sink; the other modes need none."""
-    return open_file_sink if storage.mode == "file" else None
+    if storage.mode != "file":
+        return None
+    from dimsefsm.transport.file_sink import open_file_sink  # it loads pydicom's checks
+
+    return open_file_sink
 
 
 def _observers(

@@ -18,13 +18,10 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
-
-from pydicom import Dataset
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dimsefsm.assoc.negotiation import Negotiated
 from dimsefsm.assoc.reasons import abort_text, rejection_text
-from dimsefsm.datasets import encode_dataset
 from dimsefsm.dimse.commands import (
     Priority,
     cancel_rq,
@@ -38,17 +35,19 @@ from dimsefsm.dimse.commands import (
 from dimsefsm.dimse.fragment import iter_dataset_pdus
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
-from dimsefsm.part10 import Part10Info, iter_file_chunks
-from dimsefsm.services.find import FindScu
-from dimsefsm.services.get import GetScu
-from dimsefsm.services.move import MoveScu
-from dimsefsm.services.multi_response import MultiResponseScu
+from dimsefsm.part10 import iter_file_chunks
 from dimsefsm.services.single_response import SingleResponseScu
-from dimsefsm.services.storage import StoreScu, store_source
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.driver import SocketDriver, TransportTimeout, close_socket, tune
 from dimsefsm.transport.tls import HandshakeFailed, TlsArgs, describe_tls_error, handshake
+
+if TYPE_CHECKING:  # the query, retrieve and storage services (and pydicom) load on first use
+    from pydicom import Dataset
+
+    from dimsefsm.part10 import Part10Info
+    from dimsefsm.services.multi_response import MultiResponseScu
+    from dimsefsm.services.storage import StoreScu
 
 LOG = logging.getLogger("dimsefsm.association")
 
@@ -58,7 +57,7 @@ STREAM_THRESHOLD = 4 << 20
 SEND_BATCH = 1 << 20
 
 
-Responses = tuple[Dataset, Dataset | None]
+Responses = tuple["Dataset", "Dataset | None"]
 StatusT = TypeVar("StatusT")  # a response status Dataset, or an awaitable of one
 ResponsesT = TypeVar("ResponsesT")  # an iterator of Responses, or an async iterator
 SentT = TypeVar("SentT")  # None, or an awaitable of None
@@ -229,6 +228,8 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         while iterating to stop early; the remaining responses (the final
         0xFE00, or Success if the peer finished first) still arrive.
         """
+        from dimsefsm.services.find import FindScu
+
         op = self._start_query(dataset, query_model, FindScu, find_rq, msg_id, priority)
         return self._responses(op)
 
@@ -245,6 +246,8 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         (``AE.storage`` and its EVT_C_STORE handler) on the contexts where the
         peer accepted our SCP role (``AE.propose_role``).
         """
+        from dimsefsm.services.get import GetScu
+
         op = self._start_query(dataset, query_model, GetScu, get_rq, msg_id, priority)
         return self._responses(op)
 
@@ -257,6 +260,8 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         priority: int = Priority.MEDIUM,
     ) -> ResponsesT:
         """Ask the peer to send the matches to ``move_aet``; yields ``(status, identifier)``."""
+        from dimsefsm.services.move import MoveScu
+
         build = functools.partial(_move_rq, move_aet)
         op = self._start_query(dataset, query_model, MoveScu, build, msg_id, priority)
         return self._responses(op)
@@ -335,6 +340,8 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
 
         The caller writes each batch out before taking the next (:func:`queue_streamed`).
         """
+        from dimsefsm.services.storage import StoreScu, store_source
+
         negotiated = self._require_established()
         source = store_source(negotiated, dataset, STREAM_THRESHOLD)
         engine = self.engine
@@ -365,6 +372,8 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         msg_id: int | None,
         priority: int,
     ) -> MultiResponseScu:
+        from dimsefsm.datasets import encode_dataset
+
         negotiated = self._require_established()
         ctx = negotiated.find_context(sop_class)
         if ctx is None:
@@ -405,7 +414,7 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         return True
 
 
-class Association(AssociationCore[Dataset, Iterator[Responses], None]):
+class Association(AssociationCore["Dataset", Iterator[Responses], None]):
     """One association we requested, on a blocking socket read by the calling thread."""
 
     driver: SocketDriver | None = None
@@ -474,6 +483,16 @@ class Association(AssociationCore[Dataset, Iterator[Responses], None]):
     def _status(self, op: SingleResponseScu, batches: Iterable[None]) -> Dataset:
         self._finish(op, batches)
         return op.result()
+
+    def echo_and_wait(self, msg_id: int | None = None) -> EchoScu:
+        """:meth:`send_c_echo` returning the finished operation, not a status Dataset.
+
+        Its ``status`` is the response's Status as a number (None if no response
+        came): a command-line check reads that number without importing pydicom.
+        """
+        op = self._start_echo(msg_id)
+        self._finish(op, ())
+        return op
 
     def store_and_wait(
         self,

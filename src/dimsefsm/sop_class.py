@@ -7,7 +7,9 @@ use?" so that negotiation, dispatch and the conformance tables agree.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 VERIFICATION = "1.2.840.10008.1.1"
 
@@ -46,11 +48,15 @@ def register(uid: str, name: str, service: str) -> SOPClass:
 
 
 def lookup(uid: str) -> SOPClass | None:
-    return _REGISTRY.get(uid)
+    sop = _REGISTRY.get(uid)
+    if sop is None and "STORAGE_SOP_CLASSES" not in globals():
+        _lazy("STORAGE_SOP_CLASSES")  # the storage classes register on first need
+        sop = _REGISTRY.get(uid)
+    return sop
 
 
 def service_of(uid: str) -> str | None:
-    sop = _REGISTRY.get(uid)
+    sop = lookup(uid)
     return sop.service if sop else None
 
 
@@ -122,15 +128,16 @@ def _storage_class_names() -> dict[str, str]:
 
 
 def _register_storage_classes() -> tuple[str, ...]:
+    """Register every Storage class; a class registered before (by hand) stays as it is."""
     uids = []
     for uid, name in _storage_class_names().items():
         service = "non-patient-storage" if uid in NON_PATIENT_STORAGE else "storage"
-        register(uid, name, service)
+        if uid not in _REGISTRY:
+            register(uid, name, service)
         uids.append(uid)
     return tuple(uids)
 
 
-STORAGE_SOP_CLASSES: tuple[str, ...] = _register_storage_classes()
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SECONDARY_CAPTURE_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
@@ -147,8 +154,6 @@ def _all_transfer_syntaxes() -> tuple[str, ...]:
     rest = [str(ts) for ts in AllTransferSyntaxes if str(ts) not in UNCOMPRESSED_TRANSFER_SYNTAXES]
     return UNCOMPRESSED_TRANSFER_SYNTAXES + tuple(rest)
 
-
-ALL_TRANSFER_SYNTAXES: tuple[str, ...] = _all_transfer_syntaxes()
 
 from dimsefsm.qr.registry import register_all as _register_qr_classes  # noqa: E402
 
@@ -206,4 +211,27 @@ def _common_storage() -> tuple[str, ...]:
     return tuple(by_name[name] for name in names)
 
 
-COMMON_STORAGE_SOP_CLASSES: tuple[str, ...] = _common_storage()
+# The tables drawn from pydicom's dictionaries are built on first access (PEP 562),
+# so that importing this module (every association does) does not import pydicom.
+_LAZY: dict[str, Callable[[], tuple[str, ...]]] = {
+    "STORAGE_SOP_CLASSES": _register_storage_classes,
+    "ALL_TRANSFER_SYNTAXES": _all_transfer_syntaxes,
+    "COMMON_STORAGE_SOP_CLASSES": _common_storage,
+}
+
+if TYPE_CHECKING:
+    STORAGE_SOP_CLASSES: tuple[str, ...]
+    ALL_TRANSFER_SYNTAXES: tuple[str, ...]
+    COMMON_STORAGE_SOP_CLASSES: tuple[str, ...]
+
+
+def _lazy(name: str) -> tuple[str, ...]:
+    value = _LAZY[name]()
+    globals()[name] = value
+    return value
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name in _LAZY:
+        return _lazy(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

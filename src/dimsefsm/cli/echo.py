@@ -52,12 +52,14 @@ def run_echoscu(args: argparse.Namespace) -> int:
     if refused is not None:
         return refused
     for _ in range(args.repeat):
-        status = assoc.send_c_echo()
-        if "Status" not in status:
+        echo = assoc.echo_and_wait()  # the Status as a number: no pydicom Dataset to build
+        if echo.response is None:
             print(f"echoscu: no C-ECHO response: {assoc.describe_failure()}", file=sys.stderr)
             return EXIT_TIMEOUT if assoc.timed_out else EXIT_ABORTED
-        if status.Status != 0:
-            print(f"echoscu: C-ECHO failed with status 0x{status.Status:04X}", file=sys.stderr)
+        status = echo.status
+        if status != 0:
+            code = f"0x{status:04X}" if isinstance(status, int) else repr(status)
+            print(f"echoscu: C-ECHO failed with status {code}", file=sys.stderr)
             assoc.release()
             return EXIT_FAILED_STATUS
     assoc.release()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dimsefsm import evt
 from dimsefsm import status as st
@@ -18,13 +18,12 @@ from dimsefsm.dimse.commands import NO_DATASET, CommandField
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.model import AbortReason, AbortSource
-from dimsefsm.services.find import FindScp, check_find_identifier, check_retrieve_identifier
-from dimsefsm.services.get import GetScp
-from dimsefsm.services.move import MoveScp
-from dimsefsm.services.retrieve import InstanceSource
 from dimsefsm.services.storage import InstanceSink, SinkOpener, StorageConfig, StoreScp
 from dimsefsm.services.verification import EchoScp
 from dimsefsm.sop_class import service_of
+
+if TYPE_CHECKING:  # the query/retrieve services (and pydicom) load when their first request comes
+    from dimsefsm.services.retrieve import InstanceSource
 
 LOG = logging.getLogger("dimsefsm.dispatch")
 
@@ -100,6 +99,8 @@ class RequestDispatcher:
             store.run()
             return
         if field == CommandField.C_FIND_RQ:
+            from dimsefsm.services.find import FindScp, check_find_identifier
+
             op = FindScp(
                 message,
                 context,
@@ -115,6 +116,9 @@ class RequestDispatcher:
                 engine.start_scp_operation(message.command["MessageID"], op)
             return
         if field == CommandField.C_GET_RQ:
+            from dimsefsm.services.find import check_retrieve_identifier
+            from dimsefsm.services.get import GetScp
+
             get = GetScp(
                 message,
                 context,
@@ -131,6 +135,9 @@ class RequestDispatcher:
                 engine.start_scp_operation(message.command["MessageID"], get)
             return
         if field == CommandField.C_MOVE_RQ:
+            from dimsefsm.services.find import check_retrieve_identifier
+            from dimsefsm.services.move import MoveScp
+
             move = MoveScp(
                 message,
                 context,

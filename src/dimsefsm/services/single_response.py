@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from pydicom import Dataset
 from transitions import EventData
 
 from dimsefsm import status as st
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, Refusal, Transition, transition
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
 
 LOG = logging.getLogger("dimsefsm.scu")
 
@@ -179,6 +181,8 @@ class SingleResponseScu:
 
     def result(self) -> Dataset:
         """pynetdicom's convention: the status Dataset, empty if no response came."""
+        from pydicom import Dataset  # only callers of the pynetdicom API pay for pydicom
+
         ds = Dataset()
         if self.response is not None:
             cmd = self.response.command
@@ -191,6 +195,13 @@ class SingleResponseScu:
 
 
 # -- the SCP side: how a handler's answer becomes the one response -----------------
+def is_dataset(value: object) -> TypeGuard[Dataset]:
+    """Whether a handler returned a pydicom Dataset (pydicom loads here, not at import)."""
+    from pydicom import Dataset
+
+    return isinstance(value, Dataset)
+
+
 def handler_outcomes(
     known: dict[str, str], raised_status: int, raised_when: str
 ) -> tuple[Transition, ...]:
@@ -311,12 +322,12 @@ class SingleResponseScp:
     def returned_status(self) -> object:
         """The handler's status: the int it returned, or its Dataset's Status."""
         result = self.returned
-        if isinstance(result, Dataset):
+        if is_dataset(result):
             return result.get("Status")
         return result
 
     def no_status_element(self, event: EventData) -> bool:
-        return isinstance(self.returned, Dataset) and "Status" not in self.returned
+        return is_dataset(self.returned) and "Status" not in self.returned
 
     def not_a_status(self, event: EventData) -> bool:
         code = self.returned_status()
@@ -348,7 +359,7 @@ class SingleResponseScp:
             code = self.returned_status()
             assert isinstance(code, int)
             status = code
-            if isinstance(self.returned, Dataset):
+            if is_dataset(self.returned):
                 self.comment = self.returned.get("ErrorComment")
             if declared.name == "unknown_status" or (
                 status != st.SUCCESS and status not in self.status_table()

@@ -30,20 +30,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydicom import Dataset
 from transitions import EventData
 
 from dimsefsm import status as st
 from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
-from dimsefsm.datasets import (
-    DatasetDecodeError,
-    check_dataset_bytes,
-    convert_dataset_bytes,
-    decode_dataset,
-    encode_dataset,
-)
 from dimsefsm.dimse.commands import store_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, Refusal, transition
@@ -57,6 +49,9 @@ from dimsefsm.services.single_response import (
 )
 from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, service_of
 from dimsefsm.uid import uid_problem
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
 
 LOG = logging.getLogger("dimsefsm.storage")
 
@@ -343,6 +338,8 @@ class StoreEvent:
         if self._dataset is None:
             if self.raw is None:
                 raise AttributeError("in file mode the instance is at event.path")
+            from dimsefsm.datasets import decode_dataset  # pydicom loads when a handler asks
+
             self._dataset = decode_dataset(self.raw, self.transfer_syntax)
         return self._dataset
 
@@ -420,6 +417,8 @@ class StoreScp(SingleResponseScp):
 
     # -- inputs: what the data set and the handler turned out to be ----------------------
     def _judge_data_set(self) -> str:
+        from dimsefsm.datasets import DatasetDecodeError, check_dataset_bytes, decode_dataset
+
         """Decode or structure-check the data set: which of the Decoding inputs it is."""
         if self.sink is not None and self.sink.write_error is not None:
             return "sink_failed"
@@ -589,6 +588,10 @@ def store_source(
     accepted; above ``stream_above`` bytes it is left on disk to be streamed.
     Otherwise an uncompressed instance is converted to an accepted native syntax.
     """
+    from pydicom import Dataset
+
+    from dimsefsm.datasets import convert_dataset_bytes, encode_dataset
+
     if isinstance(dataset, Dataset):
         sop_class, sop_instance = dataset.SOPClassUID, dataset.SOPInstanceUID
         wanted = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)

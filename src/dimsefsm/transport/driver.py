@@ -24,15 +24,16 @@ import select
 import socket
 import ssl
 import time
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.codec import encode_pdu
 from dimsefsm.pdu.model import AbortReason, AbortSource
-from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
-from dimsefsm.transport.sub_association import SubAssociations
 from dimsefsm.ul import effects as fx
 from dimsefsm.ul.chart import ARTIM_RUNNING
+
+if TYPE_CHECKING:
+    from dimsefsm.transport.sub_association import SubAssociations
 
 LOG = logging.getLogger("dimsefsm.transport")
 RECV_SIZE = 1 << 18
@@ -118,7 +119,15 @@ class SocketDriver:
             self.engine.transport_closed()
         elif isinstance(effect, fx.Connect):
             pass  # the client connects before handing the socket over
-        elif isinstance(effect, SUB_ASSOCIATION_EFFECTS):
+        else:
+            self._sub_association(effect)
+
+    def _sub_association(self, effect: object) -> None:
+        """A C-MOVE SCP's sub-association effect (C-MOVE loads only once one is queued)."""
+        from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
+        from dimsefsm.transport.sub_association import SubAssociations
+
+        if isinstance(effect, SUB_ASSOCIATION_EFFECTS):
             if self.sub_associations is None:
                 self.sub_associations = SubAssociations()
             self.sub_associations.perform(effect, self.flush)
