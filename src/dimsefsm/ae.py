@@ -25,16 +25,15 @@ from dimsefsm.association import Association, AssociationCore
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.engine import AssociationEngine, OperationObserver, OutcomeObserver
-from dimsefsm.identity import gate_from_handler
 from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.storage import SinkOpener, StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
-from dimsefsm.transport.server import AssociationServer
 from dimsefsm.transport.tls import TlsArgs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what only a server or a C-GET/C-MOVE SCP needs loads when used
     from dimsefsm.services.retrieve import InstanceSource
+    from dimsefsm.transport.server import AssociationServer
 
 HandlerList = Iterable[tuple[evt.EventType, Callable[[evt.Event], Any]]]
 AssociationT = TypeVar("AssociationT", bound=AssociationCore[Any, Any, Any])
@@ -225,6 +224,9 @@ class AE:
         With ``ssl_context`` (server side, certificate loaded) every connection
         is TLS; a failed handshake is logged and closed, the server carries on.
         """
+        from dimsefsm.identity import gate_from_handler
+        from dimsefsm.transport.server import AssociationServer
+
         if not self.supported_contexts:
             raise ValueError("no supported presentation contexts: call add_supported_context()")
         policy = self.policy()

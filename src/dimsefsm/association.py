@@ -35,7 +35,6 @@ from dimsefsm.dimse.commands import (
 from dimsefsm.dimse.fragment import iter_dataset_pdus
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
-from dimsefsm.part10 import iter_file_chunks
 from dimsefsm.services.single_response import SingleResponseScu
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
@@ -81,6 +80,8 @@ def queue_streamed(
     transport writes it out before the next is read: memory stays bounded by
     one chunk and one batch, whichever way the bytes travel.
     """
+    from dimsefsm.part10 import iter_file_chunks  # only storage reads files
+
     assert engine.negotiated is not None
     batch: list[bytes] = []
     size = 0

@@ -51,6 +51,8 @@ NOT_FOR_AN_ECHO = (
     "dimsefsm.qr.models",
     "dimsefsm.archive",
     "dimsefsm.instances",
+    "dimsefsm.identity",  # user identity: only with -u
+    "dimsefsm.part10",  # files: only storage reads them
 )
 
 

@@ -20,7 +20,6 @@ from dimsefsm.cli.common import (
     verbose,
 )
 from dimsefsm.cli.tls import client_tls
-from dimsefsm.identity import username_identity
 from dimsefsm.pdu.model import UserIdentityRQ
 
 
@@ -57,6 +56,8 @@ def identity_from_args(args: argparse.Namespace) -> UserIdentityRQ | str | None:
         if password is not None or getattr(args, "pos_response", False):
             return "--password, --empty-password and --pos-response need --user"
         return None
+    from dimsefsm.identity import username_identity  # only with -u: it loads the hashing
+
     return username_identity(user, password, positive_response=args.pos_response)
 
 

@@ -39,7 +39,6 @@ from dimsefsm.assoc.negotiation import AcceptedContext, Negotiated
 from dimsefsm.dimse.commands import store_rsp
 from dimsefsm.dimse.message import Message
 from dimsefsm.fsm import Chart, Refusal, transition
-from dimsefsm.part10 import Part10Info, read_dataset_bytes, read_part10_up_to
 from dimsefsm.services.single_response import (
     SingleResponseScp,
     SingleResponseScu,
@@ -52,6 +51,8 @@ from dimsefsm.uid import uid_problem
 
 if TYPE_CHECKING:
     from pydicom import Dataset
+
+    from dimsefsm.part10 import Part10Info
 
 LOG = logging.getLogger("dimsefsm.storage")
 
@@ -591,6 +592,7 @@ def store_source(
     from pydicom import Dataset
 
     from dimsefsm.datasets import convert_dataset_bytes, encode_dataset
+    from dimsefsm.part10 import read_dataset_bytes, read_part10_up_to
 
     if isinstance(dataset, Dataset):
         sop_class, sop_instance = dataset.SOPClassUID, dataset.SOPInstanceUID
