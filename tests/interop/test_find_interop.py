@@ -548,7 +548,7 @@ def test_undecodable_identifier_gets_c310(
 ) -> None:
     assoc = _study_root_ae().associate(LOCALHOST, fresh_scp.port, ae_title=SCP_AET)
     # Four bytes are no element in any transfer syntax: the SCP cannot decode them.
-    monkeypatch.setattr("dimsefsm.association.encode_dataset", lambda _ds, _ts: b"\x08\x00\x52\x00")
+    monkeypatch.setattr("dimsefsm.datasets.encode_dataset", lambda _ds, _ts: b"\x08\x00\x52\x00")
     responses = list(assoc.send_c_find(_study_query(), STUDY_ROOT_FIND))
     monkeypatch.undo()
     assert [int(status.Status) for status, _ in responses] == [UNABLE_TO_PROCESS_IDENTIFIER]
