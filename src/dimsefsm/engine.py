@@ -40,6 +40,7 @@ from dimsefsm.fsm import Chart, Refusal, transition
 from dimsefsm.pdu.codec import PduFramer
 from dimsefsm.pdu.errors import PduError
 from dimsefsm.pdu.model import AbortReason, AbortSource, AssociateAC, AssociateRJ, AssociateRQ
+from dimsefsm.service_user import ServiceUser, service_users
 from dimsefsm.ul import effects as fx
 from dimsefsm.ul import events as ev
 from dimsefsm.ul.machine import UpperLayer
@@ -258,7 +259,7 @@ class AssociationEngine:
             raise ValueError("a requestor needs a proposal")
         if not requestor and policy is None:
             raise ValueError("an acceptor needs a policy")
-        self.requestor = requestor
+        self.is_requestor = requestor
         self.proposal = proposal
         self.policy = policy
         self.active_associations = active_associations
@@ -284,6 +285,7 @@ class AssociationEngine:
         # Set by the transport for handlers (``event.assoc`` on an SCP): who is connected,
         # and over TLS the certificate the peer presented (``ssl.getpeercert()`` form).
         self.peer_address: tuple[str, int] | None = None
+        self.local_address: tuple[str, int] | None = None  # our end of the socket
         self.peer_certificate: dict[str, Any] | None = None
         self.rq: AssociateRQ | None = None
         self.negotiated: Negotiated | None = None
@@ -311,6 +313,16 @@ class AssociationEngine:
     @property
     def is_established(self) -> bool:
         return self.outcome == "established"
+
+    @property
+    def requestor(self) -> ServiceUser:
+        """The requesting end: ``ae_title``, ``address``, ``port`` (pynetdicom's name)."""
+        return service_users(self)[0]
+
+    @property
+    def acceptor(self) -> ServiceUser:
+        """The accepting end: ``ae_title``, ``address``, ``port`` (pynetdicom's name)."""
+        return service_users(self)[1]
 
     @property
     def is_closed(self) -> bool:

@@ -8,6 +8,7 @@ Dataset with Status), exactly as pynetdicom users write it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from dimsefsm.dimse.message import Message
@@ -55,6 +56,8 @@ class Event:
     request: Message
     context: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    timestamp: datetime = field(default_factory=datetime.now)
+    """When the request arrived (pynetdicom's ``event.timestamp``)."""
 
     @property
     def message_id(self) -> int:
