@@ -26,6 +26,7 @@ from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.engine import AssociationEngine, OperationObserver, OutcomeObserver
 from dimsefsm.identity import gate_from_handler
+from dimsefsm.notifications import notifier_for
 from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.retrieve import InstanceSource
@@ -225,8 +226,9 @@ class AE:
             ),
             user_identity=user_identity,
         )
+        handlers = dict(evt_handlers or ())
         dispatcher = RequestDispatcher(
-            dict(evt_handlers or ()),
+            handlers,
             storage=self.storage,
             instances=self.instance_source,
             open_sink=_sink_opener(self.storage),
@@ -238,6 +240,8 @@ class AE:
             sink_for=dispatcher.sink_for,
             max_identifier_size=self.maximum_identifier_size,
         )
+        engine.notify = notifier_for(handlers)
+        engine.on_outcome, engine.on_operation_done = _observers(handlers)
         assoc = kind(
             engine,
             acse_timeout=self.acse_timeout,
@@ -295,6 +299,7 @@ class AE:
         if policy.identity_gate is None and user_id_handler is not None:
             policy.identity_gate = gate_from_handler(user_id_handler)
         on_outcome, on_operation_done = _observers(handlers)
+        notify = notifier_for(handlers)  # looked at once: None costs the engine nothing
 
         storage = self.storage
         instances = self.instance_source
@@ -314,6 +319,7 @@ class AE:
             )
             dispatcher.assoc = engine  # handlers see event.assoc.negotiated (peer AE, contexts)
             engine.on_outcome = on_outcome
+            engine.notify = notify
             engine.on_operation_done = on_operation_done
             return engine
 

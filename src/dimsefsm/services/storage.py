@@ -373,14 +373,16 @@ class StoreEvent:
         request, the transfer syntax of the presentation context.
         """
         from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import UID
 
         from dimsefsm.assoc.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = self.request.command.get("AffectedSOPClassUID", "")
-        meta.MediaStorageSOPInstanceUID = self.request.command.get("AffectedSOPInstanceUID", "")
-        meta.TransferSyntaxUID = self.transfer_syntax
-        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+        command = self.request.command
+        meta.MediaStorageSOPClassUID = UID(command.get("AffectedSOPClassUID", ""))
+        meta.MediaStorageSOPInstanceUID = UID(command.get("AffectedSOPInstanceUID", ""))
+        meta.TransferSyntaxUID = UID(self.transfer_syntax)
+        meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
         return meta
 
