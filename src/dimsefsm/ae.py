@@ -36,7 +36,7 @@ from dimsefsm.transport.file_sink import open_file_sink
 from dimsefsm.transport.server import AssociationServer
 from dimsefsm.transport.tls import TlsArgs
 
-HandlerList = Iterable[tuple[evt.EventType, Callable[[evt.Event], Any]]]
+HandlerList = Iterable[tuple[evt.EventType, Callable[[Any], Any]]]
 AssociationT = TypeVar("AssociationT", bound=AssociationCore[Any, Any, Any])
 
 

@@ -94,7 +94,7 @@ def test_package_is_typed() -> None:
 
 
 def test_help_shows_the_ae_attributes_and_timeouts() -> None:
-    text = pydoc.render_doc(AE, renderer=pydoc.plaintext)
+    text = pydoc.plain(pydoc.render_doc(AE))
     for name in (
         "acse_timeout",
         "dimse_timeout",
