@@ -98,3 +98,27 @@ def test_a_failing_notification_handler_is_logged_and_the_echo_goes_on() -> None
     finally:
         server.shutdown()
     assert status.Status == 0 and assoc.is_released
+
+
+def test_c_cancel_is_notified_with_the_message_id_it_cancels() -> None:
+    from dimsefsm.dimse.commands import cancel_rq
+    from dimsefsm.dimse.message import Message
+    from tests.unit.test_find import make_pair, match, start
+
+    def endless(event: Any) -> Any:
+        n = 0
+        while True:
+            n += 1
+            yield 0xFF00, match(n)
+
+    log: list[Notification] = []
+    pair = make_pair(endless)
+    pair.acceptor.notify = notifier_for({evt.EVT_C_CANCEL: log.append})
+    op = start(pair, run=False)
+    pair._deliver(pair.requestor, pair.acceptor, "rq->ac")
+    pair.step()
+    pair._deliver(pair.acceptor, pair.requestor, "ac->rq")
+    op.cancel_sent()
+    pair.requestor.send_message(Message(1, cancel_rq(op.message_id)))
+    pair.run()
+    assert [(n.event, n.message) for n in log] == [(evt.EVT_C_CANCEL, op.message_id)]
