@@ -25,6 +25,7 @@ from dimsefsm.association import Association, AssociationCore
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH
 from dimsefsm.engine import AssociationEngine, OperationObserver, OutcomeObserver
+from dimsefsm.notifications import notifier_for
 from dimsefsm.pdu.model import RoleSelection, UserIdentityRQ
 from dimsefsm.services.dispatch import RequestDispatcher
 from dimsefsm.services.storage import SinkOpener, StorageConfig
@@ -35,15 +36,40 @@ if TYPE_CHECKING:  # what only a server or a C-GET/C-MOVE SCP needs loads when u
     from dimsefsm.services.retrieve import InstanceSource
     from dimsefsm.transport.server import AssociationServer
 
-HandlerList = Iterable[tuple[evt.EventType, Callable[[evt.Event], Any]]]
+HandlerList = Iterable[tuple[evt.EventType, Callable[[Any], Any]]]
 AssociationT = TypeVar("AssociationT", bound=AssociationCore[Any, Any, Any])
 
 
 class AE:
+    """An application entity: what it proposes and accepts, its timeouts, its servers.
+
+    Contexts: ``requested_contexts`` (proposed when requesting, in order) and
+    ``supported_contexts`` (accepted when serving, SOP class -> transfer
+    syntaxes); both can be assigned a list of pynetdicom-style contexts
+    (``ae.supported_contexts = StoragePresentationContexts``).
+
+    Timeouts, in seconds (``None``: wait for ever):
+
+    - ``acse_timeout`` (30): for the peer's A-ASSOCIATE-AC/RJ and A-RELEASE-RP.
+    - ``dimse_timeout`` (30): for each DIMSE response to a request we sent.
+    - ``network_timeout`` (60): an SCP's idle association is then ended
+      (``network_timeout_response``: "A-ABORT" or "A-RELEASE").
+    - ``connection_timeout`` (30): for the TCP connect (and TLS handshake).
+    - ``artim_timeout`` (30): a new connection must send its A-ASSOCIATE-RQ
+      within it; a closing one waits this long for the peer's close.
+    - ``pdu_timeout`` (60): a PDU must be complete this long after its first byte.
+
+    Limits: ``maximum_pdu_size``, ``maximum_identifier_size``,
+    ``maximum_associations``, ``maximum_pending_connections``.  Access:
+    ``require_called_aet``, ``require_calling_aet``, ``admission``,
+    ``identity_gate``.  ``storage`` (a StorageConfig) says where received
+    instances go.
+    """
+
     def __init__(self, ae_title: str = "DIMSEFSM") -> None:
         self.ae_title = ae_title
-        self.requested_contexts: list[tuple[str, tuple[str, ...]]] = []
-        self.supported_contexts: dict[str, tuple[str, ...]] = {}
+        self._requested_contexts: list[tuple[str, tuple[str, ...]]] = []
+        self._supported_contexts: dict[str, tuple[str, ...]] = {}
         self.scu_role_proposals: dict[str, tuple[bool, bool]] = {}
         self.accept_scp_role: set[str] = set()
         self.acse_timeout: float | None = 30.0
@@ -91,6 +117,32 @@ class AE:
         self._servers: list[AssociationServer] = []
 
     # -- contexts ---------------------------------------------------------------------
+    @property
+    def requested_contexts(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(abstract syntax, transfer syntaxes) proposed when requesting, in order."""
+        return self._requested_contexts
+
+    @requested_contexts.setter
+    def requested_contexts(self, contexts: Iterable[Any]) -> None:
+        self._requested_contexts = [_context_pair(c) for c in contexts]
+
+    @property
+    def supported_contexts(self) -> dict[str, tuple[str, ...]]:
+        """SOP class -> transfer syntaxes accepted when serving."""
+        return self._supported_contexts
+
+    @supported_contexts.setter
+    def supported_contexts(self, contexts: Iterable[Any] | dict[str, tuple[str, ...]]) -> None:
+        if isinstance(contexts, dict):
+            self._supported_contexts = dict(contexts)
+            return
+        self._supported_contexts = {}
+        for context in contexts:
+            abstract, syntaxes = _context_pair(context, UNCOMPRESSED_TRANSFER_SYNTAXES)
+            self._supported_contexts[abstract] = syntaxes
+            if getattr(context, "scp_role", None):
+                self.accept_scp_role.add(abstract)
+
     def add_requested_context(
         self, abstract_syntax: str, transfer_syntax: str | Sequence[str] | None = None
     ) -> None:
@@ -102,8 +154,13 @@ class AE:
         abstract_syntax: str,
         transfer_syntax: str | Sequence[str] | None = None,
         scp_role: bool | None = None,
+        scu_role: bool | None = None,
     ) -> None:
-        """Accept this SOP class; ``scp_role=True`` lets a requestor act as its SCP."""
+        """Accept this SOP class; ``scp_role=True`` lets a requestor act as its SCP.
+
+        ``scu_role`` is taken for pynetdicom's signature: the requestor keeps its
+        default SCU role whatever is passed.
+        """
         self.supported_contexts[abstract_syntax] = _syntaxes(
             transfer_syntax, UNCOMPRESSED_TRANSFER_SYNTAXES
         )
@@ -126,8 +183,12 @@ class AE:
         evt_handlers: HandlerList | None = None,
         tls_args: TlsArgs | None = None,
         user_identity: UserIdentityRQ | None = None,
+        ext_neg: Iterable[Any] | None = None,
     ) -> Association:
         """Request an association; check ``is_established`` (no exception on failure).
+
+        ``ext_neg``: as pynetdicom's, role selection items from ``build_role``
+        (the same as :meth:`propose_role`).
 
         ``tls_args=(ssl_context, server_hostname)`` secures the connection with
         TLS (PS3.15 Annex B), as pynetdicom's argument of that name; the
@@ -135,6 +196,9 @@ class AE:
         (see ``dimsefsm.identity.username_identity``) is sent in the RQ; the
         acceptor's server response is ``negotiated.user_identity_response``.
         """
+        for item in ext_neg or ():
+            if isinstance(item, RoleSelection):
+                self.propose_role(item.sop_class_uid, bool(item.scu_role), bool(item.scp_role))
         assoc = self.prepare_association(
             Association, ae_title, max_pdu, evt_handlers, user_identity
         )
@@ -162,8 +226,9 @@ class AE:
             ),
             user_identity=user_identity,
         )
+        handlers = dict(evt_handlers or ())
         dispatcher = RequestDispatcher(
-            dict(evt_handlers or ()),
+            handlers,
             storage=self.storage,
             instances=self.instance_source,
             open_sink=_sink_opener(self.storage),
@@ -175,6 +240,8 @@ class AE:
             sink_for=dispatcher.sink_for,
             max_identifier_size=self.maximum_identifier_size,
         )
+        engine.notify = notifier_for(handlers)
+        engine.on_outcome, engine.on_operation_done = _observers(handlers)
         assoc = kind(
             engine,
             acse_timeout=self.acse_timeout,
@@ -235,6 +302,7 @@ class AE:
         if policy.identity_gate is None and user_id_handler is not None:
             policy.identity_gate = gate_from_handler(user_id_handler)
         on_outcome, on_operation_done = _observers(handlers)
+        notify = notifier_for(handlers)  # looked at once: None costs the engine nothing
 
         storage = self.storage
         instances = self.instance_source
@@ -254,6 +322,7 @@ class AE:
             )
             dispatcher.assoc = engine  # handlers see event.assoc.negotiated (peer AE, contexts)
             engine.on_outcome = on_outcome
+            engine.notify = notify
             engine.on_operation_done = on_operation_done
             return engine
 
@@ -318,6 +387,15 @@ def _observers(
             done(evt.OperationEvent(engine, evt.EVT_OPERATION_DONE, request, response, duration))
 
     return on_outcome, on_operation_done
+
+
+def _context_pair(
+    context: Any, default: tuple[str, ...] = DEFAULT_TRANSFER_SYNTAXES
+) -> tuple[str, tuple[str, ...]]:
+    """(abstract, syntaxes) from a pair or a pynetdicom-style context object."""
+    if isinstance(context, tuple):
+        return str(context[0]), _syntaxes(context[1], default)
+    return str(context.abstract_syntax), _syntaxes(context.transfer_syntax or None, default)
 
 
 def _syntaxes(value: str | Sequence[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from dimsefsm.dimse.commands import (
 from dimsefsm.dimse.fragment import iter_dataset_pdus
 from dimsefsm.dimse.message import Message
 from dimsefsm.engine import AssociationEngine
+from dimsefsm.service_user import ServiceUser
 from dimsefsm.services.single_response import SingleResponseScu
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
@@ -151,6 +152,16 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
     @property
     def negotiated(self) -> Negotiated | None:
         return self.engine.negotiated
+
+    @property
+    def requestor(self) -> ServiceUser:
+        """The requesting end (here: us): ``ae_title``, ``address``, ``port``."""
+        return self.engine.requestor
+
+    @property
+    def acceptor(self) -> ServiceUser:
+        """The accepting end (here: the peer): ``ae_title``, ``address``, ``port``."""
+        return self.engine.acceptor
 
     @property
     def rejection(self) -> tuple[int, int, int] | None:
@@ -436,6 +447,8 @@ class Association(AssociationCore["Dataset", Iterator[Responses], None]):
             self._not_connected(f"cannot connect to {address[0]}:{address[1]}: {exc}")
             return
         tune(sock)
+        engine.local_address = sock.getsockname()[:2]
+        engine.peer_address = sock.getpeername()[:2]
         if tls_args is not None:
             try:
                 sock = self._start_tls(sock, address, tls_args, connect_timeout)

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from transitions import EventData
 
+from dimsefsm import evt, trace
 from dimsefsm import status as st
-from dimsefsm import trace
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     Negotiated,
@@ -37,9 +37,11 @@ from dimsefsm.dimse.fragment import encode_message_bytes
 from dimsefsm.dimse.message import Message
 from dimsefsm.dimse.reassemble import MAX_IDENTIFIER_LENGTH, DatasetSink, Reassembler
 from dimsefsm.fsm import Chart, Refusal, transition
+from dimsefsm.notifications import Notify
 from dimsefsm.pdu.codec import PduFramer
 from dimsefsm.pdu.errors import PduError
 from dimsefsm.pdu.model import AbortReason, AbortSource, AssociateAC, AssociateRJ, AssociateRQ
+from dimsefsm.service_user import ServiceUser, service_users
 from dimsefsm.ul import effects as fx
 from dimsefsm.ul import events as ev
 from dimsefsm.ul.machine import UpperLayer
@@ -258,7 +260,7 @@ class AssociationEngine:
             raise ValueError("a requestor needs a proposal")
         if not requestor and policy is None:
             raise ValueError("an acceptor needs a policy")
-        self.requestor = requestor
+        self.is_requestor = requestor
         self.proposal = proposal
         self.policy = policy
         self.active_associations = active_associations
@@ -284,6 +286,7 @@ class AssociationEngine:
         # Set by the transport for handlers (``event.assoc`` on an SCP): who is connected,
         # and over TLS the certificate the peer presented (``ssl.getpeercert()`` form).
         self.peer_address: tuple[str, int] | None = None
+        self.local_address: tuple[str, int] | None = None  # our end of the socket
         self.peer_certificate: dict[str, Any] | None = None
         self.rq: AssociateRQ | None = None
         self.negotiated: Negotiated | None = None
@@ -298,6 +301,10 @@ class AssociationEngine:
         # request of the peer once its final response is sent.  Unset, they cost
         # nothing: requests are only remembered while an operation observer is set.
         self.on_outcome: OutcomeObserver | None = None
+        # pynetdicom's notification events (dimsefsm.notifications): None unless a
+        # handler for one is bound, so each place that could notify costs one test.
+        self.notify: Notify | None = None
+        self._connection_open = False
         self.on_operation_done: OperationObserver | None = None
         self.started = time.monotonic()
         self._answering: dict[int, tuple[float, Message]] = {}
@@ -311,6 +318,16 @@ class AssociationEngine:
     @property
     def is_established(self) -> bool:
         return self.outcome == "established"
+
+    @property
+    def requestor(self) -> ServiceUser:
+        """The requesting end: ``ae_title``, ``address``, ``port`` (pynetdicom's name)."""
+        return service_users(self)[0]
+
+    @property
+    def acceptor(self) -> ServiceUser:
+        """The accepting end: ``ae_title``, ``address``, ``port`` (pynetdicom's name)."""
+        return service_users(self)[1]
 
     @property
     def is_closed(self) -> bool:
@@ -328,14 +345,29 @@ class AssociationEngine:
         self._handle(ev.AssociateRequested(self.rq))
 
     def transport_connected(self) -> None:
+        self._connection_opened()
         self._handle(ev.TransportConnected())
 
     def transport_accepted(self) -> None:
+        self._connection_opened()
         self._handle(ev.TransportAccepted())
 
     def transport_closed(self) -> None:
         if self.ul.state != "Sta1":
             self._handle(ev.TransportClosed())
+        self._connection_closed()
+
+    def _connection_opened(self) -> None:
+        self._connection_open = True
+        if self.notify is not None:
+            self.notify(self, evt.EVT_CONN_OPEN, address=self.peer_address)
+
+    def _connection_closed(self) -> None:
+        """EVT_CONN_CLOSE once, whether the peer closed or we did (CloseTransport)."""
+        if self._connection_open:
+            self._connection_open = False
+            if self.notify is not None:
+                self.notify(self, evt.EVT_CONN_CLOSE, address=self.peer_address)
 
     def artim_expired(self) -> None:
         self._handle(ev.ArtimExpired())
@@ -354,6 +386,8 @@ class AssociationEngine:
                 return
             if tracing(DEBUG):
                 trace.pdu(self.label, "in", pdu)
+            if self.notify is not None:
+                self.notify(self, evt.EVT_PDU_RECV, pdu=pdu)
             self._handle(ev.PduArrived(pdu))
 
     # -- inputs from the user ---------------------------------------------------
@@ -379,6 +413,8 @@ class AssociationEngine:
         if tracing(DEBUG):
             size = None if payload is None else len(payload)
             trace.message(self.label, "out", message.context_id, message.command, size)
+        if self.notify is not None:
+            self.notify(self, evt.EVT_DIMSE_SENT, message=message)
         self._handle(ev.PDataRequested(pdus))
 
     def send_encoded(self, data: bytes) -> None:
@@ -394,6 +430,8 @@ class AssociationEngine:
 
     def cancel_scp_operation(self, message_id: int) -> bool:
         """C-CANCEL: True when it named a running operation."""
+        if self.notify is not None:
+            self.notify(self, evt.EVT_C_CANCEL, message=message_id)
         op = self.scp_operations.get(message_id)
         if op is None:
             return False
@@ -429,7 +467,12 @@ class AssociationEngine:
 
     # -- plumbing ---------------------------------------------------------------
     def _handle(self, event: Any) -> None:
-        effects = self.ul.handle(event)
+        if self.notify is not None:
+            before = self.ul.state
+            effects = self.ul.handle(event)
+            self._notify_effects(event, before, effects)
+        else:
+            effects = self.ul.handle(event)
         if tracing(DEBUG):
             self._trace_effects(effects)
         for effect in effects:
@@ -437,6 +480,28 @@ class AssociationEngine:
                 self._on_primitive(effect.primitive)
             else:
                 self.outbox.append(effect)
+
+    def _notify_effects(self, event: Any, before: str, effects: list[fx.Effect]) -> None:
+        """EVT_FSM_TRANSITION for this input, then what it sent (PDUs, A-ASSOCIATE, close)."""
+        assert self.notify is not None
+        self.notify(
+            self,
+            evt.EVT_FSM_TRANSITION,
+            current_state=before,
+            next_state=self.ul.state,
+            fsm_event=type(event).__name__,
+        )
+        for effect in effects:
+            if isinstance(effect, fx.SendPdu):
+                if isinstance(effect.pdu, AssociateRQ):
+                    self.notify(self, evt.EVT_REQUESTED)
+                elif isinstance(effect.pdu, AssociateAC):
+                    self.notify(self, evt.EVT_ACCEPTED)
+                self.notify(self, evt.EVT_PDU_SENT, pdu=effect.pdu)
+            elif isinstance(effect, fx.SendBytes):
+                self.notify(self, evt.EVT_PDU_SENT, pdu=effect.data)
+            elif isinstance(effect, fx.CloseTransport):
+                self._connection_closed()
 
     def _trace_effects(self, effects: list[fx.Effect]) -> None:
         for effect in effects:
@@ -525,6 +590,8 @@ class AssociationEngine:
     def _on_associate_indication(self, rq: AssociateRQ) -> None:
         assert self.policy is not None
         self.rq = rq
+        if self.notify is not None:
+            self.notify(self, evt.EVT_REQUESTED)
         requestor = Requestor(self.peer_address, self.peer_certificate, self)
         answer, negotiated = accept_or_reject(
             rq, self.policy, self.active_associations(), requestor
@@ -558,6 +625,8 @@ class AssociationEngine:
         assert self.rq is not None
         self.negotiated = read_acceptance(self.rq, ac)
         OUTCOME_CHART.fire(self._outcome, "ac_received")
+        if self.notify is not None:
+            self.notify(self, evt.EVT_ACCEPTED)
         missing = ungranted_scp_roles(self.rq, self.negotiated)
         if missing:
             LOG.warning(
@@ -588,6 +657,8 @@ class AssociationEngine:
             data = message.dataset
             size = None if data is None else len(data)
             trace.message(self.label, "in", message.context_id, message.command, size)
+        if self.notify is not None:
+            self.notify(self, evt.EVT_DIMSE_RECV, message=message)
         field = message.command.get("CommandField", 0)
         if field & 0x8000:
             responded = message.command.get("MessageIDBeingRespondedTo")

@@ -8,6 +8,7 @@ Dataset with Status), exactly as pynetdicom users write it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from dimsefsm.dimse.message import Message
@@ -38,6 +39,34 @@ EVT_ABORTED = EventType("EVT_ABORTED", "Association aborted")
 # dimsefsm's own: a request we answered has had its final response (an OperationEvent).
 EVT_OPERATION_DONE = EventType("EVT_OPERATION_DONE", "Final response sent to a request")
 
+# Notifications fired from inside the engine (dimsefsm.notifications), pynetdicom's names;
+# the handler gets a dimsefsm.notifications.Notification.
+EVT_CONN_OPEN = EventType("EVT_CONN_OPEN", "Connection with remote opened")
+EVT_CONN_CLOSE = EventType("EVT_CONN_CLOSE", "Connection with remote closed")
+EVT_REQUESTED = EventType("EVT_REQUESTED", "Association request sent or received")
+EVT_ACCEPTED = EventType("EVT_ACCEPTED", "Association request accepted")
+EVT_PDU_SENT = EventType("EVT_PDU_SENT", "PDU sent to the peer")
+EVT_PDU_RECV = EventType("EVT_PDU_RECV", "PDU received from the peer")
+EVT_DIMSE_SENT = EventType("EVT_DIMSE_SENT", "DIMSE message sent to the peer")
+EVT_DIMSE_RECV = EventType("EVT_DIMSE_RECV", "DIMSE message received from the peer")
+EVT_FSM_TRANSITION = EventType("EVT_FSM_TRANSITION", "Upper layer state machine transition")
+EVT_C_CANCEL = EventType("EVT_C_CANCEL", "C-CANCEL request received")
+
+ENGINE_NOTIFICATIONS = frozenset(
+    {
+        EVT_CONN_OPEN,
+        EVT_CONN_CLOSE,
+        EVT_REQUESTED,
+        EVT_ACCEPTED,
+        EVT_PDU_SENT,
+        EVT_PDU_RECV,
+        EVT_DIMSE_SENT,
+        EVT_DIMSE_RECV,
+        EVT_FSM_TRANSITION,
+        EVT_C_CANCEL,
+    }
+)
+
 NOTIFICATIONS = {
     "established": EVT_ESTABLISHED,
     "rejected": EVT_REJECTED,
@@ -55,6 +84,8 @@ class Event:
     request: Message
     context: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    timestamp: datetime = field(default_factory=datetime.now)
+    """When the request arrived (pynetdicom's ``event.timestamp``)."""
 
     @property
     def message_id(self) -> int:

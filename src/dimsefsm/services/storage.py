@@ -78,6 +78,24 @@ class StorageConfig:
     def __post_init__(self) -> None:
         if self.mode == "file" and self.directory is None:
             raise ValueError("file mode needs a directory")
+        if self.mode == "file":
+            self.ensure_directory()
+
+    def ensure_directory(self) -> bool:
+        """Create the file-mode directory (and its parents) if missing; False if it cannot be.
+
+        A directory that cannot be made is not fatal: the server still starts, each
+        C-STORE then fails to open its file and is answered Out of Resources
+        (0xA700) with nothing half-written, and this one line says why.
+        """
+        if self.directory is None:
+            return False
+        try:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            LOG.warning("cannot create storage directory %s: %s", self.directory, exc)
+            return False
+        return True
 
 
 _DECODING_INPUTS = ("sink_failed", "data_set_undecodable", "data_set_decoded")
@@ -343,6 +361,28 @@ class StoreEvent:
 
             self._dataset = decode_dataset(self.raw, self.transfer_syntax)
         return self._dataset
+
+    @property
+    def file_meta(self) -> Dataset:
+        """The File Meta Information for saving ``dataset`` as a DICOM file (as pynetdicom's).
+
+        ``ds.file_meta = event.file_meta; ds.save_as(path, enforce_file_format=True)``
+        writes the instance as received: its SOP class and instance from the
+        request, the transfer syntax of the presentation context.
+        """
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import UID
+
+        from dimsefsm.assoc.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+        meta = FileMetaDataset()
+        command = self.request.command
+        meta.MediaStorageSOPClassUID = UID(command.get("AffectedSOPClassUID", ""))
+        meta.MediaStorageSOPInstanceUID = UID(command.get("AffectedSOPInstanceUID", ""))
+        meta.TransferSyntaxUID = UID(self.transfer_syntax)
+        meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        return meta
 
     def commit(self) -> Path:
         """File mode: rename the received file into place now and return its final path.

@@ -258,6 +258,10 @@ class AssociationServer:
         peer = conn.peer
         engine = self.make_engine(lambda: self._claim_slot(conn))
         engine.peer_address = peer
+        try:
+            engine.local_address = sock.getsockname()[:2]
+        except OSError:  # already reset by the peer: the association fails on its own
+            engine.local_address = None
         if isinstance(sock, ssl.SSLSocket):
             engine.peer_certificate = sock.getpeercert() or None
         driver = SocketDriver(
