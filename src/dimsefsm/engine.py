@@ -355,15 +355,16 @@ class AssociationEngine:
     def transport_closed(self) -> None:
         if self.ul.state != "Sta1":
             self._handle(ev.TransportClosed())
-        self._connection_closed()
+        self.connection_closed()
 
     def _connection_opened(self) -> None:
         self._connection_open = True
         if self.notify is not None:
             self.notify(self, evt.EVT_CONN_OPEN, address=self.peer_address)
 
-    def _connection_closed(self) -> None:
-        """EVT_CONN_CLOSE once, whether the peer closed or we did (CloseTransport)."""
+    def connection_closed(self) -> None:
+        """EVT_CONN_CLOSE once, whether the peer closed, we did (CloseTransport), or the
+        driver dropped the socket (a server stopping while the peer had not yet closed)."""
         if self._connection_open:
             self._connection_open = False
             if self.notify is not None:
@@ -501,7 +502,7 @@ class AssociationEngine:
             elif isinstance(effect, fx.SendBytes):
                 self.notify(self, evt.EVT_PDU_SENT, pdu=effect.data)
             elif isinstance(effect, fx.CloseTransport):
-                self._connection_closed()
+                self.connection_closed()
 
     def _trace_effects(self, effects: list[fx.Effect]) -> None:
         for effect in effects:

@@ -147,6 +147,7 @@ class SocketDriver:
         sock, self.sock = self.sock, None
         if sock is not None:
             close_socket(sock)
+            self.engine.connection_closed()
         if self.sub_associations is not None:
             self.sub_associations.abort_all()
 
