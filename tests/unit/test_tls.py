@@ -338,6 +338,9 @@ class RecordingEngine:
     def transport_closed(self) -> None:
         self.closed = True
 
+    def connection_closed(self) -> None:
+        """The driver dropped the socket (EVT_CONN_CLOSE's hook): nothing to record here."""
+
     def artim_expired(self) -> None:
         raise AssertionError("ARTIM is not running")
 
