@@ -63,7 +63,7 @@ from benchmarks.scale_data import (
     operator,
     write_archive,
 )
-from dimsefsm.qr.db.schema import SCHEMA_VERSION
+from dimsefsm.archive.db.schema import SCHEMA_VERSION
 
 CALLED_AE = "SCALE"
 FULL_SCALE = 100_000

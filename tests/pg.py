@@ -30,7 +30,7 @@ from typing import Final
 import pytest
 from sqlalchemy import create_engine, text
 
-from dimsefsm.qr.location import default_url
+from dimsefsm.archive.location import default_url
 from tests.interop.peers import free_port
 
 __all__ = ["BACKENDS", "PostgresCluster", "binaries", "index_url"]

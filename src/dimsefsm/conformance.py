@@ -23,6 +23,7 @@ from pydicom.uid import UID
 from dimsefsm import status as st
 from dimsefsm.archive.access import describe_checks, describe_permissions
 from dimsefsm.archive.config import DEFAULT_BIND_ADDRESS
+from dimsefsm.archive.index import COMPUTED_KEYS
 from dimsefsm.archive.security import describe_identity_checks
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
@@ -33,7 +34,6 @@ from dimsefsm.charts import all_charts
 from dimsefsm.fsm.chart import Chart
 from dimsefsm.pdu.model import APPLICATION_CONTEXT
 from dimsefsm.qr import registry
-from dimsefsm.qr.index import COMPUTED_KEYS
 from dimsefsm.qr.matching import __doc__ as MATCHING_DOC
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
@@ -292,7 +292,7 @@ def _sop_name(uid: str) -> str:
 
 
 def _storage_rules() -> Iterator[str]:
-    """How the archive files what it receives (the checks of ``qr.admission`` and the index)."""
+    """How the archive files what it receives (the checks of ``archive.admission``, the index)."""
     uid_rule = (
         f"digits and dots, no empty component, no leading zero, at most {MAX_UID_LENGTH} "
         "characters, trailing NUL padding ignored"

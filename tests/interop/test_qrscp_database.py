@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from dimsefsm.qr.db.schema import SCHEMA_VERSION, open_engine, schema_table
+from dimsefsm.archive.db.schema import SCHEMA_VERSION, open_engine, schema_table
 from tests.data.make import make_study, write_study
 from tests.interop.peers import DimsefsmServer
 from tests.interop.test_qrscp_integrity import QR_AET, dcmtk_store, find_images

@@ -18,9 +18,9 @@ import pytest
 from pydicom import Dataset, dcmread
 
 from dimsefsm import AE
+from dimsefsm.archive.location import INDEX_DIRECTORY
 from dimsefsm.datasets import encode_dataset
 from dimsefsm.part10 import build_file_meta
-from dimsefsm.qr.location import INDEX_DIRECTORY
 from dimsefsm.sop_class import (
     CT_IMAGE_STORAGE,
     EXPLICIT_VR_LITTLE_ENDIAN,

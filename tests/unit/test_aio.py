@@ -22,6 +22,7 @@ from pydicom import Dataset, dcmread
 
 from dimsefsm import AE, association, evt
 from dimsefsm.aio import AsyncAssociation, aio_associate
+from dimsefsm.archive.scp import QueryRetrieveSCP
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     AcceptorPolicy,
@@ -38,7 +39,6 @@ from dimsefsm.passwords import hash_password
 from dimsefsm.pdu import PduFramer, encode_pdu
 from dimsefsm.pdu.model import Abort, AssociateRQ, PDataTF, ReleaseRP, ReleaseRQ
 from dimsefsm.qr.registry import STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE
-from dimsefsm.qr.scp import QueryRetrieveSCP
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import CT_IMAGE_STORAGE, EXPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
 from dimsefsm.sop_class import IMPLICIT_VR_LITTLE_ENDIAN as IVRLE

@@ -19,6 +19,7 @@ from dimsefsm import AE
 from dimsefsm import status as st
 from dimsefsm.archive.access import GOVERNED, AccessPolicy, describe_checks, resolve
 from dimsefsm.archive.config import Peer, Settings
+from dimsefsm.archive.scp import QueryRetrieveSCP
 from dimsefsm.assoc.negotiation import (
     AcceptorPolicy,
     Requestor,
@@ -44,7 +45,6 @@ from dimsefsm.qr.registry import (
     STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
 )
-from dimsefsm.qr.scp import QueryRetrieveSCP
 from dimsefsm.sop_class import CT_IMAGE_STORAGE, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
 from tests.data.make import make_instance, write_instance
 from tests.pair import EnginePair

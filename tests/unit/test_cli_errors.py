@@ -145,7 +145,7 @@ def test_echoscu_imports_neither_sqlalchemy_nor_the_archive() -> None:
         "    main(['echoscu', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "loaded = [m for m in ('sqlalchemy', 'dimsefsm.qr.db', 'dimsefsm.archive.config',\n"
+        "loaded = [m for m in ('sqlalchemy', 'dimsefsm.archive.db', 'dimsefsm.archive.config',\n"
         "          'dimsefsm.cli.qrscp', 'dimsefsm.cli.find', 'rich') if m in sys.modules]\n"
         "print(loaded, file=sys.stderr)\n"
     )

@@ -14,9 +14,9 @@ import pytest
 from pydicom import Dataset
 from sqlalchemy import event
 
-from dimsefsm.qr import index as index_module
-from dimsefsm.qr.index import ArchiveIndex, Conflict
-from dimsefsm.qr.scp import QueryRetrieveSCP
+from dimsefsm.archive import index as index_module
+from dimsefsm.archive.index import ArchiveIndex, Conflict
+from dimsefsm.archive.scp import QueryRetrieveSCP
 from tests.data.make import make_instance, make_study, write_instance, write_study
 from tests.pg import PostgresCluster
 

@@ -17,16 +17,16 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import delete, func, select, update
 
-import dimsefsm.qr.index as index_module
-from dimsefsm.qr.db.attributes import VALUE_LENGTH, attribute_rows, is_kept
-from dimsefsm.qr.db.header import header_of
-from dimsefsm.qr.db.schema import (
+import dimsefsm.archive.index as index_module
+from dimsefsm.archive.db.attributes import VALUE_LENGTH, attribute_rows, is_kept
+from dimsefsm.archive.db.header import header_of
+from dimsefsm.archive.db.schema import (
     SCHEMA_VERSION,
     open_engine,
     schema_table,
     series_attribute,
 )
-from dimsefsm.qr.index import ArchiveIndex
+from dimsefsm.archive.index import ArchiveIndex
 from dimsefsm.qr.matching import compile_query
 from tests.data.make import make_instance, write_instance
 

@@ -21,9 +21,9 @@ from pydicom import dcmread
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from dimsefsm.qr.index import ArchiveIndex
-from dimsefsm.qr.location import default_path
-from dimsefsm.qr.scp import QueryRetrieveSCP
+from dimsefsm.archive.index import ArchiveIndex
+from dimsefsm.archive.location import default_path
+from dimsefsm.archive.scp import QueryRetrieveSCP
 from tests.data.make import make_instance, write_instance
 
 

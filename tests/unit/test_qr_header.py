@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydicom import Dataset
 
+from dimsefsm.archive.db.header import _raw_elements, header_bytes, header_of
 from dimsefsm.datasets import DatasetDecodeError, decode_dataset, encode_dataset
-from dimsefsm.qr.db.header import _raw_elements, header_bytes, header_of
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN
 from tests.data.make import make_instance
 

@@ -12,9 +12,9 @@ import pytest
 from pydicom import Dataset
 from sqlalchemy import insert, update
 
-from dimsefsm.qr.db.query import compile_find, like_pattern
-from dimsefsm.qr.db.schema import SCHEMA_VERSION, SchemaError, open_engine, schema_table
-from dimsefsm.qr.index import ArchiveIndex, Match, Record
+from dimsefsm.archive.db.query import compile_find, like_pattern
+from dimsefsm.archive.db.schema import SCHEMA_VERSION, SchemaError, open_engine, schema_table
+from dimsefsm.archive.index import ArchiveIndex, Match, Record
 from dimsefsm.qr.matching import compile_query
 from tests.data.make import make_instance, make_study, write_instance, write_study
 from tests.pg import BACKENDS, index_url
@@ -247,7 +247,7 @@ def test_the_database_refuses_a_second_place_for_a_uid(index: ArchiveIndex, tmp_
     instances = load(index, tmp_path)
     from sqlalchemy.exc import IntegrityError
 
-    from dimsefsm.qr.db.schema import instance
+    from dimsefsm.archive.db.schema import instance
 
     with index.engine.begin() as connection, pytest.raises(IntegrityError):
         connection.execute(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dimsefsm.qr import location
-from dimsefsm.qr.index import ArchiveIndex
-from dimsefsm.qr.location import default_path, old_default_path
+from dimsefsm.archive import location
+from dimsefsm.archive.index import ArchiveIndex
+from dimsefsm.archive.location import default_path, old_default_path
 from tests.data.make import make_instance, write_instance
 
 

@@ -11,8 +11,8 @@ import pytest
 from pydicom import Dataset, dcmread
 
 from dimsefsm import AE, evt
+from dimsefsm.archive.scp import QueryRetrieveSCP
 from dimsefsm.qr.registry import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
-from dimsefsm.qr.scp import QueryRetrieveSCP
 from dimsefsm.sop_class import CT_IMAGE_STORAGE
 from dimsefsm.transport.server import AssociationServer
 from tests.data.make import make_instance, make_study, write_instance, write_study

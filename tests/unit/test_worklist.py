@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydicom import Dataset
 
+from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.datasets import encode_dataset
-from dimsefsm.qr.worklist import WorklistDirectory
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 from tests.interop.test_find_interop import _worklist_item, _write_worklist_item
 

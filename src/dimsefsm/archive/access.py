@@ -33,10 +33,10 @@ from typing import Final
 
 from dimsefsm import status as st
 from dimsefsm.archive.config import PERMISSIONS, Peer, Settings
+from dimsefsm.archive.scp import FIND_CLASSES, GET_CLASSES, MOVE_CLASSES
 from dimsefsm.assoc.negotiation import Admission, Requestor
 from dimsefsm.pdu.model import AssociateRQ, ContextResult, RejectReason
 from dimsefsm.qr.registry import MODALITY_WORKLIST_FIND, lookup
-from dimsefsm.qr.scp import FIND_CLASSES, GET_CLASSES, MOVE_CLASSES
 from dimsefsm.sop_class import STORAGE_SOP_CLASSES
 
 LOG = logging.getLogger("dimsefsm.access")

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from dimsefsm.archive.location import INDEX_DIRECTORY, INDEX_FILE
 from dimsefsm.assoc.negotiation import DEFAULT_MAX_PDU
-from dimsefsm.qr.location import INDEX_DIRECTORY, INDEX_FILE
 
 PERMISSIONS: Final = ("store", "find", "get", "move", "receive")
 """What a peer may do: send us instances, query, retrieve by C-GET, retrieve by C-MOVE,

@@ -20,6 +20,8 @@ from dimsefsm.archive.config import (
     format_settings,
     load_settings,
 )
+from dimsefsm.archive.db.schema import SchemaError
+from dimsefsm.archive.scp import QueryRetrieveSCP
 from dimsefsm.archive.security import identity_rules, identity_summary
 from dimsefsm.audit import AuditTrail
 from dimsefsm.cli.common import (
@@ -39,8 +41,6 @@ from dimsefsm.cli.progress import progress_bar
 from dimsefsm.cli.store import add_fsync_arg
 from dimsefsm.cli.tls import add_tls_args, client_context, server_tls
 from dimsefsm.cli.workers import add_workers_arg, serve_in_workers, worker_count
-from dimsefsm.qr.db.schema import SchemaError
-from dimsefsm.qr.scp import QueryRetrieveSCP
 
 # Flags that override the configuration file: argparse dest -> setting.  Their parser
 # defaults are None, so a flag left out leaves the file's value (or the default) alone.

@@ -39,8 +39,8 @@ from pydicom import Dataset
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement, RawDataElement
 
-from dimsefsm.qr.db.columns import SPECS
-from dimsefsm.qr.db.columns import _plain_encoding as plain_encoding
+from dimsefsm.archive.db.columns import SPECS
+from dimsefsm.archive.db.columns import _plain_encoding as plain_encoding
 from dimsefsm.qr.matching import WILDCARD_VRS, _is_control, _text, _values, is_universal
 
 __all__ = ["KEPT_VRS", "VALUE_LENGTH", "KeyPieces", "attribute_rows", "is_kept", "key_pieces"]

@@ -1,7 +1,7 @@
 """The archive index of the Q/R SCP: a database of key attributes, headers and file paths.
 
 Every stored instance is a row of the ``instance`` table under its series,
-study and patient rows (``qr.db.schema``), with the key attributes of each
+study and patient rows (``archive.db.schema``), with the key attributes of each
 level as columns and the instance's header (no pixel data) kept whole, so a
 query is answered from the database alone: no file is opened, at start or
 per query.  The default database is a SQLite file under the storage
@@ -44,15 +44,13 @@ from pydicom.errors import InvalidDicomError
 from sqlalchemy import Connection, CursorResult, Engine, Table, bindparam, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
-from dimsefsm.part10 import iter_file_chunks, read_part10_info
-from dimsefsm.qr.admission import examine
-from dimsefsm.qr.db.attributes import AttributeRow, attribute_rows
-from dimsefsm.qr.db.columns import LEVEL_COLUMNS, LevelValues, columns_of
-from dimsefsm.qr.db.computed import COMPUTED_KEYS, computed_attributes
-from dimsefsm.qr.db.header import header_bytes, header_of
-from dimsefsm.qr.db.query import compile_find
-from dimsefsm.qr.db.schema import (
+from dimsefsm.archive.admission import examine
+from dimsefsm.archive.db.attributes import AttributeRow, attribute_rows
+from dimsefsm.archive.db.columns import LEVEL_COLUMNS, LevelValues, columns_of
+from dimsefsm.archive.db.computed import COMPUTED_KEYS, computed_attributes
+from dimsefsm.archive.db.header import header_bytes, header_of
+from dimsefsm.archive.db.query import compile_find
+from dimsefsm.archive.db.schema import (
     WRITE_OPTION,
     add_series_attributes,
     instance,
@@ -62,7 +60,9 @@ from dimsefsm.qr.db.schema import (
     series,
     study,
 )
-from dimsefsm.qr.location import adopt_old_index, default_url, sqlite_files
+from dimsefsm.archive.location import adopt_old_index, default_url, sqlite_files
+from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
+from dimsefsm.part10 import iter_file_chunks, read_part10_info
 
 __all__ = [
     "COMPUTED_KEYS",

@@ -5,8 +5,8 @@ in the service charts; this module only knows where instances are kept and
 how a query becomes matches.
 
 Filing rule (an archive must never answer with another patient's data): a
-received instance is examined (``qr.admission``) and then, in one database
-transaction (``qr.index.ArchiveIndex.file``), checked against the index,
+received instance is examined (``archive.admission``) and then, in one database
+transaction (``archive.index.ArchiveIndex.file``), checked against the index,
 indexed and renamed into place, so two associations (or two processes
 sharing the database) storing the same SOP Instance UID at once cannot both
 win.  A re-store of a UID into the same Patient ID, study and
@@ -30,9 +30,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from dimsefsm import evt
 from dimsefsm import status as st
 from dimsefsm.ae import AE
+from dimsefsm.archive.admission import Refusal, examine
+from dimsefsm.archive.index import ArchiveIndex, Conflict
+from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.part10 import remove_stale_temp_files
-from dimsefsm.qr.admission import Refusal, examine
-from dimsefsm.qr.index import ArchiveIndex, Conflict
 from dimsefsm.qr.models import response_identifier
 from dimsefsm.qr.registry import (
     COMPOSITE_INSTANCE_NO_BULK_GET,
@@ -51,7 +52,6 @@ from dimsefsm.qr.registry import (
     lookup,
 )
 from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
-from dimsefsm.qr.worklist import WorklistDirectory
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
 
@@ -93,14 +93,14 @@ class QueryRetrieveSCP:
         """``access``: who may associate and do what; its peers that may receive are the
         C-MOVE destinations unless ``destinations`` is given.  None: anyone, anything.
         ``database``: the index, an SQLAlchemy URL; default a SQLite file under
-        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``qr.location``)."""
+        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``archive.location``)."""
         self.directory = directory
         self.access = access
         if destinations is None and access is not None:
             destinations = access.destinations
         self.destinations = dict(destinations or {})
         self.destination_tls = destination_tls  # C-MOVE sub-associations over TLS when set
-        # --fsync: the index commit is as durable as the file (see qr.db.schema.open_engine).
+        # --fsync: the index commit is as durable as the file (see archive.db.schema.open_engine).
         self.index = ArchiveIndex(directory, database, durable=fsync)
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
         self.ae = AE(ae_title)

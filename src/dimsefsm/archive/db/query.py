@@ -48,10 +48,10 @@ from sqlalchemy import (
     select,
 )
 
-from dimsefsm.qr.db.attributes import KeyPieces, key_pieces
-from dimsefsm.qr.db.columns import SPECS, ColumnSpec, normalise
-from dimsefsm.qr.db.computed import COMPUTED_KEYS
-from dimsefsm.qr.db.schema import instance, patient, series, series_attribute, study
+from dimsefsm.archive.db.attributes import KeyPieces, key_pieces
+from dimsefsm.archive.db.columns import SPECS, ColumnSpec, normalise
+from dimsefsm.archive.db.computed import COMPUTED_KEYS
+from dimsefsm.archive.db.schema import instance, patient, series, series_attribute, study
 from dimsefsm.qr.matching import (
     WILDCARD_VRS,
     Matcher,

@@ -4,5 +4,5 @@
 SQLAlchemy URL such as ``postgresql+psycopg://`` otherwise) after checking the
 schema version; ``columns`` says which attributes are columns and how their
 values are normalised; ``query`` compiles a C-FIND identifier into SQL;
-``qr.index.ArchiveIndex`` ties them together for the SCP.
+``archive.index.ArchiveIndex`` ties them together for the SCP.
 """

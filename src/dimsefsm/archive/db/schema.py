@@ -60,9 +60,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from dimsefsm.qr.db.attributes import AttributeRow, attribute_rows
-from dimsefsm.qr.db.columns import LEVEL_COLUMNS
-from dimsefsm.qr.db.header import header_of
+from dimsefsm.archive.db.attributes import AttributeRow, attribute_rows
+from dimsefsm.archive.db.columns import LEVEL_COLUMNS
+from dimsefsm.archive.db.header import header_of
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 

@@ -15,7 +15,7 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 from sqlalchemy import Connection, func, select
 
-from dimsefsm.qr.db.schema import instance, series, study
+from dimsefsm.archive.db.schema import instance, series, study
 
 # Attributes of a patient, study or series that no instance carries: (VR, scope).
 COMPUTED_KEYS: Final[dict[int, tuple[str, str]]] = {
