@@ -50,6 +50,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks docs/conf.py docs/_ext
 	$(VENV)/bin/ruff format --check src tests benchmarks docs/conf.py docs/_ext
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The Sphinx site in docs/_build/html: warnings are errors, every internal link and
 # anchor must resolve (offline; the examples themselves run in tests/unit/test_docs_examples.py).

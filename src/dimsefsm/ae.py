@@ -202,7 +202,7 @@ class AE:
         assoc = self.prepare_association(
             Association, ae_title, max_pdu, evt_handlers, user_identity
         )
-        assoc._open((addr, port), self.connection_timeout, tls_args)
+        assoc._open((addr, port), self.connection_timeout, tls_args, make_sub_ae=AE)
         return assoc
 
     def prepare_association(
@@ -337,6 +337,7 @@ class AE:
             max_pending=self.pending_connection_limit,
             ssl_context=ssl_context,
             listener=listener,
+            make_sub_ae=AE,
         )
         self._servers.append(server)
         if block:

@@ -40,6 +40,7 @@ from dimsefsm.services.single_response import SingleResponseScu
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.driver import SocketDriver, TransportTimeout, close_socket, tune
+from dimsefsm.transport.sub_association import AEFactory
 from dimsefsm.transport.tls import HandshakeFailed, TlsArgs, describe_tls_error, handshake
 
 if TYPE_CHECKING:  # the query, retrieve and storage services (and pydicom) load on first use
@@ -437,7 +438,9 @@ class Association(AssociationCore["Dataset", Iterator[Responses], None]):
         address: tuple[str, int],
         connect_timeout: float | None,
         tls_args: TlsArgs | None = None,
+        make_sub_ae: AEFactory | None = None,
     ) -> None:
+        """``make_sub_ae``: the AE of sub-associations should the peer send a C-MOVE-RQ."""
         engine = self.engine
         engine.request_association()
         engine.take_effects()  # the Connect effect: performed right here
@@ -455,7 +458,7 @@ class Association(AssociationCore["Dataset", Iterator[Responses], None]):
             except HandshakeFailed as exc:
                 self._not_connected(str(exc))
                 return
-        self.driver = SocketDriver(engine, sock, self.artim_timeout)
+        self.driver = SocketDriver(engine, sock, self.artim_timeout, make_sub_ae=make_sub_ae)
         engine.transport_connected()
         if not self._read_until(lambda: engine.outcome != "pending", self.acse_timeout):
             self._negotiation_timed_out()

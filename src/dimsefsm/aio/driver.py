@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from dimsefsm.ae import AE
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.pdu.codec import encode_pdu
 from dimsefsm.services.move import SUB_ASSOCIATION_EFFECTS
@@ -54,7 +55,7 @@ class StreamDriver:
         }
         # A C-MOVE-RQ from the acceptor (rare): its sub-association runs on the
         # blocking client, holding the event loop while it sends, as it always has.
-        self.sub_associations = SubAssociations()
+        self.sub_associations = SubAssociations(AE)
         for kind in SUB_ASSOCIATION_EFFECTS:
             self._perform[kind] = self._sub_association
         engine.flush_output = self.flush

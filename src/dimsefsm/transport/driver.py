@@ -33,7 +33,7 @@ from dimsefsm.ul import effects as fx
 from dimsefsm.ul.chart import ARTIM_RUNNING
 
 if TYPE_CHECKING:
-    from dimsefsm.transport.sub_association import SubAssociations
+    from dimsefsm.transport.sub_association import AEFactory, SubAssociations
 
 LOG = logging.getLogger("dimsefsm.transport")
 RECV_SIZE = 1 << 18
@@ -81,8 +81,11 @@ class SocketDriver:
         artim_timeout: float,
         wake: socket.socket | None = None,
         pdu_timeout: float | None = None,
+        make_sub_ae: AEFactory | None = None,
     ) -> None:
+        """``make_sub_ae`` builds the AE of a C-MOVE SCP's sub-associations (injected)."""
         self.engine = engine
+        self.make_sub_ae = make_sub_ae
         self.sock: socket.socket | None = sock
         self.tls = isinstance(sock, ssl.SSLSocket)
         self.wake = wake
@@ -129,7 +132,7 @@ class SocketDriver:
 
         if isinstance(effect, SUB_ASSOCIATION_EFFECTS):
             if self.sub_associations is None:
-                self.sub_associations = SubAssociations()
+                self.sub_associations = SubAssociations(self.make_sub_ae)
             self.sub_associations.perform(effect, self.flush)
 
     def _send(self, data: bytes) -> None:

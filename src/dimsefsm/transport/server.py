@@ -43,6 +43,7 @@ from dimsefsm.transport.driver import (
     close_socket,
     tune,
 )
+from dimsefsm.transport.sub_association import AEFactory
 from dimsefsm.transport.tls import HandshakeFailed, handshake
 
 LOG = logging.getLogger("dimsefsm.server")
@@ -100,10 +101,13 @@ class AssociationServer:
         backlog: int = 64,
         ssl_context: ssl.SSLContext | None = None,
         listener: socket.socket | None = None,
+        make_sub_ae: AEFactory | None = None,
     ) -> None:
         """``listener``: a listening socket to accept on instead of binding ``address`` (the
         socket several worker processes share, see ``transport.workers``); it stays the
-        caller's: shutdown does not close it."""
+        caller's: shutdown does not close it. ``make_sub_ae``: the AE that requests a C-MOVE
+        SCP's sub-associations (the facade's ``AE``, injected)."""
+        self.make_sub_ae = make_sub_ae
         if network_timeout_response not in ("A-ABORT", "A-RELEASE"):
             raise ValueError(
                 f"network_timeout_response must be 'A-ABORT' or 'A-RELEASE', "
@@ -265,7 +269,12 @@ class AssociationServer:
         if isinstance(sock, ssl.SSLSocket):
             engine.peer_certificate = sock.getpeercert() or None
         driver = SocketDriver(
-            engine, sock, self.artim_timeout, wake=self._wake_r, pdu_timeout=self.pdu_timeout
+            engine,
+            sock,
+            self.artim_timeout,
+            wake=self._wake_r,
+            pdu_timeout=self.pdu_timeout,
+            make_sub_ae=self.make_sub_ae,
         )
         driver.peer_label = f"{peer[0]}:{peer[1]}"
         with self._lock:

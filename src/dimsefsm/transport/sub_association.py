@@ -26,17 +26,19 @@ from dimsefsm.services.move import (
 LOG = logging.getLogger("dimsefsm.transport")
 
 
-def default_ae(ae_title: str) -> Any:
-    """The AE of a sub-association (imported late: the AE module imports the transport)."""
-    from dimsefsm.ae import AE
+AEFactory = Callable[[str], Any]
+"""Builds the AE (by its title) that requests a sub-association: the facade's ``AE``.
 
-    return AE(ae_title)
+Injected by whoever builds the driver (``dimsefsm.ae``, ``dimsefsm.aio``): the
+transport sits below the facades and never imports them.
+"""
 
 
 class SubAssociations:
     """The sub-associations of the C-MOVE operations running on one association."""
 
-    def __init__(self, make_ae: Callable[[str], Any] = default_ae) -> None:
+    def __init__(self, make_ae: AEFactory | None) -> None:
+        """``make_ae``: None on a connection given no AE; its C-MOVEs then fail cleanly."""
         self.make_ae = make_ae
         self.open: dict[MoveScp, Any] = {}
 
@@ -52,6 +54,9 @@ class SubAssociations:
             self._store(effect, flush)
 
     def _open(self, effect: OpenSubAssociation) -> None:
+        if self.make_ae is None:
+            effect.op.sub_assoc_aborted("no AE to request a sub-association on this connection")
+            return
         ae = self.make_ae(effect.calling_ae)
         for sop_class, syntaxes in effect.contexts:
             ae.add_requested_context(sop_class, syntaxes)
