@@ -40,7 +40,6 @@ from dimsefsm.services.single_response import SingleResponseScu
 from dimsefsm.services.verification import EchoScu
 from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.driver import SocketDriver, TransportTimeout, close_socket, tune
-from dimsefsm.transport.sub_association import AEFactory
 from dimsefsm.transport.tls import HandshakeFailed, TlsArgs, describe_tls_error, handshake
 
 if TYPE_CHECKING:  # the query, retrieve and storage services (and pydicom) load on first use
@@ -49,6 +48,7 @@ if TYPE_CHECKING:  # the query, retrieve and storage services (and pydicom) load
     from dimsefsm.part10 import Part10Info
     from dimsefsm.services.multi_response import MultiResponseScu
     from dimsefsm.services.storage import StoreScu
+    from dimsefsm.transport.sub_association import AEFactory  # C-MOVE loads only when used
 
 LOG = logging.getLogger("dimsefsm.association")
 

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dimsefsm.engine import AssociationEngine
 from dimsefsm.transport.driver import (
@@ -43,8 +44,10 @@ from dimsefsm.transport.driver import (
     close_socket,
     tune,
 )
-from dimsefsm.transport.sub_association import AEFactory
 from dimsefsm.transport.tls import HandshakeFailed, handshake
+
+if TYPE_CHECKING:
+    from dimsefsm.transport.sub_association import AEFactory  # C-MOVE loads only when used
 
 LOG = logging.getLogger("dimsefsm.server")
 
