@@ -284,9 +284,9 @@ class AssociationEngine:
         self.hold_output = False
         self.flush_output: Callable[[], None] = _nothing
         # Set by the transport for handlers (``event.assoc`` on an SCP): who is connected,
-        # and over TLS the certificate the peer presented (``ssl.getpeercert()`` form).
+        # and over TLS the certificate the peer presented (a dict: subject, issuer, ...).
         self.peer_address: tuple[str, int] | None = None
-        self.local_address: tuple[str, int] | None = None  # our end of the socket
+        self.local_address: tuple[str, int] | None = None  # our end of the connection
         self.peer_certificate: dict[str, Any] | None = None
         self.rq: AssociateRQ | None = None
         self.negotiated: Negotiated | None = None
@@ -364,7 +364,7 @@ class AssociationEngine:
 
     def connection_closed(self) -> None:
         """EVT_CONN_CLOSE once, whether the peer closed, we did (CloseTransport), or the
-        driver dropped the socket (a server stopping while the peer had not yet closed)."""
+        driver dropped the connection (a server stopping while the peer had not yet closed)."""
         if self._connection_open:
             self._connection_open = False
             if self.notify is not None:
@@ -517,7 +517,7 @@ class AssociationEngine:
         if isinstance(primitive, fx.PDataIndication):
             self._on_pdata(primitive)
         elif isinstance(primitive, fx.AssociateIndication):
-            self._on_associate_indication(primitive.rq)
+            self._on_assoc_indication(primitive.rq)
         elif isinstance(primitive, fx.AssociateConfirmation):
             self._on_accepted(primitive.ac)
         elif isinstance(primitive, fx.RejectConfirmation):
@@ -588,7 +588,7 @@ class AssociationEngine:
             if not op.done:
                 op.on_abort()
 
-    def _on_associate_indication(self, rq: AssociateRQ) -> None:
+    def _on_assoc_indication(self, rq: AssociateRQ) -> None:
         assert self.policy is not None
         self.rq = rq
         if self.notify is not None:

@@ -205,7 +205,7 @@ class Requestor:
     """Who is asking, as the transport saw it: the facts an admission check may weigh."""
 
     address: tuple[str, int] | None = None
-    certificate: dict[str, Any] | None = None  # ssl.getpeercert() form, over TLS
+    certificate: dict[str, Any] | None = None  # over TLS: the peer certificate as a dict
     assoc: Any = None  # what handlers see as event.assoc (the engine), for EVT_USER_ID
 
 

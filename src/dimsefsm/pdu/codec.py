@@ -133,7 +133,7 @@ _MALFORMED: Final = (struct.error, IndexError, ValueError, OverflowError)
 # encoding
 # =============================================================================
 def encode_pdu(pdu: Pdu) -> bytes:
-    """The complete PDU (header included) ready for the socket.
+    """The complete PDU (header included) ready for the wire.
 
     Raises :class:`PduEncodeError` for values the wire cannot carry (an AE
     title over 16 bytes, non-ASCII UIDs, an item over 65535 bytes, an even
@@ -159,7 +159,7 @@ def encode_pdata(context_id: int, is_command: bool, is_last: bool, data: Buffer)
     return _ONE_PDV_HEADER.pack(_P_DATA_TF, 0, size + 6, size + 2, context_id, control) + data
 
 
-def _encode_associate_rq(pdu: AssociateRQ) -> bytes:
+def _encode_a_assoc_rq(pdu: AssociateRQ) -> bytes:
     items = [_uid_item(ItemType.APPLICATION_CONTEXT, pdu.application_context)]
     for pc in pdu.presentation_contexts:
         parts = [
@@ -169,10 +169,10 @@ def _encode_associate_rq(pdu: AssociateRQ) -> bytes:
         parts += [_uid_item(ItemType.TRANSFER_SYNTAX, ts) for ts in pc.transfer_syntaxes]
         items.append(_item(ItemType.PRESENTATION_CONTEXT_RQ, b"".join(parts)))
     items.append(_encode_user_info(pdu.user_info))
-    return _encode_associate(0x01, pdu, items)
+    return _encode_a_assoc(0x01, pdu, items)
 
 
-def _encode_associate_ac(pdu: AssociateAC) -> bytes:
+def _encode_a_assoc_ac(pdu: AssociateAC) -> bytes:
     items = [_uid_item(ItemType.APPLICATION_CONTEXT, pdu.application_context)]
     for pc in pdu.presentation_contexts:
         value = _context_head(pc.context_id, pc.result) + _uid_item(
@@ -180,10 +180,10 @@ def _encode_associate_ac(pdu: AssociateAC) -> bytes:
         )
         items.append(_item(ItemType.PRESENTATION_CONTEXT_AC, value))
     items.append(_encode_user_info(pdu.user_info))
-    return _encode_associate(0x02, pdu, items)
+    return _encode_a_assoc(0x02, pdu, items)
 
 
-def _encode_associate(pdu_type: int, pdu: AssociateRQ | AssociateAC, items: list[bytes]) -> bytes:
+def _encode_a_assoc(pdu_type: int, pdu: AssociateRQ | AssociateAC, items: list[bytes]) -> bytes:
     fixed = _ASSOCIATE_FIXED.pack(
         pdu.protocol_version, 0, _ae_title(pdu.called_ae), _ae_title(pdu.calling_ae), _RESERVED_32
     )
@@ -300,8 +300,8 @@ def _sized_uid(uid: str) -> bytes:
 
 
 _ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
-    AssociateRQ: _encode_associate_rq,
-    AssociateAC: _encode_associate_ac,
+    AssociateRQ: _encode_a_assoc_rq,
+    AssociateAC: _encode_a_assoc_ac,
     AssociateRJ: _encode_rj,
     PDataTF: _encode_pdata,
     ReleaseRQ: _encode_release_rq,
@@ -330,8 +330,8 @@ def decode_pdu(pdu_type: int, body: Buffer) -> Pdu:
         raise InvalidParameter(f"malformed {_name(pdu_type)}: {exc}") from exc
 
 
-def _decode_associate_rq(buf: Buffer, pos: int, end: int) -> AssociateRQ:
-    version, called, calling = _decode_associate_fixed(buf, pos, end, "A-ASSOCIATE-RQ")
+def _decode_a_assoc_rq(buf: Buffer, pos: int, end: int) -> AssociateRQ:
+    version, called, calling = _decode_a_assoc_fixed(buf, pos, end, "A-ASSOCIATE-RQ")
     application_context: str | None = None
     contexts: list[PresentationContextRQ] = []
     user_info: UserInformation | None = None
@@ -355,8 +355,8 @@ def _decode_associate_rq(buf: Buffer, pos: int, end: int) -> AssociateRQ:
     )
 
 
-def _decode_associate_ac(buf: Buffer, pos: int, end: int) -> AssociateAC:
-    version, called, calling = _decode_associate_fixed(buf, pos, end, "A-ASSOCIATE-AC")
+def _decode_a_assoc_ac(buf: Buffer, pos: int, end: int) -> AssociateAC:
+    version, called, calling = _decode_a_assoc_fixed(buf, pos, end, "A-ASSOCIATE-AC")
     application_context: str | None = None
     contexts: list[PresentationContextAC] = []
     user_info: UserInformation | None = None
@@ -380,7 +380,7 @@ def _decode_associate_ac(buf: Buffer, pos: int, end: int) -> AssociateAC:
     )
 
 
-def _decode_associate_fixed(buf: Buffer, pos: int, end: int, what: str) -> tuple[int, str, str]:
+def _decode_a_assoc_fixed(buf: Buffer, pos: int, end: int, what: str) -> tuple[int, str, str]:
     """Protocol version (returned as-is: the upper layer tests bit 0) and both AE titles."""
     if end - pos < ASSOCIATE_FIXED_SIZE:
         raise InvalidParameter(f"{what} body is {end - pos} bytes, shorter than its fixed part")
@@ -645,8 +645,8 @@ def _name(pdu_type: int) -> str:
 
 
 _DECODERS: Final[dict[int, Callable[[Buffer, int, int], Pdu]]] = {
-    0x01: _decode_associate_rq,
-    0x02: _decode_associate_ac,
+    0x01: _decode_a_assoc_rq,
+    0x02: _decode_a_assoc_ac,
     0x03: _decode_rj,
     0x04: _decode_pdata,
     0x05: _decode_release_rq,

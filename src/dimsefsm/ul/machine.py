@@ -4,7 +4,7 @@
 :meth:`UpperLayer.handle` fires exactly one chart trigger per event; the
 chart picks the transition and calls the PS3.8 action method named in it,
 which appends effects to the list ``handle`` returns.  Nothing here touches a
-socket, a thread or a clock, so every cell of Table 9-10 runs in memory.
+connection, a thread or a clock, so every cell of Table 9-10 runs in memory.
 """
 
 from __future__ import annotations
