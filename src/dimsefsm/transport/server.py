@@ -164,7 +164,9 @@ class AssociationServer:
                     except OSError as exc:
                         LOG.warning("accept failed: %s", exc)
                         continue
-                    self._spawn(sock, peer)
+                    # An IPv6 listener gives (host, port, flowinfo, scope id): keep host and
+                    # port, what every log line and the handlers' peer address expect.
+                    self._spawn(sock, (peer[0], peer[1]))
 
     def shutdown(self) -> None:
         """Stop accepting, abort live associations, join every thread."""
