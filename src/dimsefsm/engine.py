@@ -93,10 +93,6 @@ def _uid_name(uid: str) -> str:
     return name if name and name != uid else uid
 
 
-def _nothing() -> None:
-    """``flush_output`` of an engine no transport drives yet."""
-
-
 # -- the association's outcome, as a chart --------------------------------------------------
 _UNDECIDED = ("Pending", "Established")
 _DECIDED = ("Rejected", "Released", "Aborted")
@@ -278,11 +274,6 @@ class AssociationEngine:
             max_identifier_length=max_identifier_size,
         )
         self.outbox: list[fx.Effect] = []
-        # An SCP operation may hold its queued responses back until its next
-        # sub-operation is on the wire (see MoveScp); the transport then sends
-        # them through ``flush_output`` while the destination works.
-        self.hold_output = False
-        self.flush_output: Callable[[], None] = _nothing
         # Set by the transport for handlers (``event.assoc`` on an SCP): who is connected,
         # and over TLS the certificate the peer presented (a dict: subject, issuer, ...).
         self.peer_address: tuple[str, int] | None = None

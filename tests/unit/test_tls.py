@@ -329,8 +329,6 @@ class RecordingEngine:
         self.received: list[bytes] = []
         self.closed = False
         self.outbox: list[object] = []
-        self.hold_output = False
-        self.flush_output: object = None
 
     def data_received(self, data: bytes) -> None:
         self.received.append(data)

@@ -58,13 +58,11 @@ class StreamDriver:
         self.sub_associations = SubAssociations(AE)
         for kind in SUB_ASSOCIATION_EFFECTS:
             self._perform[kind] = self._sub_association
-        engine.flush_output = self.flush
 
     # -- effects ----------------------------------------------------------------------
     def flush(self) -> None:
         """Execute every effect the engine has queued, in order; bytes go to the buffer."""
         engine = self.engine
-        engine.hold_output = False
         perform = self._perform
         while engine.outbox:
             for effect in engine.take_effects():
@@ -160,9 +158,8 @@ class StreamDriver:
                 engine.step_scp_operation()
             else:
                 await self.pump(wait)
-            if not engine.hold_output:
-                self.flush()
-                await self.drain()
+            self.flush()
+            await self.drain()
         self.flush()
 
     # -- closing ----------------------------------------------------------------------

@@ -98,12 +98,10 @@ class SocketDriver:
         self.peer_label = "peer"
         # C-MOVE sub-associations, opened when an operation asks for one.
         self.sub_associations: SubAssociations | None = None
-        engine.flush_output = self.flush
 
     def flush(self) -> None:
         """Execute every effect the engine has queued, in order."""
         engine = self.engine
-        engine.hold_output = False
         while engine.outbox:
             for effect in engine.take_effects():
                 self._execute(effect)
@@ -314,8 +312,7 @@ class SocketDriver:
                 self.pump(wait)
                 continue
             engine.step_scp_operation()
-            if not engine.hold_output:
-                self.flush()
+            self.flush()
         self.flush()
 
     def has_pending_input(self) -> bool:
