@@ -36,6 +36,8 @@ WALKED = (
     "c-store-scp",
     "c-store-scu",
     "upper-layer",
+    "ups-global-subscription",
+    "ups-state",
 )
 """Every chart: the walk checks them all."""
 
