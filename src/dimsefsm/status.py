@@ -542,8 +542,7 @@ UNIFIED_PROCEDURE_STEP_STATUSES: Final = _table(
         ),
         UPS_FINAL_STATE_REQUIREMENTS_NOT_MET: (
             _F,
-            "Refused: the UPS has not met final state requirements for the requested state "
-            "change",
+            "Refused: the UPS has not met final state requirements for the requested state change",
         ),
         UPS_NO_SUCH_INSTANCE: (
             _F,

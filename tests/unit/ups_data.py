@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydicom import Dataset
 
 
@@ -13,7 +15,7 @@ def code(value: str, meaning: str) -> Dataset:
     return item
 
 
-def ups_create(patient: str = "Doe^Jane", patient_id: str = "P1", **extra: object) -> Dataset:
+def ups_create(patient: str = "Doe^Jane", patient_id: str = "P1", **extra: Any) -> Dataset:
     """The attribute list of an N-CREATE that a UPS Push SCP must accept."""
     ds = Dataset()
     ds.ProcedureStepState = "SCHEDULED"

@@ -66,7 +66,7 @@ from dimsefsm.archive.db.header import header_of
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -202,7 +202,14 @@ def _add_series_attribute_table(connection: Connection) -> None:
     LOG.info("index: attribute values of %d instance(s) recorded per series", count)
 
 
-MIGRATIONS: Final = {1: _add_series_attribute_table}
+def _add_workflow_tables(connection: Connection) -> None:
+    """Version 2 to 3: the Unified Procedure Step tables (``ups_table``), empty."""
+    from dimsefsm.archive.db.ups_table import add_ups_tables
+
+    add_ups_tables(connection)
+
+
+MIGRATIONS: Final = {1: _add_series_attribute_table, 2: _add_workflow_tables}
 """From a version to the next: run in the schema check's transaction, so all or nothing."""
 
 
@@ -348,3 +355,7 @@ def _migrate(connection: Connection, url: str, version: int) -> None:
         version += 1
     connection.execute(schema_table.update().values(version=version))
     LOG.info("index database %s: schema version %d brought to %d", url, started, version)
+
+
+# The workflow tables join ``metadata`` (created with the others, migrated above).
+from dimsefsm.archive.db import ups_table as _ups_table  # noqa: E402,F401
