@@ -32,6 +32,7 @@ from dimsefsm import status as st
 from dimsefsm.ae import AE
 from dimsefsm.archive.admission import Refusal, examine
 from dimsefsm.archive.index import ArchiveIndex, Conflict
+from dimsefsm.archive.ups import UPS_CLASSES, UpsService
 from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.part10 import remove_stale_temp_files
 from dimsefsm.qr.models import response_identifier
@@ -49,6 +50,7 @@ from dimsefsm.qr.registry import (
     STUDY_ROOT_FIND,
     STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
+    UPS_FIND_CLASSES,
     lookup,
 )
 from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
@@ -103,6 +105,8 @@ class QueryRetrieveSCP:
         # --fsync: the index commit is as durable as the file (see archive.db.schema.open_engine).
         self.index = ArchiveIndex(directory, database, durable=fsync)
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
+        # UPS records live in the index database; event reports go to peers that may receive.
+        self.ups = UpsService(self.index, ae_title, self.destinations)
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
         for uid in STORAGE_SOP_CLASSES:
@@ -112,6 +116,8 @@ class QueryRetrieveSCP:
             self.ae.add_supported_context(uid)
         if self.worklist is not None:
             self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
+        for uid in UPS_CLASSES:
+            self.ae.add_supported_context(uid)
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
         if access is not None:
@@ -137,7 +143,9 @@ class QueryRetrieveSCP:
         return count
 
     def close(self) -> None:
-        """Return the database connections (every change is already committed)."""
+        """Send the queued UPS event reports, then return the database connections (every
+        change is already committed)."""
+        self.ups.close()
         self.index.close()
 
     @property
@@ -194,6 +202,12 @@ class QueryRetrieveSCP:
         return _status(refusal.status, refusal.comment)
 
     def on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
+        if event.context.abstract_syntax in UPS_FIND_CLASSES:
+            for identifier in self.ups.find(event.identifier):
+                if event.is_cancelled:
+                    return
+                yield st.PENDING, identifier
+            return
         sop = lookup(event.context.abstract_syntax)
         assert sop is not None
         request = event.identifier

@@ -42,6 +42,7 @@ from dimsefsm.archive.db.ups_table import ups, ups_global_subscription, ups_subs
 from dimsefsm.archive.index import ArchiveIndex
 from dimsefsm.qr.matching import compile_query
 from dimsefsm.qr.models import response_identifier
+from dimsefsm.qr.registry import UPS_FIND_CLASSES
 from dimsefsm.services.ups_state import (
     FILTERED_GLOBAL_SUBSCRIPTION,
     GLOBAL_SUBSCRIPTION,
@@ -61,6 +62,8 @@ from dimsefsm.uid import uid_problem
 LOG = logging.getLogger("dimsefsm.ups")
 
 UPS_EVENT_CLASS: Final = "1.2.840.10008.5.1.4.34.6.4"
+UPS_CLASSES: Final = (UPS_PUSH_CLASS, *UPS_FIND_CLASSES)
+"""What qrscp accepts: Push (N-CREATE, N-ACTION cancel, N-GET), Pull, Watch and Query."""
 GLOBAL_INSTANCES: Final = (GLOBAL_SUBSCRIPTION, FILTERED_GLOBAL_SUBSCRIPTION)
 
 
