@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from pydicom import Dataset
 from pynetdicom import AE as PynetdicomAE
-from pynetdicom.sop_class import UnifiedProcedureStepPull, UnifiedProcedureStepWatch
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    UnifiedProcedureStepPull,
+    UnifiedProcedureStepWatch,
+)
 
 from dimsefsm import status as st
 from dimsefsm.archive.scp import QueryRetrieveSCP
