@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import pytest
@@ -23,6 +24,7 @@ from dimsefsm.services.ups_state import (
     action_trigger,
     global_trigger,
 )
+from tests.scenarios import run_module_scenarios
 from tests.unit.ups_data import change_state, completion, subscription, ups_create
 
 UID = "1.2.826.0.1.3680043.10.1.1"
@@ -410,29 +412,10 @@ def test_global_subscription_chart() -> None:
     assert other.status == st.NO_SUCH_ACTION and other.comment == "no such Action Type ID: 7"
 
 
-def test_both_charts_fully_covered_by_these_scenarios() -> None:
+def test_both_charts_fully_covered() -> None:
     """Every edge fires from the step's own callbacks (the coverage gate's source)."""
     with RECORDER.during() as run:
-        for name, test in list(globals().items()):
-            if (
-                name.startswith("test_")
-                and name != "test_both_charts_fully_covered_by_these_scenarios"
-            ):
-                _run_all(test)
+        assert run_module_scenarios(sys.modules[__name__], {}) > 30
     for chart in (UPS_CHART, GLOBAL_CHART):
         missing = set(chart.declared_edges()) - run.fired(chart.name)
         assert missing == set(), f"{chart.name}: {sorted(missing)}"
-
-
-def _run_all(test: object) -> None:
-    marks = getattr(test, "pytestmark", [])
-    params = [m for m in marks if m.name == "parametrize"]
-    if not params:
-        test()  # type: ignore[operator]
-        return
-    names, values = params[0].args[0], params[0].args[1]
-    for value in values:
-        if isinstance(names, str) and "," not in names:
-            test(value)  # type: ignore[operator]
-        else:
-            test(*value)  # type: ignore[operator]
