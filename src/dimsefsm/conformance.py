@@ -25,6 +25,7 @@ from dimsefsm.archive.access import describe_checks, describe_permissions
 from dimsefsm.archive.config import DEFAULT_BIND_ADDRESS
 from dimsefsm.archive.index import COMPUTED_KEYS
 from dimsefsm.archive.security import describe_identity_checks
+from dimsefsm.archive.ups import UPS_CLASSES, UPS_EVENT_CLASS
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     IMPLEMENTATION_CLASS_UID,
@@ -97,6 +98,12 @@ def _lines() -> Iterator[str]:
         served = _QRSCP_MODELS.get(sop.model, "no")
         name = f"{sop.name} (retired)" if sop.retired else sop.name
         yield f"| {name} | {sop.uid} | yes | yes | {served} |"
+    for uid in UPS_CLASSES:
+        yield f"| {_sop_name(uid)} | {uid} | yes | yes | yes (records kept in the index) |"
+    yield (
+        f"| {_sop_name(UPS_EVENT_CLASS)} | {UPS_EVENT_CLASS} | yes | yes | yes (reports to "
+        "subscribers that may receive) |"
+    )
     yield ""
     yield "## 2. Association parameters"
     yield ""
