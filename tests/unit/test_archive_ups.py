@@ -310,3 +310,63 @@ def test_an_index_of_schema_version_2_gets_the_ups_tables(
         assert create(service) == (st.SUCCESS, None)
     finally:
         archive.close()
+
+
+def test_a_refusal_is_one_log_line(service: UpsService, caplog: pytest.LogCaptureFixture) -> None:
+    create(service)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dimsefsm.ups"):
+        act(service, 1, change_state("COMPLETED", LOCK))
+    lines = [r for r in caplog.records if r.name == "dimsefsm.ups"]
+    assert len(lines) == 1 and lines[0].levelname == "WARNING"
+    assert "0xC310" in lines[0].getMessage() and "not yet IN PROGRESS" in lines[0].getMessage()
+
+
+def test_two_performers_claiming_at_once_one_wins(service: UpsService) -> None:
+    """The claim is one transaction: the second sees IN PROGRESS and gets 0xC302."""
+    import threading
+
+    create(service)
+    barrier = threading.Barrier(4)
+    codes: list[int] = []
+
+    def claim(n: int) -> None:
+        barrier.wait(timeout=30)
+        status, _ = act(service, 1, change_state("IN PROGRESS", f"{LOCK}.{n}"))
+        codes.append(code_of(status))
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(codes) == [st.SUCCESS] + [st.UPS_ALREADY_IN_PROGRESS] * 3
+    record = service.get(UID)
+    assert record is not None and record.transaction_uid is not None
+    assert record.transaction_uid.startswith(LOCK + ".")
+
+
+def test_a_failing_subscriber_does_not_stop_the_others(
+    index: ArchiveIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    delivered: list[str] = []
+
+    def sender(delivery: Delivery) -> None:
+        if delivery.receiver == "WATCHER":
+            raise ConnectionRefusedError("nobody listens")
+        delivered.append(delivery.receiver)
+
+    ups_service = UpsService(index, "ARCHIVE", PEERS, sender=sender)
+    try:
+        create(ups_service)
+        for receiver in ("WATCHER", "PERFORMER"):
+            act(ups_service, 3, subscription(receiver), calling=receiver)
+        with caplog.at_level("WARNING", logger="dimsefsm.ups"):
+            act(ups_service, 1, change_state("IN PROGRESS", LOCK))
+            ups_service.wait_delivered()
+        assert delivered == ["PERFORMER", "PERFORMER"]  # its initial report, then the claim
+        assert any("WATCHER failed: nobody listens" in r.getMessage() for r in caplog.records)
+        record = ups_service.get(UID)
+        assert record is not None and record.state == "IN PROGRESS"
+    finally:
+        ups_service.close()
