@@ -726,13 +726,11 @@ class NormalizedScp(SingleResponseScp):
                 )
         status_ds = self.returned if from_handler and is_dataset(self.returned) else None
         self.sent_status = status
-        comment = error_id = identifiers = None
+        comment: object = None
+        error_id: int | None = None
+        identifiers: tuple[int, ...] | None = None
         if status_ds is not None:
-            comment = status_ds.get("ErrorComment")
-            error_id = status_ds.get("ErrorID")
-            found = status_ds.get("AttributeIdentifierList")
-            if found is not None:
-                identifiers = tuple(int(t) for t in (found if isinstance(found, list) else [found]))
+            comment, error_id, identifiers = _status_extras(status_ds, self.operation)
         elif status != st.SUCCESS and self.comment:
             comment = self.comment
         cmd = self.request.command
@@ -748,8 +746,8 @@ class NormalizedScp(SingleResponseScp):
             has_dataset=has_reply,
             event_type=cmd.get("EventTypeID") if op is N_EVENT_REPORT else None,
             action_type=cmd.get("ActionTypeID") if op is N_ACTION else None,
-            error_comment=str(comment)[:64] if comment else None,
-            error_id=int(error_id) if error_id is not None else None,
+            error_comment=_one_line(comment),
+            error_id=error_id,
             attribute_identifiers=identifiers,
         )
         LOG.info(
@@ -762,6 +760,35 @@ class NormalizedScp(SingleResponseScp):
         self.send(
             Message(self.request.context_id, command, self.reply_bytes if has_reply else None)
         )
+
+
+def _status_extras(
+    status: Dataset, operation: NOperation
+) -> tuple[object, int | None, tuple[int, ...] | None]:
+    """ErrorComment, ErrorID and AttributeIdentifierList of a handler's status Dataset.
+
+    A value that does not fit its field is left out with a log line: the
+    status still goes out.
+    """
+    comment = status.get("ErrorComment")
+    error_id: int | None = None
+    identifiers: tuple[int, ...] | None = None
+    try:
+        raw_id = status.get("ErrorID")
+        error_id = None if raw_id is None else int(raw_id)
+        found = status.get("AttributeIdentifierList")
+        if found is not None:
+            many = not isinstance(found, (int, str, bytes))
+            identifiers = tuple(int(tag) for tag in (found if many else [found]))
+    except (TypeError, ValueError) as exc:
+        LOG.warning("%s handler's status Dataset: %s; left out", operation.event.name, exc)
+    return comment, error_id, identifiers
+
+
+def _one_line(comment: object) -> str | None:
+    """An ErrorComment is one LO value: the first line of the text, at most 64 characters."""
+    text = str(comment).strip() if comment else ""
+    return text.splitlines()[0][:64] if text else None
 
 
 _OUR_VERDICTS: Final = frozenset(
