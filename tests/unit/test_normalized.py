@@ -46,6 +46,8 @@ from dimsefsm.services.normalized import (
     NEvent,
     NOperation,
     NormalizedScu,
+    after_response,
+    start_n_request,
 )
 from dimsefsm.sop_class import (
     IMPLICIT_VR_LITTLE_ENDIAN,
@@ -756,3 +758,54 @@ def test_event_attributes_belong_to_their_event() -> None:
 
 def test_every_operation_has_its_charts() -> None:
     assert sorted(op.slug for op in OPERATIONS.values()) == sorted(op.slug for op in ALL)
+
+
+def test_acceptor_reports_after_its_response_from_the_handler() -> None:
+    """An SCP's handler queues an N-EVENT-REPORT that follows its own response on the wire
+    (Storage Commitment's same-association report, as an acceptor sends it)."""
+    outcomes: list[NormalizedScu] = []
+    order: list[str] = []
+
+    def on_action(event: NEvent) -> tuple[int, None]:
+        after_response(
+            event.assoc,
+            event.message_id,
+            lambda: start_n_request(
+                event.assoc,
+                N_EVENT_REPORT,
+                STGCMT,
+                STORAGE_COMMITMENT_INSTANCE,
+                attributes(TransactionUID="1.2.9"),
+                event_type=1,
+                on_done=outcomes.append,
+            ),
+        )
+        return 0, None
+
+    def on_report(event: NEvent) -> tuple[int, Dataset]:
+        order.append(f"report after N-ACTION {action.state}")
+        assert event.event_information is not None
+        return 0, attributes(TransactionUID=event.event_information.TransactionUID)
+
+    pair = make_pair({evt.EVT_N_ACTION: on_action}, {evt.EVT_N_EVENT_REPORT: on_report})
+    action = send_raw(
+        pair,
+        N_ACTION,
+        {"RequestedSOPInstanceUID": STORAGE_COMMITMENT_INSTANCE},
+        context_id=3,
+        run=False,
+    )
+    pair.run()
+    assert action.result().Status == 0
+    assert order == ["report after N-ACTION Succeeded"]
+    status, reply = outcomes[0].reply()
+    assert status.Status == 0 and reply is not None and reply.TransactionUID == "1.2.9"
+    assert not pair.acceptor.scp_operations and not pair.acceptor.operations
+
+
+def test_follow_up_of_an_association_that_ended_does_not_run() -> None:
+    ran: list[bool] = []
+    pair = make_pair()
+    after_response(pair.acceptor, 9, lambda: ran.append(True))
+    pair.close_transport()
+    assert ran == [] and not pair.acceptor.scp_operations
