@@ -839,7 +839,7 @@ class NormalizedScu(SingleResponseScu):
         message_id: int,
         operation: NOperation,
         context: AcceptedContext,
-        on_done: Callable[[NormalizedScu], None] | None = None,
+        on_done: Callable[[NormalizedScu], object] | None = None,
     ) -> None:
         self.chart = SCU_CHARTS[operation.request]
         self.operation = operation
@@ -914,7 +914,7 @@ def start_n_request(
     event_type: int | None = None,
     action_type: int | None = None,
     identifiers: tuple[int, ...] | None = None,
-    on_done: Callable[[NormalizedScu], None] | None = None,
+    on_done: Callable[[NormalizedScu], object] | None = None,
 ) -> NormalizedScu:
     """Queue a DIMSE-N request on ``engine`` and return its operation, without waiting.
 
@@ -966,7 +966,7 @@ class FollowUp:
     sends follows that response on the wire.
     """
 
-    def __init__(self, action: Callable[[], None]) -> None:
+    def __init__(self, action: Callable[[], object]) -> None:
         self.action = action
         self.done = False
 
@@ -984,7 +984,7 @@ class FollowUp:
         self.done = True  # the association ended first: the action never runs
 
 
-def after_response(assoc: Any, message_id: int, action: Callable[[], None]) -> None:
+def after_response(assoc: Any, message_id: int, action: Callable[[], object]) -> None:
     """From a handler: run ``action`` right after this request's response is sent.
 
     ``assoc`` is the handler's ``event.assoc`` (an association engine on an
