@@ -562,7 +562,9 @@ def test_handler_that_raises_is_processing_failure_and_the_association_goes_on(
 def test_no_handler_is_unrecognized_operation(op: NOperation) -> None:
     before = fired(f"{op.slug}-scp", "no_handler")
     scu_op = send_raw(make_pair(), op, dataset=request_dataset(op))
-    assert scu_op.result().Status == st.UNRECOGNIZED_OPERATION
+    result = scu_op.result()
+    assert result.Status == st.UNRECOGNIZED_OPERATION
+    assert result.ErrorComment == f"no {op.event.name} handler"
     assert fired(f"{op.slug}-scp", "no_handler") == before + 1
 
 
@@ -613,7 +615,9 @@ def test_missing_field_is_mistyped_argument(op: NOperation, overrides: dict[str,
         overrides,
         dataset=request_dataset(op),
     )
-    assert scu_op.result().Status == st.MISTYPED_ARGUMENT and called == []
+    result = scu_op.result()
+    assert result.Status == st.MISTYPED_ARGUMENT and called == []
+    assert result.ErrorComment == f"missing {next(iter(overrides))}"
     assert fired(f"{op.slug}-scp", "mistyped") == before + 1
 
 
@@ -638,7 +642,9 @@ def test_other_sop_class_than_the_contexts_is_no_such_sop_class(op: NOperation) 
         {_class_key(op): PRINTER},
         dataset=request_dataset(op),
     )
-    assert scu_op.result().Status == st.NO_SUCH_SOP_CLASS
+    result = scu_op.result()
+    assert result.Status == st.NO_SUCH_SOP_CLASS
+    assert result.ErrorComment == f"SOP class {PRINTER} is not the context's"
     assert fired(f"{op.slug}-scp", "wrong_sop_class") == before + 1
 
 

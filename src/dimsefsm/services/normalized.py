@@ -183,7 +183,8 @@ def _scp_chart(op: NOperation) -> Chart:
             guard="fields_missing",
             status=st.MISTYPED_ARGUMENT,
             action="respond",
-            when=f"The {op.name}-RQ lacks a mandatory field (SOP Class or Instance UID"
+            when=f"The {op.name}-RQ lacks a mandatory field ("
+            + ("the SOP Class UID" if op is N_CREATE else "SOP Class or Instance UID")
             + (f", {op.type_id}" if op.type_id else "")
             + (", the Modification List" if op.data_in_required else "")
             + ").",
@@ -627,28 +628,45 @@ class NormalizedScp(SingleResponseScp):
     # -- guards on the request ---------------------------------------------------------------
     def fields_missing(self, event: EventData) -> bool:
         op, cmd = self.operation, self.request.command
-        if not self.sop_class:
-            return True
+        class_key, instance_key = N_REQUEST_CLASS_KEY[op.request]
+        missing = [] if self.sop_class else [class_key]
         if op is not N_CREATE and not self.sop_instance:
-            return True
+            missing.append(instance_key)
         if op.type_id is not None and cmd.get(op.type_id) is None:
-            return True
-        return op.data_in_required and not self.request.has_dataset
+            missing.append(op.type_id)
+        if op.data_in_required and not self.request.has_dataset:
+            missing.append("the data set")
+        return self._refuses(bool(missing), f"missing {', '.join(missing)}")
 
     def not_our_role(self, event: EventData) -> bool:
-        return self.context is None or not self.context.as_scp
+        return self._refuses(
+            self.context is None or not self.context.as_scp,
+            "we are not the SCP of this context's SOP class here",
+        )
 
     def handler_missing(self, event: EventData) -> bool:
-        return self.handler is None
+        return self._refuses(self.handler is None, f"no {self.operation.event.name} handler")
 
     def not_the_context_class(self, event: EventData) -> bool:
         ctx = self.context
-        if ctx is None:
-            return True
-        return ctx.abstract_syntax not in META_SOP_CLASSES and ctx.abstract_syntax != self.sop_class
+        return self._refuses(
+            ctx is None
+            or (
+                ctx.abstract_syntax not in META_SOP_CLASSES
+                and ctx.abstract_syntax != self.sop_class
+            ),
+            f"SOP class {self.sop_class} is not the context's",
+        )
 
     def uid_invalid(self, event: EventData) -> bool:
-        return self.sop_instance is not None and uid_problem(self.sop_instance) is not None
+        problem = None if self.sop_instance is None else uid_problem(self.sop_instance)
+        return self._refuses(problem is not None, f"SOP Instance UID {problem}")
+
+    def _refuses(self, refused: bool, reason: str) -> bool:
+        """A request check's verdict; when it refuses, its reason is the ErrorComment."""
+        if refused:
+            self.comment = reason
+        return refused
 
     # -- guards on what the handler returned -------------------------------------------------
     def not_a_status(self, event: EventData) -> bool:
@@ -752,13 +770,22 @@ class NormalizedScp(SingleResponseScp):
             error_id=error_id,
             attribute_identifiers=identifiers,
         )
-        LOG.info(
-            "%s %s (Message ID %s) answered 0x%04X",
-            op.name,
-            instance,
-            command["MessageIDBeingRespondedTo"],
-            status,
-        )
+        if declared.trigger == "request_received" and status != st.SUCCESS:
+            LOG.warning(
+                "%s (Message ID %s) refused 0x%04X: %s",
+                op.name,
+                command["MessageIDBeingRespondedTo"],
+                status,
+                self.comment,
+            )
+        else:
+            LOG.info(
+                "%s %s (Message ID %s) answered 0x%04X",
+                op.name,
+                instance,
+                command["MessageIDBeingRespondedTo"],
+                status,
+            )
         self.send(
             Message(self.request.context_id, command, self.reply_bytes if has_reply else None)
         )
