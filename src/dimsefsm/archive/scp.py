@@ -155,6 +155,10 @@ class QueryRetrieveSCP:
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
             (evt.EVT_C_MOVE, self.on_move),
+            (evt.EVT_N_CREATE, self.ups.on_n_create),
+            (evt.EVT_N_SET, self.ups.on_n_set),
+            (evt.EVT_N_GET, self.ups.on_n_get),
+            (evt.EVT_N_ACTION, self.ups.on_n_action),
         ]
 
     def on_store(self, event: Any) -> int | Dataset:

@@ -410,8 +410,8 @@ class UpsService:
             return
         try:
             for uid, event_type, information in delivery.reports:
-                status, _reply = assoc.send_n_event_report(  # type: ignore[attr-defined]
-                    information, event_type, UPS_PUSH_CLASS, uid
+                status, _reply = assoc.send_n_event_report(
+                    information, event_type, UPS_PUSH_CLASS, uid, meta_uid=UPS_EVENT_CLASS
                 )
                 code = status.get("Status") if status is not None else None
                 LOG.info(
