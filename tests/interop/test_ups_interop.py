@@ -28,7 +28,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from dimsefsm import AE
 from dimsefsm import status as st
-from dimsefsm.sop_class import UPS_PULL, UPS_PUSH, UPS_WATCH
+from dimsefsm.sop_class import UPS_PULL, UPS_PUSH
 from tests.interop.peers import DimsefsmServer, free_port
 from tests.unit.ups_data import change_state, completion, subscription, ups_create
 
@@ -47,7 +47,7 @@ class Subscriber:
         ae = PynetdicomAE(ae_title=ae_title)
         ae.add_supported_context(UnifiedProcedureStepEvent)
         ae.add_supported_context(UnifiedProcedureStepPush)
-        self.server = ae.start_server(
+        self.server: Any = ae.start_server(
             ("127.0.0.1", self.port),
             block=False,
             evt_handlers=[(pyn_evt.EVT_N_EVENT_REPORT, self._on_report)],
@@ -72,7 +72,7 @@ def subscriber() -> Iterator[Subscriber]:
     watcher.stop()
 
 
-def scu() -> PynetdicomAE:
+def scu() -> Any:
     ae = PynetdicomAE(ae_title="PERFORMER")
     for uid in (
         UnifiedProcedureStepPush,
@@ -197,7 +197,7 @@ def test_cancel_request_reaches_the_performer_as_subscriber(
     """Request Cancel of an IN PROGRESS UPS: the performer is told, the UPS stays its own."""
     dest = f"WATCHER=127.0.0.1:{subscriber.port}"
     server = dimsefsm_server("qrscp", "-aet", QR_AET, "-od", str(tmp_path / "s"), "--dest", dest)
-    performer = PynetdicomAE(ae_title="WATCHER")  # the performer subscribes under its AE
+    performer: Any = PynetdicomAE(ae_title="WATCHER")  # the performer subscribes under its AE
     performer.add_requested_context(UnifiedProcedureStepPush)
     assoc = performer.associate("127.0.0.1", server.port, ae_title=QR_AET)
     try:
@@ -237,13 +237,15 @@ class PynetdicomUpsScp:
         ae = PynetdicomAE(ae_title="PYUPS")
         for uid in (UnifiedProcedureStepPush, UnifiedProcedureStepPull):
             ae.add_supported_context(uid)
-        handlers = [
+        handlers: Any = [
             (pyn_evt.EVT_N_CREATE, self.on_create),
             (pyn_evt.EVT_N_SET, self.on_set),
             (pyn_evt.EVT_N_GET, self.on_get),
             (pyn_evt.EVT_N_ACTION, self.on_action),
         ]
-        self.server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
+        self.server: Any = ae.start_server(
+            ("127.0.0.1", self.port), block=False, evt_handlers=handlers
+        )
 
     def on_create(self, event: Any) -> tuple[int, Dataset | None]:
         uid = str(event.request.AffectedSOPInstanceUID)
@@ -274,7 +276,7 @@ class PynetdicomUpsScp:
                 reply[tag] = record[tag]
         return 0x0000, reply
 
-    def on_action(self, event: Any) -> tuple[int, Dataset | None]:
+    def on_action(self, event: Any) -> tuple[int | Dataset, Dataset | None]:
         uid = str(event.request.RequestedSOPInstanceUID)
         self.actions.append((int(event.action_type), uid))
         info = event.action_information
@@ -322,7 +324,3 @@ def test_our_scu_drives_a_pynetdicom_ups_scp() -> None:
         assert scp.actions == [(1, UID), (1, "1.2.3.999")]
     finally:
         scp.server.shutdown()
-
-
-def test_watch_class_constant_is_pynetdicoms() -> None:
-    assert UPS_WATCH == UnifiedProcedureStepWatch
