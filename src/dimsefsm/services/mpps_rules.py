@@ -150,7 +150,7 @@ def _finding(faults: Iterable[tuple[BaseTag, str]], what: str) -> Finding | None
     faults = list(faults)
     if not faults:
         return None
-    tags = tuple(dict.fromkeys(tag for tag, _ in faults))
+    tags = tuple(sorted(set(tag for tag, _ in faults)))
     paths = tuple(path for _, path in faults)
     return Finding(tags, f"{what}: {', '.join(paths)}", paths)
 
