@@ -8,7 +8,7 @@ import pytest
 from pydicom import dcmwrite
 from pydicom.dataset import FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dimsefsm.cli.keys import parse_key
 from dimsefsm.cli.main import main
@@ -34,8 +34,8 @@ def test_create_takes_a_file_and_keys_override_it(tmp_path: Path) -> None:
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     path = tmp_path / "mpps.dcm"
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.3.1.2.3.3"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.3.1.2.3.3")
+    ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4")
     dcmwrite(path, ds, enforce_file_format=True)
     attributes = create_request([parse_key("PatientID=OTHER")], path)
     assert attributes.PatientID == "OTHER"
