@@ -41,7 +41,8 @@ class Steps:
             print(line, file=sys.stderr, flush=True)
 
     def on_create(self, event: Any) -> tuple[int, Dataset | None]:
-        uid = event.request.AffectedSOPInstanceUID or generate_uid()
+        asked = event.request.AffectedSOPInstanceUID
+        uid = asked or generate_uid()
         attributes = event.attribute_list
         with self.lock:
             if uid in self.steps:
@@ -51,7 +52,10 @@ class Steps:
             attributes.SOPInstanceUID = uid
             self.steps[uid] = attributes
         self.say(f"N-CREATE {uid}")
-        return 0x0000, attributes
+        answer = Dataset(dict(attributes.items()))
+        if not asked:  # pynetdicom's way of naming the UID it assigned
+            answer.AffectedSOPInstanceUID = uid
+        return 0x0000, answer
 
     def on_set(self, event: Any) -> tuple[int, Dataset | None]:
         uid = event.request.RequestedSOPInstanceUID

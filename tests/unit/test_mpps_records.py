@@ -187,5 +187,5 @@ def test_the_scp_sets_and_gets(records: ProcedureStepRecords) -> None:
         event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
     )
     assert status.Status == st.PROCESSING_FAILURE
-    assert status.ErrorComment.startswith("Performed Procedure Step Object may no longer")
+    assert status.ErrorComment == "Performed Procedure Step Object may no longer be updated"
     assert status.ErrorID == 0xA710

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("dimsefsm.mpps")
 
+MPPS_RETRIEVE: Final = "1.2.840.10008.3.1.2.3.4"
+"""Modality Performed Procedure Step Retrieve SOP Class: N-GET of a step (PS3.4 F.8)."""
+
 _ATTEMPTS: Final = 3
 """An N-CREATE racing another of the same UID: the loser's insert fails, it looks again."""
 
@@ -193,8 +196,14 @@ class ModalityPerformedProcedureStepSCP:
         if outcome.status == st.SUCCESS:
             LOG.info("MPPS %s %s: %s", operation, uid, _state_text(outcome))
         else:
+            detail = f" ({outcome.detail})" if outcome.detail else ""
             LOG.warning(
-                "MPPS %s %s answered 0x%04X: %s", operation, uid, outcome.status, outcome.comment
+                "MPPS %s %s answered 0x%04X: %s%s",
+                operation,
+                uid,
+                outcome.status,
+                outcome.comment,
+                detail,
             )
         return outcome
 

@@ -212,7 +212,7 @@ def run_mppsscu(args: argparse.Namespace) -> int:
     elif args.action == "set":
         status, answer = assoc.send_n_set(request, MPPS, args.uid)
     else:
-        status, answer = assoc.send_n_get(request, MPPS, args.uid)
+        status, answer = assoc.send_n_get(request, MPPS_RETRIEVE, args.uid)
     return _report(name, assoc, args, status, answer)
 
 
@@ -233,7 +233,7 @@ def _report(
             text += f": {status.ErrorComment}"
         if "AttributeIdentifierList" in status:
             text += f" [attributes {_tags(status.AttributeIdentifierList)}]"
-        print(f"{name}: 0x{code:04X} {text}", file=sys.stderr)
+        print(f"{name}: {text}", file=sys.stderr)
         return EXIT_FAILED_STATUS
     if args.action == "create":
         uid = _created_uid(status, answer, args.uid)
