@@ -118,6 +118,7 @@ class MppsMatrix(RepeatingMatrix):
         if scp == "dimsefsm":
             store = self.root / "qrscp"
             args = ["qrscp", str(port), "-aet", CALLED_AE, "-od", str(store), "-q"]
+            args += ["--workers", "1"]  # one process, as pynetdicom: its CPU is measurable
             return DimsefsmServer(args, cwd=REPO_ROOT).start()
         command = [sys.executable, "-m", "tests.interop.pynetdicom_mpps_scp", str(port)]
         command += ["-aet", CALLED_AE, "-q", "--nodelay"]

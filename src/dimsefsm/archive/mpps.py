@@ -30,15 +30,14 @@ from dimsefsm import status as st
 from dimsefsm.archive.db.schema import WRITE_OPTION, mpps
 from dimsefsm.datasets import decode_dataset, encode_dataset
 from dimsefsm.services import mpps_rules as rules
-from dimsefsm.services.mpps import Outcome, ProcedureStep
+from dimsefsm.services.mpps import MPPS_RETRIEVE_SOP_CLASS, Outcome, ProcedureStep
+
+MPPS_RETRIEVE: Final = MPPS_RETRIEVE_SOP_CLASS
 
 if TYPE_CHECKING:
     from dimsefsm.archive.access import AccessPolicy
 
 LOG = logging.getLogger("dimsefsm.mpps")
-
-MPPS_RETRIEVE: Final = "1.2.840.10008.3.1.2.3.4"
-"""Modality Performed Procedure Step Retrieve SOP Class: N-GET of a step (PS3.4 F.8)."""
 
 _ATTEMPTS: Final = 3
 """An N-CREATE racing another of the same UID: the loser's insert fails, it looks again."""
@@ -91,7 +90,7 @@ class ProcedureStepRecords:
         if connection.dialect.name == "postgresql":
             query = query.with_for_update()
         row = connection.execute(query).first()
-        stored = None if row is None else decode_dataset(row.attributes, ExplicitVRLittleEndian)
+        stored = None if row is None else _stored(row.attributes)
         step = ProcedureStep(uid, stored)
         outcome = receive(step)
         if outcome.changed:
@@ -104,6 +103,11 @@ class ProcedureStepRecords:
             else:
                 connection.execute(mpps.update().where(mpps.c.pk == row.pk).values(**values))
         return outcome
+
+
+def _stored(blob: bytes) -> Dataset:
+    """A step's attributes as stored; values convert when read (most are only copied)."""
+    return decode_dataset(blob, ExplicitVRLittleEndian, convert_values=False)
 
 
 def _row_values(attributes: Dataset) -> dict[str, Any]:

@@ -39,15 +39,16 @@ from dimsefsm.cli.common import (
 from dimsefsm.cli.connect import add_identity_args, open_association, require_context
 from dimsefsm.cli.keys import KeyPath, QueryKeyError, build_identifier, key_argument, parse_key
 from dimsefsm.cli.tls import add_tls_args
+from dimsefsm.sop_class import MODALITY_PERFORMED_PROCEDURE_STEP, N_SOP_CLASSES
 
 if TYPE_CHECKING:
     from dimsefsm.association import Association
 
 LOG = logging.getLogger("dimsefsm.cli")
 
-MPPS = "1.2.840.10008.3.1.2.3.3"
+MPPS = MODALITY_PERFORMED_PROCEDURE_STEP
 """Modality Performed Procedure Step SOP Class: N-CREATE and N-SET."""
-MPPS_RETRIEVE = "1.2.840.10008.3.1.2.3.4"
+MPPS_RETRIEVE = N_SOP_CLASSES["ModalityPerformedProcedureStepRetrieve"][0]
 """Modality Performed Procedure Step Retrieve SOP Class: N-GET (PS3.4 F.8)."""
 
 ENDS = ("COMPLETED", "DISCONTINUED")

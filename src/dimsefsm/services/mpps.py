@@ -30,9 +30,12 @@ from dimsefsm.fsm import Chart, transition
 from dimsefsm.fsm.chart import SAME
 from dimsefsm.services import mpps_rules as rules
 from dimsefsm.services.mpps_rules import Finding
+from dimsefsm.sop_class import MODALITY_PERFORMED_PROCEDURE_STEP, N_SOP_CLASSES
 
-MPPS_SOP_CLASS: Final = "1.2.840.10008.3.1.2.3.3"
-"""Modality Performed Procedure Step SOP Class (PS3.4 F.7)."""
+MPPS_SOP_CLASS: Final = MODALITY_PERFORMED_PROCEDURE_STEP
+"""Modality Performed Procedure Step SOP Class (PS3.4 F.7): N-CREATE and N-SET."""
+MPPS_RETRIEVE_SOP_CLASS: Final = N_SOP_CLASSES["ModalityPerformedProcedureStepRetrieve"][0]
+"""Modality Performed Procedure Step Retrieve SOP Class (PS3.4 F.8): N-GET."""
 
 ABSENT = "Absent"
 IN_PROGRESS = "InProgress"
