@@ -189,3 +189,24 @@ def test_the_scp_sets_and_gets(records: ProcedureStepRecords) -> None:
     assert status.Status == st.PROCESSING_FAILURE
     assert status.ErrorComment == "Performed Procedure Step Object may no longer be updated"
     assert status.ErrorID == 0xA710
+
+
+class _Refusing:
+    """An access policy under which MODALITY may not store."""
+
+    def may(self, calling: str, permission: str) -> bool:
+        return not (calling == "MODALITY" and permission == "store")
+
+
+def test_a_peer_that_may_not_store_may_not_report_steps(records: ProcedureStepRecords) -> None:
+    scp = ModalityPerformedProcedureStepSCP(records, _Refusing())  # type: ignore[arg-type]
+    status, answer = scp.on_n_create(
+        event({"AffectedSOPInstanceUID": UID}, attribute_list=create_attributes())
+    )
+    assert (status.Status, answer) == (st.NOT_AUTHORIZED, None)
+    assert status.ErrorComment == "MODALITY may not report procedure steps"
+    status, _ = scp.on_n_set(
+        event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
+    )
+    assert status.Status == st.NOT_AUTHORIZED
+    assert records.status_of(UID) is None
