@@ -309,6 +309,12 @@ class QueryRetrieveSCP:
 
 NORMALIZED_EVENTS = (evt.EVT_N_CREATE, evt.EVT_N_SET, evt.EVT_N_GET)
 
+NORMALIZED_SERVICES: dict[str, str] = {
+    MODALITY_PERFORMED_PROCEDURE_STEP: "yes: N-CREATE, N-SET (steps kept in the index)",
+    MPPS_RETRIEVE: "yes: N-GET",
+}
+"""The DIMSE-N SOP classes qrscp serves, and how (for the conformance statement)."""
+
 
 def _unrecognized(event_type: evt.EventType) -> Any:
     status = _status(st.UNRECOGNIZED_OPERATION, "operation not supported on this SOP class")
