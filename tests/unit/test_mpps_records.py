@@ -150,8 +150,12 @@ def test_the_scp_assigns_a_uid_when_the_request_has_none(records: ProcedureStepR
     scp = ModalityPerformedProcedureStepSCP(records)
     status, attributes = scp.on_n_create(event({}, attribute_list=create_attributes()))
     assert status.Status == st.SUCCESS
-    assert attributes is not None
+    assert attributes is not None and list(attributes.keys()) == [Tag("SOPInstanceUID")]
     assert records.status_of(attributes.SOPInstanceUID) == "IN PROGRESS"
+    status, answer = scp.on_n_create(
+        event({"AffectedSOPInstanceUID": UID}, attribute_list=create_attributes())
+    )
+    assert (status.Status, answer) == (st.SUCCESS, None)  # the SCU knows what it sent
 
 
 def test_the_scp_answers_missing_attributes_with_their_tags(records: ProcedureStepRecords) -> None:
@@ -175,9 +179,8 @@ def test_the_scp_sets_and_gets(records: ProcedureStepRecords) -> None:
     status, changed = scp.on_n_set(
         event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
     )
-    assert status.Status == st.SUCCESS
-    assert changed is not None and changed.PerformedProcedureStepStatus == "COMPLETED"
-    assert "PatientID" not in changed
+    assert (status.Status, changed) == (st.SUCCESS, None)
+    assert records.status_of(UID) == "COMPLETED"
     status, got = scp.on_n_get(
         event({"RequestedSOPInstanceUID": UID}, attribute_identifiers=[Tag("Modality")])
     )

@@ -150,13 +150,18 @@ class ModalityPerformedProcedureStepSCP:
         if refused is not None:
             return refused, None
         uid = _command(event, "AffectedSOPInstanceUID")
-        if not uid:
+        assigned = not uid
+        if assigned:
             uid = generate_uid()  # PS3.7 10.1.5.1.4: the SCP assigns it and says which
         attributes = event.attribute_list if event.attribute_list is not None else Dataset()
         outcome = self._apply("N-CREATE", uid, lambda: self.records.create(uid, attributes))
-        if outcome.status != st.SUCCESS:
+        if outcome.status != st.SUCCESS or not assigned:
+            # The response's Attribute List is optional (PS3.7 10.1.5): the SCU sent the
+            # attributes, an N-GET returns them; echoing them costs an encode and a decode.
             return outcome.status_dataset(), None
-        return outcome.status_dataset(), outcome.attributes
+        named = Dataset()
+        named.SOPInstanceUID = uid  # the core names it in the response's command
+        return outcome.status_dataset(), named
 
     def on_n_set(self, event: Any) -> tuple[Dataset, Dataset | None]:
         refused = self._refused(event, "N-SET")
@@ -165,17 +170,9 @@ class ModalityPerformedProcedureStepSCP:
         uid = _command(event, "RequestedSOPInstanceUID")
         modification = event.modification_list if event.modification_list is not None else Dataset()
         outcome = self._apply("N-SET", uid, lambda: self.records.set(uid, modification))
-        if outcome.status != st.SUCCESS or outcome.attributes is None:
-            return outcome.status_dataset(), None
-        # The response's Attribute List: the attributes as set (PS3.7 10.1.3.1.3).
-        changed = Dataset(
-            {
-                tag: outcome.attributes[tag]
-                for tag in list(modification.keys())
-                if tag in outcome.attributes
-            }
-        )
-        return outcome.status_dataset(), changed
+        # No Attribute List in the response (optional, PS3.7 10.1.3): the SCU knows
+        # what it set, an N-GET returns the step.
+        return outcome.status_dataset(), None
 
     def on_n_get(self, event: Any) -> tuple[Dataset, Dataset | None]:
         uid = _command(event, "RequestedSOPInstanceUID")

@@ -341,7 +341,7 @@ class ProcedureStep:
             comment, tags = finding.comment, finding.tags
         else:
             comment, tags = _REFUSALS[status], ()
-        # 0x0110 carries no Attribute Identifier List (PS3.7 10.1.3.1.9 / 10.1.5.1.9).
+        # Processing failure names no attributes (PS3.7 Annex C: ErrorComment, ErrorID only).
         keep_tags = status != st.PROCESSING_FAILURE
         self.outcome = Outcome(status, comment, tags=tags if keep_tags else ())
 
