@@ -213,3 +213,30 @@ def test_a_peer_that_may_not_store_may_not_report_steps(records: ProcedureStepRe
     )
     assert status.Status == st.NOT_AUTHORIZED
     assert records.status_of(UID) is None
+
+
+def test_a_damaged_row_fails_0x0110_and_stays_as_it_was(
+    records: ProcedureStepRecords, index: ArchiveIndex
+) -> None:
+    records.create(UID, create_attributes())
+    with index.engine.begin() as connection:
+        connection.execute(update(mpps).values(attributes=b"\x08\x00\x05\x00CS\xff\xffbad"))
+    before = stored_row(index)
+    scp = ModalityPerformedProcedureStepSCP(records)
+    status, _ = scp.on_n_set(
+        event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
+    )
+    assert status.Status == st.PROCESSING_FAILURE
+    assert status.ErrorComment == "the stored step is unreadable; nothing changed"
+    assert stored_row(index) == before
+
+
+def test_attributes_that_cannot_be_encoded_are_refused_and_nothing_is_written(
+    records: ProcedureStepRecords, index: ArchiveIndex
+) -> None:
+    scp = ModalityPerformedProcedureStepSCP(records)
+    attributes = create_attributes()
+    attributes.add_new(0x00091001, "US", "not a number")  # a value its VR cannot write
+    status, _ = scp.on_n_create(event({"AffectedSOPInstanceUID": UID}, attribute_list=attributes))
+    assert status.Status == st.INVALID_ATTRIBUTE_VALUE
+    assert stored_row(index) is None

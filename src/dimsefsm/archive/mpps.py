@@ -105,9 +105,16 @@ class ProcedureStepRecords:
         return outcome
 
 
+class UnreadableStep(RuntimeError):
+    """A stored step's attributes do not decode (a damaged row): the request fails 0x0110."""
+
+
 def _stored(blob: bytes) -> Dataset:
     """A step's attributes as stored; values convert when read (most are only copied)."""
-    return decode_dataset(blob, ExplicitVRLittleEndian, convert_values=False)
+    try:
+        return decode_dataset(blob, ExplicitVRLittleEndian, convert_values=False)
+    except ValueError as exc:
+        raise UnreadableStep(f"the stored step does not decode: {exc}") from exc
 
 
 def _row_values(attributes: Dataset) -> dict[str, Any]:
@@ -116,8 +123,10 @@ def _row_values(attributes: Dataset) -> dict[str, Any]:
     study_uid = scheduled[0].get("StudyInstanceUID") if len(scheduled) else None
     try:
         blob = encode_dataset(attributes, ExplicitVRLittleEndian)
-    except (TypeError, OverflowError, KeyError) as exc:
-        raise ValueError(f"the attributes cannot be encoded: {exc}") from exc
+    except (TypeError, OverflowError, KeyError, OSError, ValueError) as exc:
+        # pydicom's writer reports a value its VR cannot hold as OSError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"attributes not encodable: {first}") from exc
     return {
         "status": rules.status_of(attributes) or rules.IN_PROGRESS,
         "patient_id": _text(attributes.get("PatientID")),
@@ -191,6 +200,9 @@ class ModalityPerformedProcedureStepSCP:
                 "MPPS %s %s: the index database failed, nothing changed: %s", operation, uid, exc
             )
             return Outcome(st.PROCESSING_FAILURE, "the archive's database failed; nothing changed")
+        except UnreadableStep as exc:
+            LOG.error("MPPS %s %s: %s; nothing changed", operation, uid, exc)
+            return Outcome(st.PROCESSING_FAILURE, "the stored step is unreadable; nothing changed")
         except ValueError as exc:
             LOG.warning("MPPS %s %s refused: %s", operation, uid, exc)
             return Outcome(st.INVALID_ATTRIBUTE_VALUE, str(exc))
