@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,31 @@ MPPS_RETRIEVE = N_SOP_CLASSES["ModalityPerformedProcedureStepRetrieve"][0]
 ENDS = ("COMPLETED", "DISCONTINUED")
 
 
+class IntermixedParser(SubcommandParser):
+    """Positionals among the flags (``create HOST PORT -aec X FILE -k K``), as dcmtk takes them.
+
+    argparse matches an optional positional (FILE) with the first run of
+    positionals (HOST PORT) and then refuses a FILE after a flag; its
+    intermixed parsing takes the positionals wherever they are.
+    """
+
+    _inner = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inner:  # the passes of the intermixed parse: the plain parser
+            return argparse.ArgumentParser.parse_known_args(self, args, namespace)
+        self._inner = True
+        try:
+            parsed, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 class MppsArgumentError(ValueError):
     """Arguments that cannot make a request: said in one line, exit 2."""
 
@@ -65,7 +91,7 @@ def add_mppsscu(sub: argparse._SubParsersAction) -> None:
         description="create: start a step (IN PROGRESS) and print its SOP Instance UID; "
         "set: update it or end it with --status COMPLETED|DISCONTINUED; get: print it.",
     )
-    actions = p.add_subparsers(dest="action", required=True, parser_class=SubcommandParser)
+    actions = p.add_subparsers(dest="action", required=True, parser_class=IntermixedParser)
     create = actions.add_parser(
         "create", help="N-CREATE: start a procedure step", prefix_chars="-+"
     )
