@@ -542,38 +542,22 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT, ReplyT]):
         action_type: int | None = None,
         identifiers: tuple[int, ...] | None = None,
     ) -> NormalizedScu:
-        from dimsefsm.datasets import encode_dataset
-        from dimsefsm.dimse.commands import n_rq
-        from dimsefsm.services.normalized import NormalizedScu
+        from dimsefsm.services.normalized import start_n_request
 
-        negotiated = self._require_established()
-        abstract = str(meta_uid or class_uid)
-        ctx = negotiated.find_context(abstract)
-        if ctx is None and operation.any_role:
-            ctx = negotiated.find_context(abstract, as_scp=True)
-        if ctx is None:
-            raise ValueError(
-                f"no accepted presentation context for {abstract} where we may send "
-                f"{operation.name} requests"
-            )
-        encoded = None if dataset is None else encode_dataset(dataset, ctx.transfer_syntax)
-        engine = self.engine
-        message_id = msg_id if msg_id is not None else engine.next_message_id()
-        self.last_message_id = message_id
-        command = n_rq(
-            operation.request,
-            message_id,
-            str(class_uid),
-            None if instance_uid is None else str(instance_uid),
-            has_dataset=encoded is not None,
+        self._require_established()
+        op = start_n_request(
+            self.engine,
+            operation,
+            class_uid,
+            instance_uid,
+            dataset,
+            msg_id=msg_id,
+            meta_uid=meta_uid,
             event_type=event_type,
             action_type=action_type,
-            attribute_identifiers=identifiers,
+            identifiers=identifiers,
         )
-        op = NormalizedScu(message_id, operation, ctx)
-        engine.start_operation(message_id, op)
-        op.sent()
-        engine.send_message(Message(ctx.context_id, command, encoded))
+        self.last_message_id = op.message_id
         return op
 
     def _queue_cancel(self, msg_id: int, context_id: int | None) -> bool:

@@ -46,6 +46,8 @@ from dimsefsm.services.normalized import (
     NEvent,
     NOperation,
     NormalizedScu,
+    after_response,
+    start_n_request,
 )
 from dimsefsm.sop_class import (
     IMPLICIT_VR_LITTLE_ENDIAN,
@@ -560,7 +562,9 @@ def test_handler_that_raises_is_processing_failure_and_the_association_goes_on(
 def test_no_handler_is_unrecognized_operation(op: NOperation) -> None:
     before = fired(f"{op.slug}-scp", "no_handler")
     scu_op = send_raw(make_pair(), op, dataset=request_dataset(op))
-    assert scu_op.result().Status == st.UNRECOGNIZED_OPERATION
+    result = scu_op.result()
+    assert result.Status == st.UNRECOGNIZED_OPERATION
+    assert result.ErrorComment == f"no {op.event.name} handler"
     assert fired(f"{op.slug}-scp", "no_handler") == before + 1
 
 
@@ -611,7 +615,9 @@ def test_missing_field_is_mistyped_argument(op: NOperation, overrides: dict[str,
         overrides,
         dataset=request_dataset(op),
     )
-    assert scu_op.result().Status == st.MISTYPED_ARGUMENT and called == []
+    result = scu_op.result()
+    assert result.Status == st.MISTYPED_ARGUMENT and called == []
+    assert result.ErrorComment == f"missing {next(iter(overrides))}"
     assert fired(f"{op.slug}-scp", "mistyped") == before + 1
 
 
@@ -636,7 +642,9 @@ def test_other_sop_class_than_the_contexts_is_no_such_sop_class(op: NOperation) 
         {_class_key(op): PRINTER},
         dataset=request_dataset(op),
     )
-    assert scu_op.result().Status == st.NO_SUCH_SOP_CLASS
+    result = scu_op.result()
+    assert result.Status == st.NO_SUCH_SOP_CLASS
+    assert result.ErrorComment == f"SOP class {PRINTER} is not the context's"
     assert fired(f"{op.slug}-scp", "wrong_sop_class") == before + 1
 
 
@@ -756,3 +764,54 @@ def test_event_attributes_belong_to_their_event() -> None:
 
 def test_every_operation_has_its_charts() -> None:
     assert sorted(op.slug for op in OPERATIONS.values()) == sorted(op.slug for op in ALL)
+
+
+def test_acceptor_reports_after_its_response_from_the_handler() -> None:
+    """An SCP's handler queues an N-EVENT-REPORT that follows its own response on the wire
+    (Storage Commitment's same-association report, as an acceptor sends it)."""
+    outcomes: list[NormalizedScu] = []
+    order: list[str] = []
+
+    def on_action(event: NEvent) -> tuple[int, None]:
+        after_response(
+            event.assoc,
+            event.message_id,
+            lambda: start_n_request(
+                event.assoc,
+                N_EVENT_REPORT,
+                STGCMT,
+                STORAGE_COMMITMENT_INSTANCE,
+                attributes(TransactionUID="1.2.9"),
+                event_type=1,
+                on_done=outcomes.append,
+            ),
+        )
+        return 0, None
+
+    def on_report(event: NEvent) -> tuple[int, Dataset]:
+        order.append(f"report after N-ACTION {action.state}")
+        assert event.event_information is not None
+        return 0, attributes(TransactionUID=event.event_information.TransactionUID)
+
+    pair = make_pair({evt.EVT_N_ACTION: on_action}, {evt.EVT_N_EVENT_REPORT: on_report})
+    action = send_raw(
+        pair,
+        N_ACTION,
+        {"RequestedSOPInstanceUID": STORAGE_COMMITMENT_INSTANCE},
+        context_id=3,
+        run=False,
+    )
+    pair.run()
+    assert action.result().Status == 0
+    assert order == ["report after N-ACTION Succeeded"]
+    status, reply = outcomes[0].reply()
+    assert status.Status == 0 and reply is not None and reply.TransactionUID == "1.2.9"
+    assert not pair.acceptor.scp_operations and not pair.acceptor.operations
+
+
+def test_follow_up_of_an_association_that_ended_does_not_run() -> None:
+    ran: list[bool] = []
+    pair = make_pair()
+    after_response(pair.acceptor, 9, lambda: ran.append(True))
+    pair.close_transport()
+    assert ran == [] and not pair.acceptor.scp_operations

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from pydicom import Dataset
     from pydicom.tag import BaseTag
 
+    from dimsefsm.engine import AssociationEngine
+
 LOG = logging.getLogger("dimsefsm.normalized")
 
 
@@ -181,7 +183,8 @@ def _scp_chart(op: NOperation) -> Chart:
             guard="fields_missing",
             status=st.MISTYPED_ARGUMENT,
             action="respond",
-            when=f"The {op.name}-RQ lacks a mandatory field (SOP Class or Instance UID"
+            when=f"The {op.name}-RQ lacks a mandatory field ("
+            + ("the SOP Class UID" if op is N_CREATE else "SOP Class or Instance UID")
             + (f", {op.type_id}" if op.type_id else "")
             + (", the Modification List" if op.data_in_required else "")
             + ").",
@@ -625,28 +628,45 @@ class NormalizedScp(SingleResponseScp):
     # -- guards on the request ---------------------------------------------------------------
     def fields_missing(self, event: EventData) -> bool:
         op, cmd = self.operation, self.request.command
-        if not self.sop_class:
-            return True
+        class_key, instance_key = N_REQUEST_CLASS_KEY[op.request]
+        missing = [] if self.sop_class else [class_key]
         if op is not N_CREATE and not self.sop_instance:
-            return True
+            missing.append(instance_key)
         if op.type_id is not None and cmd.get(op.type_id) is None:
-            return True
-        return op.data_in_required and not self.request.has_dataset
+            missing.append(op.type_id)
+        if op.data_in_required and not self.request.has_dataset:
+            missing.append("the data set")
+        return self._refuses(bool(missing), f"missing {', '.join(missing)}")
 
     def not_our_role(self, event: EventData) -> bool:
-        return self.context is None or not self.context.as_scp
+        return self._refuses(
+            self.context is None or not self.context.as_scp,
+            "we are not the SCP of this context's SOP class here",
+        )
 
     def handler_missing(self, event: EventData) -> bool:
-        return self.handler is None
+        return self._refuses(self.handler is None, f"no {self.operation.event.name} handler")
 
     def not_the_context_class(self, event: EventData) -> bool:
         ctx = self.context
-        if ctx is None:
-            return True
-        return ctx.abstract_syntax not in META_SOP_CLASSES and ctx.abstract_syntax != self.sop_class
+        return self._refuses(
+            ctx is None
+            or (
+                ctx.abstract_syntax not in META_SOP_CLASSES
+                and ctx.abstract_syntax != self.sop_class
+            ),
+            f"SOP class {self.sop_class} is not the context's",
+        )
 
     def uid_invalid(self, event: EventData) -> bool:
-        return self.sop_instance is not None and uid_problem(self.sop_instance) is not None
+        problem = None if self.sop_instance is None else uid_problem(self.sop_instance)
+        return self._refuses(problem is not None, f"SOP Instance UID {problem}")
+
+    def _refuses(self, refused: bool, reason: str) -> bool:
+        """A request check's verdict; when it refuses, its reason is the ErrorComment."""
+        if refused:
+            self.comment = reason
+        return refused
 
     # -- guards on what the handler returned -------------------------------------------------
     def not_a_status(self, event: EventData) -> bool:
@@ -750,13 +770,22 @@ class NormalizedScp(SingleResponseScp):
             error_id=error_id,
             attribute_identifiers=identifiers,
         )
-        LOG.info(
-            "%s %s (Message ID %s) answered 0x%04X",
-            op.name,
-            instance,
-            command["MessageIDBeingRespondedTo"],
-            status,
-        )
+        if declared.trigger == "request_received" and status != st.SUCCESS:
+            LOG.warning(
+                "%s (Message ID %s) refused 0x%04X: %s",
+                op.name,
+                command["MessageIDBeingRespondedTo"],
+                status,
+                self.comment,
+            )
+        else:
+            LOG.info(
+                "%s %s (Message ID %s) answered 0x%04X",
+                op.name,
+                instance,
+                command["MessageIDBeingRespondedTo"],
+                status,
+            )
         self.send(
             Message(self.request.context_id, command, self.reply_bytes if has_reply else None)
         )
@@ -832,12 +861,40 @@ _STATUS_KEYWORDS: Final[dict[int, tuple[str, ...]]] = {
 class NormalizedScu(SingleResponseScu):
     """One DIMSE-N request we sent, waiting for its response."""
 
-    def __init__(self, message_id: int, operation: NOperation, context: AcceptedContext) -> None:
+    def __init__(
+        self,
+        message_id: int,
+        operation: NOperation,
+        context: AcceptedContext,
+        on_done: Callable[[NormalizedScu], object] | None = None,
+    ) -> None:
         self.chart = SCU_CHARTS[operation.request]
         self.operation = operation
         self.context = context
         self.status_keywords = _STATUS_KEYWORDS[operation.request]
+        self.on_done = on_done
         super().__init__(message_id)
+
+    # A request sent without a caller blocking on it (an acceptor's N-EVENT-REPORT) tells
+    # ``on_done`` how it ended: answered, association lost, or timed out.
+    def on_response(self, message: Message) -> None:
+        super().on_response(message)
+        self._tell()
+
+    def on_abort(self) -> None:
+        super().on_abort()
+        self._tell()
+
+    def on_timeout(self) -> None:
+        super().on_timeout()
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.on_done is not None and self.done:
+            try:
+                self.on_done(self)
+            except Exception:
+                LOG.exception("%s on_done callback failed", self.operation.name)
 
     def received_code(self) -> object:
         return None if self.response is None else self.response.command.get("Status")
@@ -871,6 +928,106 @@ class NormalizedScu(SingleResponseScu):
             return status, None
 
 
+# -- sending without blocking (either role) ------------------------------------------------
+def start_n_request(
+    engine: AssociationEngine,
+    operation: NOperation,
+    class_uid: str,
+    instance_uid: str | None,
+    dataset: Dataset | None = None,
+    *,
+    msg_id: int | None = None,
+    meta_uid: str | None = None,
+    event_type: int | None = None,
+    action_type: int | None = None,
+    identifiers: tuple[int, ...] | None = None,
+    on_done: Callable[[NormalizedScu], object] | None = None,
+) -> NormalizedScu:
+    """Queue a DIMSE-N request on ``engine`` and return its operation, without waiting.
+
+    The blocking and asyncio clients' ``send_n_*`` call this and then wait;
+    an acceptor calls it to send its peer an N-EVENT-REPORT on the same
+    association (see :func:`after_response`), the response reaching the
+    operation (and ``on_done``) as the transport reads it.  Raises
+    ``ValueError`` when no accepted context lets us send it.
+    """
+    from dimsefsm.datasets import encode_dataset
+    from dimsefsm.dimse.commands import n_rq
+
+    negotiated = engine.negotiated
+    if negotiated is None or not engine.is_established:
+        raise RuntimeError("the association is not established")
+    abstract = str(meta_uid or class_uid)
+    ctx = negotiated.find_context(abstract)
+    if ctx is None and operation.any_role:
+        ctx = negotiated.find_context(abstract, as_scp=True)
+    if ctx is None:
+        raise ValueError(
+            f"no accepted presentation context for {abstract} where we may send "
+            f"{operation.name} requests"
+        )
+    encoded = None if dataset is None else encode_dataset(dataset, ctx.transfer_syntax)
+    message_id = msg_id if msg_id is not None else engine.next_message_id()
+    command = n_rq(
+        operation.request,
+        message_id,
+        str(class_uid),
+        None if instance_uid is None else str(instance_uid),
+        has_dataset=encoded is not None,
+        event_type=event_type,
+        action_type=action_type,
+        attribute_identifiers=identifiers,
+    )
+    op = NormalizedScu(message_id, operation, ctx, on_done)
+    engine.start_operation(message_id, op)
+    op.sent()
+    engine.send_message(Message(ctx.context_id, command, encoded))
+    return op
+
+
+class FollowUp:
+    """An SCP operation of one step: ``action`` runs once the current response is out.
+
+    The transport steps SCP operations between reads, after the response the
+    handler's return value produced has been queued, so what ``action``
+    sends follows that response on the wire.
+    """
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self.action = action
+        self.done = False
+
+    def step(self) -> None:
+        self.done = True
+        try:
+            self.action()
+        except Exception:
+            LOG.exception("follow-up of a handled request failed")
+
+    def cancel(self) -> None:
+        """A C-CANCEL names only C-FIND/C-GET/C-MOVE operations: nothing to stop."""
+
+    def close(self) -> None:
+        self.done = True  # the association ended first: the action never runs
+
+
+def after_response(assoc: Any, message_id: int, action: Callable[[], object]) -> None:
+    """From a handler: run ``action`` right after this request's response is sent.
+
+    ``assoc`` is the handler's ``event.assoc`` (an association engine on an
+    SCP, the Association on a requestor); ``message_id`` the request's
+    (``event.message_id``).  How an SCP reports on the association the
+    request came on, e.g. Storage Commitment's N-EVENT-REPORT after the
+    N-ACTION response::
+
+        after_response(event.assoc, event.message_id, lambda: start_n_request(
+            event.assoc, N_EVENT_REPORT, STORAGE_COMMITMENT_PUSH_MODEL,
+            STORAGE_COMMITMENT_INSTANCE, report, event_type=1))
+    """
+    engine = getattr(assoc, "engine", assoc)
+    engine.start_scp_operation(message_id, FollowUp(action))
+
+
 for _code in st.NAMES:
     setattr(NormalizedScp, _guard_name(_code), _code_guard(_code))
     setattr(NormalizedScu, _guard_name(_code), _code_guard(_code))
@@ -886,8 +1043,11 @@ __all__ = [
     "OPERATIONS",
     "SCP_CHARTS",
     "SCU_CHARTS",
+    "FollowUp",
     "NEvent",
     "NOperation",
     "NormalizedScp",
     "NormalizedScu",
+    "after_response",
+    "start_n_request",
 ]
