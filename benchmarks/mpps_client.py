@@ -31,7 +31,7 @@ from benchmarks.client import (
 )
 
 MPPS = "1.2.840.10008.3.1.2.3.3"
-DIMSE_TIMEOUT = 10.0
+DIMSE_TIMEOUT = 3.0
 
 
 class MppsAssociation(Protocol):

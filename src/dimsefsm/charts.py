@@ -16,6 +16,7 @@ CHART_MODULES = (
     "dimsefsm.services.get",
     "dimsefsm.services.move",
     "dimsefsm.services.mpps",
+    "dimsefsm.services.normalized",
 )
 
 

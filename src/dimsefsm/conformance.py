@@ -52,6 +52,12 @@ _CHART_SERVICE = {
     "c-find": st.Service.QR_FIND,
     "c-get": st.Service.QR_GET,
     "c-move": st.Service.QR_MOVE,
+    "n-event-report": st.Service.N_EVENT_REPORT,
+    "n-get": st.Service.N_GET,
+    "n-set": st.Service.N_SET,
+    "n-action": st.Service.N_ACTION,
+    "n-create": st.Service.N_CREATE,
+    "n-delete": st.Service.N_DELETE,
 }
 
 # What ``dimsefsm qrscp`` serves as SCP beyond the library's handlers.
@@ -63,6 +69,16 @@ _QRSCP_MODELS = {
     registry.COMPOSITE_INSTANCE_NO_BULK: "yes",
     registry.MODALITY_WORKLIST: "with `--worklist DIR`",
 }
+
+
+def _qrscp_normalized() -> Iterator[tuple[str, str, str]]:
+    """The DIMSE-N SOP classes qrscp serves: (name, UID, how)."""
+    from dimsefsm.archive.scp import NORMALIZED_SERVICES
+    from dimsefsm.sop_class import N_SOP_CLASSES
+
+    for uid, name, _service in N_SOP_CLASSES.values():
+        if uid in NORMALIZED_SERVICES:
+            yield name, uid, NORMALIZED_SERVICES[uid]
 
 
 def render() -> str:
@@ -95,6 +111,8 @@ def _lines() -> Iterator[str]:
         served = _QRSCP_MODELS.get(sop.model, "no")
         name = f"{sop.name} (retired)" if sop.retired else sop.name
         yield f"| {name} | {sop.uid} | yes | yes | {served} |"
+    for name, uid, served in _qrscp_normalized():
+        yield f"| {name} | {uid} | yes | yes | {served} |"
     yield ""
     yield "## 2. Association parameters"
     yield ""

@@ -41,7 +41,8 @@ class Steps:
             print(line, file=sys.stderr, flush=True)
 
     def on_create(self, event: Any) -> tuple[int, Dataset | None]:
-        uid = event.request.AffectedSOPInstanceUID or generate_uid()
+        asked = getattr(event.request, "AffectedSOPInstanceUID", None)
+        uid = asked or generate_uid()
         attributes = event.attribute_list
         with self.lock:
             if uid in self.steps:
@@ -51,7 +52,10 @@ class Steps:
             attributes.SOPInstanceUID = uid
             self.steps[uid] = attributes
         self.say(f"N-CREATE {uid}")
-        return 0x0000, attributes
+        answer = Dataset(dict(attributes.items()))
+        if not asked:  # pynetdicom's way of naming the UID it assigned
+            answer.AffectedSOPInstanceUID = uid
+        return 0x0000, answer
 
     def on_set(self, event: Any) -> tuple[int, Dataset | None]:
         uid = event.request.RequestedSOPInstanceUID
@@ -74,7 +78,10 @@ class Steps:
             if step is None:
                 return 0x0112, None
             answer = Dataset()
-            for tag in event.request.AttributeIdentifierList or list(step.keys()):
+            wanted = getattr(event.request, "AttributeIdentifierList", None)
+            if wanted is not None and not isinstance(wanted, list):
+                wanted = [wanted]
+            for tag in wanted or list(step.keys()):
                 if tag in step:
                     answer[tag] = step[tag]
         return 0x0000, answer
@@ -87,8 +94,6 @@ def set_nodelay(event: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pynetdicom import AE, evt
-
     parser = argparse.ArgumentParser(prog="pynetdicom_mpps_scp")
     parser.add_argument("port", type=int)
     parser.add_argument("-aet", default="ANY-SCP")
@@ -99,7 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         help="TCP_NODELAY on each connection (as shipped, Nagle's algorithm holds every "
         "response's data set PDU until the peer's delayed ACK)",
     )
+    parser.add_argument(
+        "--dimsefsm",
+        action="store_true",
+        help="the same handlers on dimsefsm's AE (its API is pynetdicom's): the benchmark's "
+        "library-to-library comparison",
+    )
     args = parser.parse_args(argv)
+    if args.dimsefsm:
+        from dimsefsm import AE, evt
+    else:
+        from pynetdicom import AE, evt  # type: ignore[assignment,no-redef]
     steps = Steps(args.quiet)
     ae = AE(ae_title=args.aet)
     ae.add_supported_context(MPPS)
@@ -109,14 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         (evt.EVT_N_SET, steps.on_set),
         (evt.EVT_N_GET, steps.on_get),
     ]
-    if args.nodelay:
+    if args.nodelay and not args.dimsefsm:  # dimsefsm sets TCP_NODELAY itself
         handlers.append((evt.EVT_CONN_OPEN, set_nodelay))
-    server = ae.start_server(("127.0.0.1", args.port), block=False, evt_handlers=handlers)
+    server: Any = ae.start_server(("127.0.0.1", args.port), block=False, evt_handlers=handlers)
     assert server is not None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    host, bound = server.server_address[:2]
-    print(f"pynetdicom MPPS SCP: listening on {host}:{bound}", file=sys.stderr, flush=True)
+    host, bound = (server.address if args.dimsefsm else server.server_address)[:2]
+    name = "dimsefsm" if args.dimsefsm else "pynetdicom"
+    print(f"{name} MPPS SCP: listening on {host}:{bound}", file=sys.stderr, flush=True)
     stop.wait()
     server.shutdown()
     return 0

@@ -72,6 +72,24 @@ def test_get_names_top_level_attributes_only() -> None:
     [
         (["set", "127.0.0.1", "104", "1.2.3"], "nothing to set"),
         (["create", "127.0.0.1", "104", "/nonexistent/mpps.dcm"], "no such file"),
+        # the file after the flags, as dcmtk takes it (argparse alone refused it)
+        (
+            [
+                "create",
+                "127.0.0.1",
+                "104",
+                "-aec",
+                "X",
+                "/nonexistent/mpps.dcm",
+                "-k",
+                "Modality=CT",
+            ],
+            "no such file",
+        ),
+        (
+            ["set", "127.0.0.1", "104", "1.2.3", "--status", "COMPLETED", "/nonexistent/s.dcm"],
+            "no such file",
+        ),
         (
             ["get", "127.0.0.1", "104", "1.2.3", "-k", "PerformedSeriesSequence[0].Modality"],
             "inside",

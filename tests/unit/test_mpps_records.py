@@ -150,8 +150,12 @@ def test_the_scp_assigns_a_uid_when_the_request_has_none(records: ProcedureStepR
     scp = ModalityPerformedProcedureStepSCP(records)
     status, attributes = scp.on_n_create(event({}, attribute_list=create_attributes()))
     assert status.Status == st.SUCCESS
-    assert attributes is not None
+    assert attributes is not None and list(attributes.keys()) == [Tag("SOPInstanceUID")]
     assert records.status_of(attributes.SOPInstanceUID) == "IN PROGRESS"
+    status, answer = scp.on_n_create(
+        event({"AffectedSOPInstanceUID": UID}, attribute_list=create_attributes())
+    )
+    assert (status.Status, answer) == (st.SUCCESS, None)  # the SCU knows what it sent
 
 
 def test_the_scp_answers_missing_attributes_with_their_tags(records: ProcedureStepRecords) -> None:
@@ -175,9 +179,8 @@ def test_the_scp_sets_and_gets(records: ProcedureStepRecords) -> None:
     status, changed = scp.on_n_set(
         event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
     )
-    assert status.Status == st.SUCCESS
-    assert changed is not None and changed.PerformedProcedureStepStatus == "COMPLETED"
-    assert "PatientID" not in changed
+    assert (status.Status, changed) == (st.SUCCESS, None)
+    assert records.status_of(UID) == "COMPLETED"
     status, got = scp.on_n_get(
         event({"RequestedSOPInstanceUID": UID}, attribute_identifiers=[Tag("Modality")])
     )
@@ -187,5 +190,53 @@ def test_the_scp_sets_and_gets(records: ProcedureStepRecords) -> None:
         event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
     )
     assert status.Status == st.PROCESSING_FAILURE
-    assert status.ErrorComment.startswith("Performed Procedure Step Object may no longer")
+    assert status.ErrorComment == "Performed Procedure Step Object may no longer be updated"
     assert status.ErrorID == 0xA710
+
+
+class _Refusing:
+    """An access policy under which MODALITY may not store."""
+
+    def may(self, calling: str, permission: str) -> bool:
+        return not (calling == "MODALITY" and permission == "store")
+
+
+def test_a_peer_that_may_not_store_may_not_report_steps(records: ProcedureStepRecords) -> None:
+    scp = ModalityPerformedProcedureStepSCP(records, _Refusing())  # type: ignore[arg-type]
+    status, answer = scp.on_n_create(
+        event({"AffectedSOPInstanceUID": UID}, attribute_list=create_attributes())
+    )
+    assert (status.Status, answer) == (st.NOT_AUTHORIZED, None)
+    assert status.ErrorComment == "MODALITY may not report procedure steps"
+    status, _ = scp.on_n_set(
+        event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
+    )
+    assert status.Status == st.NOT_AUTHORIZED
+    assert records.status_of(UID) is None
+
+
+def test_a_damaged_row_fails_0x0110_and_stays_as_it_was(
+    records: ProcedureStepRecords, index: ArchiveIndex
+) -> None:
+    records.create(UID, create_attributes())
+    with index.engine.begin() as connection:
+        connection.execute(update(mpps).values(attributes=b"\x08\x00\x05\x00CS\xff\xffbad"))
+    before = stored_row(index)
+    scp = ModalityPerformedProcedureStepSCP(records)
+    status, _ = scp.on_n_set(
+        event({"RequestedSOPInstanceUID": UID}, modification_list=final_attributes())
+    )
+    assert status.Status == st.PROCESSING_FAILURE
+    assert status.ErrorComment == "the stored step is unreadable; nothing changed"
+    assert stored_row(index) == before
+
+
+def test_attributes_that_cannot_be_encoded_are_refused_and_nothing_is_written(
+    records: ProcedureStepRecords, index: ArchiveIndex
+) -> None:
+    scp = ModalityPerformedProcedureStepSCP(records)
+    attributes = create_attributes()
+    attributes.add_new(0x00091001, "US", "not a number")  # a value its VR cannot write
+    status, _ = scp.on_n_create(event({"AffectedSOPInstanceUID": UID}, attribute_list=attributes))
+    assert status.Status == st.INVALID_ATTRIBUTE_VALUE
+    assert stored_row(index) is None

@@ -30,7 +30,9 @@ from dimsefsm import status as st
 from dimsefsm.archive.db.schema import WRITE_OPTION, mpps
 from dimsefsm.datasets import decode_dataset, encode_dataset
 from dimsefsm.services import mpps_rules as rules
-from dimsefsm.services.mpps import Outcome, ProcedureStep
+from dimsefsm.services.mpps import MPPS_RETRIEVE_SOP_CLASS, Outcome, ProcedureStep
+
+MPPS_RETRIEVE: Final = MPPS_RETRIEVE_SOP_CLASS
 
 if TYPE_CHECKING:
     from dimsefsm.archive.access import AccessPolicy
@@ -88,7 +90,7 @@ class ProcedureStepRecords:
         if connection.dialect.name == "postgresql":
             query = query.with_for_update()
         row = connection.execute(query).first()
-        stored = None if row is None else decode_dataset(row.attributes, ExplicitVRLittleEndian)
+        stored = None if row is None else _stored(row.attributes)
         step = ProcedureStep(uid, stored)
         outcome = receive(step)
         if outcome.changed:
@@ -103,14 +105,28 @@ class ProcedureStepRecords:
         return outcome
 
 
+class UnreadableStep(RuntimeError):
+    """A stored step's attributes do not decode (a damaged row): the request fails 0x0110."""
+
+
+def _stored(blob: bytes) -> Dataset:
+    """A step's attributes as stored; values convert when read (most are only copied)."""
+    try:
+        return decode_dataset(blob, ExplicitVRLittleEndian, convert_values=False)
+    except ValueError as exc:
+        raise UnreadableStep(f"the stored step does not decode: {exc}") from exc
+
+
 def _row_values(attributes: Dataset) -> dict[str, Any]:
     """The columns of a step's row; ``ValueError`` when its attributes cannot be encoded."""
     scheduled = attributes.get("ScheduledStepAttributesSequence") or []
     study_uid = scheduled[0].get("StudyInstanceUID") if len(scheduled) else None
     try:
         blob = encode_dataset(attributes, ExplicitVRLittleEndian)
-    except (TypeError, OverflowError, KeyError) as exc:
-        raise ValueError(f"the attributes cannot be encoded: {exc}") from exc
+    except (TypeError, OverflowError, KeyError, OSError, ValueError) as exc:
+        # pydicom's writer reports a value its VR cannot hold as OSError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"attributes not encodable: {first}") from exc
     return {
         "status": rules.status_of(attributes) or rules.IN_PROGRESS,
         "patient_id": _text(attributes.get("PatientID")),
@@ -143,13 +159,18 @@ class ModalityPerformedProcedureStepSCP:
         if refused is not None:
             return refused, None
         uid = _command(event, "AffectedSOPInstanceUID")
-        if not uid:
+        assigned = not uid
+        if assigned:
             uid = generate_uid()  # PS3.7 10.1.5.1.4: the SCP assigns it and says which
         attributes = event.attribute_list if event.attribute_list is not None else Dataset()
         outcome = self._apply("N-CREATE", uid, lambda: self.records.create(uid, attributes))
-        if outcome.status != st.SUCCESS:
+        if outcome.status != st.SUCCESS or not assigned:
+            # The response's Attribute List is optional (PS3.7 10.1.5): the SCU sent the
+            # attributes, an N-GET returns them; echoing them costs an encode and a decode.
             return outcome.status_dataset(), None
-        return outcome.status_dataset(), outcome.attributes
+        named = Dataset()
+        named.SOPInstanceUID = uid  # the core names it in the response's command
+        return outcome.status_dataset(), named
 
     def on_n_set(self, event: Any) -> tuple[Dataset, Dataset | None]:
         refused = self._refused(event, "N-SET")
@@ -158,17 +179,9 @@ class ModalityPerformedProcedureStepSCP:
         uid = _command(event, "RequestedSOPInstanceUID")
         modification = event.modification_list if event.modification_list is not None else Dataset()
         outcome = self._apply("N-SET", uid, lambda: self.records.set(uid, modification))
-        if outcome.status != st.SUCCESS or outcome.attributes is None:
-            return outcome.status_dataset(), None
-        # The response's Attribute List: the attributes as set (PS3.7 10.1.3.1.3).
-        changed = Dataset(
-            {
-                tag: outcome.attributes[tag]
-                for tag in list(modification.keys())
-                if tag in outcome.attributes
-            }
-        )
-        return outcome.status_dataset(), changed
+        # No Attribute List in the response (optional, PS3.7 10.1.3): the SCU knows
+        # what it set, an N-GET returns the step.
+        return outcome.status_dataset(), None
 
     def on_n_get(self, event: Any) -> tuple[Dataset, Dataset | None]:
         uid = _command(event, "RequestedSOPInstanceUID")
@@ -187,14 +200,23 @@ class ModalityPerformedProcedureStepSCP:
                 "MPPS %s %s: the index database failed, nothing changed: %s", operation, uid, exc
             )
             return Outcome(st.PROCESSING_FAILURE, "the archive's database failed; nothing changed")
+        except UnreadableStep as exc:
+            LOG.error("MPPS %s %s: %s; nothing changed", operation, uid, exc)
+            return Outcome(st.PROCESSING_FAILURE, "the stored step is unreadable; nothing changed")
         except ValueError as exc:
             LOG.warning("MPPS %s %s refused: %s", operation, uid, exc)
             return Outcome(st.INVALID_ATTRIBUTE_VALUE, str(exc))
         if outcome.status == st.SUCCESS:
             LOG.info("MPPS %s %s: %s", operation, uid, _state_text(outcome))
         else:
+            detail = f" ({outcome.detail})" if outcome.detail else ""
             LOG.warning(
-                "MPPS %s %s answered 0x%04X: %s", operation, uid, outcome.status, outcome.comment
+                "MPPS %s %s answered 0x%04X: %s%s",
+                operation,
+                uid,
+                outcome.status,
+                outcome.comment,
+                detail,
             )
         return outcome
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,18 +40,44 @@ from dimsefsm.cli.common import (
 from dimsefsm.cli.connect import add_identity_args, open_association, require_context
 from dimsefsm.cli.keys import KeyPath, QueryKeyError, build_identifier, key_argument, parse_key
 from dimsefsm.cli.tls import add_tls_args
+from dimsefsm.sop_class import MODALITY_PERFORMED_PROCEDURE_STEP, N_SOP_CLASSES
 
 if TYPE_CHECKING:
     from dimsefsm.association import Association
 
 LOG = logging.getLogger("dimsefsm.cli")
 
-MPPS = "1.2.840.10008.3.1.2.3.3"
+MPPS = MODALITY_PERFORMED_PROCEDURE_STEP
 """Modality Performed Procedure Step SOP Class: N-CREATE and N-SET."""
-MPPS_RETRIEVE = "1.2.840.10008.3.1.2.3.4"
+MPPS_RETRIEVE = N_SOP_CLASSES["ModalityPerformedProcedureStepRetrieve"][0]
 """Modality Performed Procedure Step Retrieve SOP Class: N-GET (PS3.4 F.8)."""
 
 ENDS = ("COMPLETED", "DISCONTINUED")
+
+
+class IntermixedParser(SubcommandParser):
+    """Positionals among the flags (``create HOST PORT -aec X FILE -k K``), as dcmtk takes them.
+
+    argparse matches an optional positional (FILE) with the first run of
+    positionals (HOST PORT) and then refuses a FILE after a flag; its
+    intermixed parsing takes the positionals wherever they are.
+    """
+
+    _inner = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inner:  # the passes of the intermixed parse: the plain parser
+            return argparse.ArgumentParser.parse_known_args(self, args, namespace)
+        self._inner = True
+        try:
+            parsed, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 class MppsArgumentError(ValueError):
@@ -64,7 +91,7 @@ def add_mppsscu(sub: argparse._SubParsersAction) -> None:
         description="create: start a step (IN PROGRESS) and print its SOP Instance UID; "
         "set: update it or end it with --status COMPLETED|DISCONTINUED; get: print it.",
     )
-    actions = p.add_subparsers(dest="action", required=True, parser_class=SubcommandParser)
+    actions = p.add_subparsers(dest="action", required=True, parser_class=IntermixedParser)
     create = actions.add_parser(
         "create", help="N-CREATE: start a procedure step", prefix_chars="-+"
     )
@@ -212,7 +239,7 @@ def run_mppsscu(args: argparse.Namespace) -> int:
     elif args.action == "set":
         status, answer = assoc.send_n_set(request, MPPS, args.uid)
     else:
-        status, answer = assoc.send_n_get(request, MPPS, args.uid)
+        status, answer = assoc.send_n_get(request, MPPS_RETRIEVE, args.uid)
     return _report(name, assoc, args, status, answer)
 
 
@@ -233,7 +260,7 @@ def _report(
             text += f": {status.ErrorComment}"
         if "AttributeIdentifierList" in status:
             text += f" [attributes {_tags(status.AttributeIdentifierList)}]"
-        print(f"{name}: 0x{code:04X} {text}", file=sys.stderr)
+        print(f"{name}: {text}", file=sys.stderr)
         return EXIT_FAILED_STATUS
     if args.action == "create":
         uid = _created_uid(status, answer, args.uid)

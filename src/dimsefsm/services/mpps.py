@@ -30,9 +30,12 @@ from dimsefsm.fsm import Chart, transition
 from dimsefsm.fsm.chart import SAME
 from dimsefsm.services import mpps_rules as rules
 from dimsefsm.services.mpps_rules import Finding
+from dimsefsm.sop_class import MODALITY_PERFORMED_PROCEDURE_STEP, N_SOP_CLASSES
 
-MPPS_SOP_CLASS: Final = "1.2.840.10008.3.1.2.3.3"
-"""Modality Performed Procedure Step SOP Class (PS3.4 F.7)."""
+MPPS_SOP_CLASS: Final = MODALITY_PERFORMED_PROCEDURE_STEP
+"""Modality Performed Procedure Step SOP Class (PS3.4 F.7): N-CREATE and N-SET."""
+MPPS_RETRIEVE_SOP_CLASS: Final = N_SOP_CLASSES["ModalityPerformedProcedureStepRetrieve"][0]
+"""Modality Performed Procedure Step Retrieve SOP Class (PS3.4 F.8): N-GET."""
 
 ABSENT = "Absent"
 IN_PROGRESS = "InProgress"
@@ -228,6 +231,8 @@ class Outcome:
     """N-CREATE/N-SET: the step's attributes now; N-GET: those asked for."""
     changed: bool = False
     """True when the record must be written (created or updated)."""
+    detail: str | None = None
+    """More than the Error Comment holds, for the log line."""
 
     def status_dataset(self) -> Dataset:
         """The status as a handler returns it: Status, ErrorComment, ErrorID, the tags."""
@@ -335,18 +340,18 @@ class ProcedureStep:
         if finding is not None:
             comment, tags = finding.comment, finding.tags
         else:
-            comment, tags = _REFUSALS[status].format(uid=self.uid), ()
-        # 0x0110 carries no Attribute Identifier List (PS3.7 10.1.3.1.9 / 10.1.5.1.9).
+            comment, tags = _REFUSALS[status], ()
+        # Processing failure names no attributes (PS3.7 Annex C: ErrorComment, ErrorID only).
         keep_tags = status != st.PROCESSING_FAILURE
         self.outcome = Outcome(status, comment, tags=tags if keep_tags else ())
 
     def refuse_ended(self, event: EventData) -> None:
-        assert self.attributes is not None
-        ended = STATUS_OF_STATE[self.state]
+        """Table F.7.2-2's Error Comment and Error ID; the log line says the state."""
         self.outcome = Outcome(
             st.PROCESSING_FAILURE,
-            f"{rules.NO_LONGER_UPDATABLE}: it is {ended}",
+            rules.NO_LONGER_UPDATABLE,
             error_id=rules.NO_LONGER_UPDATABLE_ID,
+            detail=f"it is {STATUS_OF_STATE[self.state]}",
         )
 
     def record_created(self, event: EventData) -> None:
@@ -372,7 +377,7 @@ class ProcedureStep:
         self.outcome = Outcome(st.SUCCESS, attributes=answer)
 
 
-_REFUSALS: Final = {
-    st.DUPLICATE_SOP_INSTANCE: "an MPPS with SOP Instance UID {uid} already exists",
-    st.NO_SUCH_SOP_INSTANCE: "no MPPS with SOP Instance UID {uid}",
+_REFUSALS: Final = {  # at most 64 characters (LO): the UID is in the response's command
+    st.DUPLICATE_SOP_INSTANCE: "an MPPS of this SOP Instance UID already exists",
+    st.NO_SUCH_SOP_INSTANCE: "no MPPS of this SOP Instance UID",
 }

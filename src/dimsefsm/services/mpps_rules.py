@@ -158,7 +158,7 @@ def _finding(faults: Iterable[tuple[BaseTag, str]], what: str) -> Finding | None
 def missing_attributes(attributes: Dataset) -> Finding | None:
     """N-CREATE: Type 1 attributes that are absent (0x0120)."""
     top = ((tag, name(tag)) for tag in CREATE_TYPE_1 if tag not in attributes)
-    return _finding([*top, *_item_faults(attributes, absent=True)], "missing Type 1 attribute(s)")
+    return _finding([*top, *_item_faults(attributes, absent=True)], "missing")
 
 
 def missing_values(attributes: Dataset) -> Finding | None:
@@ -166,9 +166,7 @@ def missing_values(attributes: Dataset) -> Finding | None:
     top = (
         (tag, name(tag)) for tag in CREATE_TYPE_1 if tag in attributes and _empty(attributes, tag)
     )
-    return _finding(
-        [*top, *_item_faults(attributes, absent=False)], "Type 1 attribute(s) without a value"
-    )
+    return _finding([*top, *_item_faults(attributes, absent=False)], "no value")
 
 
 def status_of(dataset: Dataset) -> str | None:
@@ -186,7 +184,7 @@ def create_status_wrong(attributes: Dataset) -> Finding | None:
         return None
     return Finding(
         (STATUS_TAG,),
-        f"PerformedProcedureStepStatus is {status!r}: an N-CREATE must create it IN PROGRESS",
+        f"N-CREATE must be IN PROGRESS, not {status!r}",
     )
 
 
@@ -195,7 +193,7 @@ def not_settable(modification: Dataset) -> Finding | None:
     faults = [
         (BaseTag(tag), name(tag)) for tag in list(modification.keys()) if tag in SET_NOT_ALLOWED
     ]
-    return _finding(faults, "attribute(s) that may not be set by N-SET (PS3.4 Table F.7.2-1)")
+    return _finding(faults, "N-SET may not change")
 
 
 def set_status_wrong(modification: Dataset) -> Finding | None:
@@ -205,7 +203,7 @@ def set_status_wrong(modification: Dataset) -> Finding | None:
         return None
     return Finding(
         (STATUS_TAG,),
-        f"PerformedProcedureStepStatus {status!r} is none of {', '.join(STATUSES)}",
+        f"unknown PerformedProcedureStepStatus {status!r}",
     )
 
 
@@ -214,10 +212,7 @@ def final_state_missing(merged: Dataset) -> Finding | None:
     faults = [(tag, name(tag)) for tag in FINAL_TYPE_1 if tag not in merged or _empty(merged, tag)]
     faults += _item_faults(merged, absent=True)
     faults += _item_faults(merged, absent=False)
-    found = _finding(faults, "the final state needs")
-    if found is None:
-        return None
-    return Finding(found.tags, f"{found.comment} (PS3.4 Table F.7.2-1, final state)", found.paths)
+    return _finding(faults, "final state lacks")
 
 
 def shallow_copy(dataset: Dataset) -> Dataset:
