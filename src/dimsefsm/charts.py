@@ -16,6 +16,7 @@ CHART_MODULES = (
     "dimsefsm.services.get",
     "dimsefsm.services.move",
     "dimsefsm.services.ups_state",
+    "dimsefsm.services.mpps",
     "dimsefsm.services.normalized",
 )
 

@@ -25,7 +25,6 @@ from dimsefsm.archive.access import describe_checks, describe_permissions
 from dimsefsm.archive.config import DEFAULT_BIND_ADDRESS
 from dimsefsm.archive.index import COMPUTED_KEYS
 from dimsefsm.archive.security import describe_identity_checks
-from dimsefsm.archive.ups import UPS_CLASSES, UPS_EVENT_CLASS
 from dimsefsm.assoc.negotiation import (
     DEFAULT_MAX_PDU,
     IMPLEMENTATION_CLASS_UID,
@@ -74,6 +73,16 @@ _QRSCP_MODELS = {
 }
 
 
+def _qrscp_normalized() -> Iterator[tuple[str, str, str]]:
+    """The DIMSE-N SOP classes qrscp serves: (name, UID, how)."""
+    from dimsefsm.archive.scp import NORMALIZED_SERVICES
+    from dimsefsm.sop_class import N_SOP_CLASSES
+
+    for uid, name, _service in N_SOP_CLASSES.values():
+        if uid in NORMALIZED_SERVICES:
+            yield name, uid, NORMALIZED_SERVICES[uid]
+
+
 def render() -> str:
     return "\n".join(_lines()) + "\n"
 
@@ -104,12 +113,10 @@ def _lines() -> Iterator[str]:
         served = _QRSCP_MODELS.get(sop.model, "no")
         name = f"{sop.name} (retired)" if sop.retired else sop.name
         yield f"| {name} | {sop.uid} | yes | yes | {served} |"
-    for uid in UPS_CLASSES:
-        yield f"| {_sop_name(uid)} | {uid} | yes | yes | yes (records kept in the index) |"
-    yield (
-        f"| {_sop_name(UPS_EVENT_CLASS)} | {UPS_EVENT_CLASS} | yes | yes | yes (reports to "
-        "subscribers that may receive) |"
-    )
+    for name, uid, served in _qrscp_normalized():
+        yield f"| {name} | {uid} | yes | yes | {served} |"
+    query = registry.UPS_FIND_CLASSES[-1]  # UPS Query: C-FIND only, no DIMSE-N class
+    yield f"| {_sop_name(query)} | {query} | yes | yes | yes: C-FIND of the UPS records |"
     yield ""
     yield "## 2. Association parameters"
     yield ""

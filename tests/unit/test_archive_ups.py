@@ -282,10 +282,10 @@ def test_the_schema_has_the_ups_tables(index: ArchiveIndex) -> None:
     with index.engine.connect() as connection:
         version = connection.execute(select(schema_table.c.version)).scalar_one()
         assert connection.execute(select(ups.c.sop_uid)).all() == []
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
 
 
-def test_an_index_of_schema_version_2_gets_the_ups_tables(
+def test_an_index_of_schema_version_3_gets_the_ups_tables(
     tmp_path: Path, database_url: str
 ) -> None:
     from sqlalchemy import inspect, update
@@ -294,10 +294,10 @@ def test_an_index_of_schema_version_2_gets_the_ups_tables(
 
     archive = ArchiveIndex(tmp_path, database_url)
     archive.open()
-    with archive.engine.begin() as connection:  # what version 2 had: no UPS tables
+    with archive.engine.begin() as connection:  # what version 3 had: no UPS tables
         for table in reversed(UPS_TABLES):
             table.drop(connection)
-        connection.execute(update(schema_table).values(version=2))
+        connection.execute(update(schema_table).values(version=3))
     archive.close()
     archive = ArchiveIndex(tmp_path, database_url)
     archive.open()

@@ -63,10 +63,11 @@ from sqlalchemy.exc import DBAPIError
 from dimsefsm.archive.db.attributes import AttributeRow, attribute_rows
 from dimsefsm.archive.db.columns import LEVEL_COLUMNS
 from dimsefsm.archive.db.header import header_of
+from dimsefsm.archive.db.mpps_table import add_mpps_table, declare_mpps_table
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -134,6 +135,8 @@ series_attribute = Table(
     # Also the index of the queries: by tag, then value (the series comes last).
     UniqueConstraint("tag", "value", "truncated", "series_pk", name="uq_series_attribute"),
 )
+
+mpps = declare_mpps_table(metadata)
 
 LEVEL_TABLES: Final = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
 
@@ -203,13 +206,17 @@ def _add_series_attribute_table(connection: Connection) -> None:
 
 
 def _add_workflow_tables(connection: Connection) -> None:
-    """Version 2 to 3: the Unified Procedure Step tables (``ups_table``), empty."""
+    """Version 3 to 4: the Unified Procedure Step tables (``ups_table``), empty."""
     from dimsefsm.archive.db.ups_table import add_ups_tables
 
     add_ups_tables(connection)
 
 
-MIGRATIONS: Final = {1: _add_series_attribute_table, 2: _add_workflow_tables}
+MIGRATIONS: Final = {
+    1: _add_series_attribute_table,
+    2: lambda connection: add_mpps_table(mpps, connection),
+    3: _add_workflow_tables,
+}
 """From a version to the next: run in the schema check's transaction, so all or nothing."""
 
 
