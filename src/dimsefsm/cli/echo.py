@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import ssl
 import sys
+from typing import TYPE_CHECKING
 
 from dimsefsm.ae import AE, HandlerList
 from dimsefsm.cli.common import (
@@ -27,6 +27,9 @@ from dimsefsm.cli.common import (
 from dimsefsm.cli.connect import add_identity_args, open_association, require_context
 from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.sop_class import VERIFICATION
+
+if TYPE_CHECKING:
+    import ssl
 
 
 def add_echoscu(sub: argparse._SubParsersAction) -> None:
