@@ -43,10 +43,15 @@ def add_echoscu(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_echoscu)
 
 
+def echoscu_contexts(ae: AE) -> None:
+    """What echoscu proposes (also what the conformance statement lists)."""
+    ae.add_requested_context(VERIFICATION)
+
+
 def run_echoscu(args: argparse.Namespace) -> int:
     setup_logging(args)
     ae = AE(args.aetitle)
-    ae.add_requested_context(VERIFICATION)
+    echoscu_contexts(ae)
     apply_network_args(ae, args)
     assoc = open_association("echoscu", ae, args)
     if isinstance(assoc, int):
@@ -81,11 +86,17 @@ def add_echoscp(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_echoscp)
 
 
-def run_echoscp(args: argparse.Namespace) -> int:
-    setup_logging(args)
+def echoscp_ae(args: argparse.Namespace) -> AE:
+    """echoscp's AE from its flags (also what the conformance statement describes)."""
     ae = AE(args.aetitle)
     ae.add_supported_context(VERIFICATION)
     apply_network_args(ae, args)
+    return ae
+
+
+def run_echoscp(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    ae = echoscp_ae(args)
     serve(ae, (args.bind, args.port), "echoscp", ssl_context=server_tls(args))
     return EXIT_OK
 
