@@ -216,3 +216,19 @@ def test_dimsefsm_conformance_prints_the_committed_statement(
     assert main(["conformance"]) == 0
     committed = Path(__file__).resolve().parents[2] / "docs" / "conformance.md"
     assert capsys.readouterr().out == committed.read_text(encoding="utf-8")
+
+
+def test_each_chart_has_its_statuses_in_annex_n_columns(statement: str) -> None:
+    scu = section(statement, "### c-find-scu")
+    assert "| Service Status | Further Meaning | Status Code | Behavior |" in scu
+    other = next(r for r in rows(scu) if r[1] == "Other Status Codes")
+    assert (other[0], other[2]) == ("\u2013", "anything else")
+    assert ["Cancel", "Matching terminated due to cancel", "FE00"] in [r[:3] for r in rows(scu)]
+    scp = section(statement, "### c-move-scp")
+    assert "| Service Status | Further Meaning | Status Code | Condition |" in scp
+    unknown = next(r for r in rows(scp) if r[2] == "A801")
+    assert unknown[:2] == ["Failure", "Refused: move destination unknown"]
+    order = [r[0] for r in rows(scp.split("Every transition", 1)[0])]
+    assert order == sorted(
+        order, key=["Success", "Warning", "Failure", "Cancel", "Pending", "\u2013"].index
+    )

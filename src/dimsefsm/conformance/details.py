@@ -34,6 +34,45 @@ _CHART_SERVICE = {
 }
 
 
+# The order Annex N's status tables list the service statuses in.
+_CATEGORY_ORDER = ("Success", "Warning", "Failure", "Cancel", "Pending", "Other")
+
+
+def status_table(chart: Chart) -> Iterator[str]:
+    """The chart's statuses in Annex N's columns (e.g. Table N.7-48), one row per transition.
+
+    A transition that sends or receives one code gives its category and meaning
+    from the status tables; one guarded on a whole class (``failure status``)
+    gives that class and its ``when`` sentence; the ``else`` of a status input is
+    Annex N's "Other Status Codes" row.  The last column is the *Condition* an
+    SCP sends the code under, or the *Behavior* of an SCU receiving it.
+    """
+    service = _CHART_SERVICE.get(chart.name.rsplit("-", 1)[0], st.Service.GENERAL)
+    last = "Condition" if chart.name.endswith("-scp") else "Behavior"
+    found: list[tuple[int, str, str, str, str]] = []
+    for t in chart.transitions:
+        guard = chart.guard_text(t) or ""
+        when = " ".join(t.when.split()).replace("|", "\\|")
+        if t.status is not None:
+            category, meaning = st.lookup(t.status, service)
+            row = (category.value, meaning, f"{t.status:04X}", when)
+        elif guard.endswith(" status") and guard.split()[0].capitalize() in _CATEGORY_ORDER:
+            row = (guard.split()[0].capitalize(), "(the class)", f"see {last}", when)
+        elif guard == "else" and "status" in t.name:
+            row = ("Other", "Other Status Codes", "anything else", when)
+        else:
+            continue
+        found.append((_CATEGORY_ORDER.index(row[0]), *row))
+    if not found:
+        return
+    yield f"| Service Status | Further Meaning | Status Code | {last} |"
+    yield "|---|---|---|---|"
+    for _, category_name, meaning, code, when in sorted(found, key=lambda r: r[0]):
+        shown = "\u2013" if category_name == "Other" else category_name  # Annex N's dash
+        yield f"| {shown} | {meaning} | {code} | {when} |"
+    yield ""
+
+
 def chart_table(chart: Chart) -> Iterator[str]:
     service = _CHART_SERVICE.get(chart.name.rsplit("-", 1)[0], st.Service.GENERAL)
     yield f"### {chart.name}"
@@ -41,6 +80,9 @@ def chart_table(chart: Chart) -> Iterator[str]:
     if chart.doc:
         yield " ".join(chart.doc.split())
         yield ""
+    yield from status_table(chart)
+    yield "Every transition of the chart:"
+    yield ""
     yield "| Transition | Input [guard] | From | To | Status | Meaning | When |"
     yield "|---|---|---|---|---|---|---|"
     for t in chart.transitions:
@@ -144,7 +186,7 @@ def storage_rules() -> Iterator[str]:
 
 def identity_and_audit() -> Iterator[str]:
     """What ``qrscp`` checks of a requestor's identity, from the rules it decides with."""
-    yield "### User identity (PS3.7 D.3.3.7)"
+    yield "### 5.2 User identity (PS3.7 D.3.3.7)"
     yield ""
     yield (
         "`[users]` holds scrypt password hashes (`dimsefsm passwd NAME`); a peer's "
@@ -157,7 +199,7 @@ def identity_and_audit() -> Iterator[str]:
     for checked, answer in describe_identity_checks():
         yield f"| {checked} | {answer} |"
     yield ""
-    yield "### Audit trail"
+    yield "### 5.3 Audit trail"
     yield ""
     yield (
         "Audit (`audit = FILE` or `--audit FILE`, `-` for standard output): one JSON object "

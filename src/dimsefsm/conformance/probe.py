@@ -21,6 +21,7 @@ from dimsefsm.pdu.model import (
     AssociateRQ,
     AsyncOperationsWindow,
     SOPClassExtendedNegotiation,
+    UserIdentityRQ,
     UserInformation,
 )
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
@@ -35,6 +36,7 @@ class Answers:
 
     async_window: str
     extended_negotiation: str
+    user_identity: str
     rejections: tuple[tuple[str, str], ...]  # (situation, the A-ASSOCIATE-RJ in words)
     context_refusals: tuple[tuple[str, str], ...]  # (situation, the result in words)
 
@@ -47,12 +49,14 @@ def _rq(
     context_name: str | None = None,
     async_ops: AsyncOperationsWindow | None = None,
     extended: tuple[SOPClassExtendedNegotiation, ...] = (),
+    identity: UserIdentityRQ | None = None,
 ) -> AssociateRQ:
     info = UserInformation(
         max_length=16384,
         implementation_class_uid="1.2.3.4",
         async_ops=async_ops,
         extended_negotiation=extended,
+        user_identity_rq=identity,
     )
     rq = AssociateRQ(
         called_ae=ae.ae_title if called is None else called,
@@ -106,6 +110,19 @@ def ask(ae: AE) -> Answers:
         "or fuzzy semantic matching, no timezone adjustment; PS3.4 C.5.1)"
     )
 
+    identity = UserIdentityRQ(2, True, b"probe", b"not-a-password")
+    rq = _rq(ae, one, identity=identity)
+    answer, _ = accept_or_reject(rq, policy)
+    if isinstance(answer, AssociateRJ):
+        user_identity = f"a username and password it cannot verify: {_rejection(answer, rq)}"
+    elif answer.user_info.user_identity_ac is None:
+        user_identity = (
+            "not checked: an identity (even with a positive response requested) is accepted "
+            "without one"
+        )
+    else:
+        user_identity = "checked; a positive response is sent when requested"
+
     rejections: list[tuple[str, str]] = []
     probes = [
         ("unknown application context", _rq(ae, one, context_name=UNKNOWN_UID), 0),
@@ -130,7 +147,7 @@ def ask(ae: AE) -> Answers:
         if isinstance(answer, AssociateAC):
             result = answer.presentation_contexts[0].result
             refusals.append((situation, context_result_text(result)))
-    return Answers(async_window, extended, tuple(rejections), tuple(refusals))
+    return Answers(async_window, extended, user_identity, tuple(rejections), tuple(refusals))
 
 
 def requested_user_information(ae: AE) -> UserInformation:

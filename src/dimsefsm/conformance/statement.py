@@ -239,9 +239,29 @@ def association_parameters(p: Profile) -> Iterator[str]:
                 "SOP Class Extended Negotiation (requestor)",
                 "none proposed" if not info.extended_negotiation else "proposed",
             ),
+            (
+                "User Identity Negotiation (requestor)",
+                "with `-usr NAME` (type 1), `-pwd` (type 2), `-rsp` asks for a positive "
+                "response (without one the association is released, exit 3)"
+                if _has_option(p.command, "--user")
+                else "not proposed",
+            ),
         ]
     for name, value in rows:
         yield _row(name, value)
+
+
+def _has_option(command: str, option: str) -> bool:
+    """Whether the sub-command's parser has ``option`` (read from the parser itself)."""
+    from dimsefsm.cli.main import build_parser
+
+    parser = build_parser(command, alone=True)
+    actions = parser._subparsers._group_actions if parser._subparsers else []
+    for action in actions:
+        sub = getattr(action, "choices", {}).get(command)
+        if sub is not None:
+            return option in sub._option_string_actions
+    return False
 
 
 def _proposed_table(p: Profile) -> Iterator[str]:
@@ -329,6 +349,11 @@ def ae_section(number: str, p: Profile) -> Iterator[str]:
         yield ""
         yield f"- Asynchronous Operations Window: {answers.async_window}."
         yield f"- SOP Class Extended Negotiation: {answers.extended_negotiation}."
+        yield f"- User Identity Negotiation (PS3.7 D.3.3.7): {answers.user_identity}" + (
+            "; `qrscp` checks it once `[users]` are configured (section 5)."
+            if p.command == "qrscp"
+            else "."
+        )
         yield "- A-ASSOCIATE-RJ, by situation (what `accept_or_reject` answers):"
         for situation, answer in answers.rejections:
             yield f"  - {situation}: {answer}"
@@ -526,6 +551,10 @@ def lines() -> Iterator[str]:
     yield from details.security()
     yield ""
     yield from details.identity_and_audit()
+    yield "### 5.4 Secure transport"
+    yield ""
+    yield "TLS as in section 2.3: every AE of the command line, both roles."
+    yield ""
     yield "## Annex A. DIMSE behaviour, chart by chart"
     yield ""
     yield (
