@@ -224,7 +224,10 @@ def association_parameters(p: Profile) -> Iterator[str]:
     if p.activities:
         info = requested_user_information(ae)
         rows += [
-            ("Maximum associations as requestor", "one at a time per activity"),
+            (
+                "Maximum associations as requestor",
+                "one per C-MOVE being served" if p.accepts else "one per command run",
+            ),
             (
                 "Maximum PDU length proposed",
                 f"{info.max_length} (the A-ASSOCIATE-RQ's Maximum Length item)",
