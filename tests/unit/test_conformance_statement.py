@@ -232,3 +232,16 @@ def test_each_chart_has_its_statuses_in_annex_n_columns(statement: str) -> None:
     assert order == sorted(
         order, key=["Success", "Warning", "Failure", "Cancel", "Pending", "\u2013"].index
     )
+
+
+def test_a_new_sub_command_is_named_as_not_yet_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dimsefsm.cli import main as cli_main
+
+    assert "Not described in this statement yet" not in render()
+    commands = {**cli_main.COMMANDS, "mppsscu": cli_main.COMMANDS["echoscu"]}
+    monkeypatch.setattr(cli_main, "COMMANDS", commands)
+    flow = section(render(), "#### Application data flow")
+    assert (
+        "Not described in this statement yet (their SOP classes are in section 1): `mppsscu`."
+        in flow
+    )

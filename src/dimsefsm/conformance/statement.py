@@ -27,7 +27,7 @@ from pydicom.datadict import keyword_for_tag
 from dimsefsm.assoc.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from dimsefsm.conformance import details
 from dimsefsm.conformance.probe import ask, requested_user_information
-from dimsefsm.conformance.profiles import Profile, profiles
+from dimsefsm.conformance.profiles import Profile, profiles, undescribed
 from dimsefsm.pdu.model import APPLICATION_CONTEXT
 from dimsefsm.qr import registry
 from dimsefsm.sop_class import (
@@ -174,6 +174,14 @@ def data_flow(profiles_: list[Profile]) -> Iterator[str]:
             yield _row(f"`{p.command}`", f"serve requests ({p.role})", "any requestor", "accepted")
         for activity in p.activities:
             yield _row(f"`{p.command}`", activity.name, activity.remote, "initiated")
+    missing = undescribed()
+    if missing:
+        yield ""
+        yield (
+            "Not described in this statement yet (their SOP classes are in section 1): "
+            + ", ".join(f"`{name}`" for name in missing)
+            + "."
+        )
     yield ""
     yield "#### Functional definitions and sequencing"
     yield ""
