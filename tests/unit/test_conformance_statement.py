@@ -245,3 +245,19 @@ def test_a_new_sub_command_is_named_as_not_yet_described(monkeypatch: pytest.Mon
         "Not described in this statement yet (their SOP classes are in section 1): `mppsscu`."
         in flow
     )
+
+
+def test_a_charts_status_table_is_found_by_its_service_name() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from dimsefsm import status as st
+    from dimsefsm.conformance.details import chart_service
+
+    def chart(name: str) -> Any:
+        return SimpleNamespace(name=name)
+
+    assert chart_service(chart("c-find-scp")) is st.Service.QR_FIND
+    # A chart named after a Service member needs no entry (DIMSE-N: n-get-scu -> N_GET).
+    assert chart_service(chart("basic-worklist-scu")) is st.Service.BASIC_WORKLIST
+    assert chart_service(chart("unknown-scp")) is st.Service.GENERAL

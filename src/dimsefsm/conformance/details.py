@@ -24,7 +24,8 @@ from dimsefsm.sop_class import (
 )
 from dimsefsm.uid import MAX_UID_LENGTH
 
-# Which status table gives a chart's codes their meaning.
+# Which status table gives a chart's codes their meaning: these by name, any other
+# chart ``<service>-scu|scp`` by the Service member of that name (``n-get`` -> N_GET).
 _CHART_SERVICE = {
     "c-echo": st.Service.VERIFICATION,
     "c-store": st.Service.STORAGE,
@@ -32,6 +33,12 @@ _CHART_SERVICE = {
     "c-get": st.Service.QR_GET,
     "c-move": st.Service.QR_MOVE,
 }
+
+
+def chart_service(chart: Chart) -> st.Service:
+    prefix = chart.name.rsplit("-", 1)[0]
+    named = st.Service.__members__.get(prefix.upper().replace("-", "_"))
+    return _CHART_SERVICE.get(prefix, named or st.Service.GENERAL)
 
 
 # The order Annex N's status tables list the service statuses in.
@@ -47,7 +54,7 @@ def status_table(chart: Chart) -> Iterator[str]:
     Annex N's "Other Status Codes" row.  The last column is the *Condition* an
     SCP sends the code under, or the *Behavior* of an SCU receiving it.
     """
-    service = _CHART_SERVICE.get(chart.name.rsplit("-", 1)[0], st.Service.GENERAL)
+    service = chart_service(chart)
     last = "Condition" if chart.name.endswith("-scp") else "Behavior"
     found: list[tuple[int, str, str, str, str]] = []
     for t in chart.transitions:
@@ -74,7 +81,7 @@ def status_table(chart: Chart) -> Iterator[str]:
 
 
 def chart_table(chart: Chart) -> Iterator[str]:
-    service = _CHART_SERVICE.get(chart.name.rsplit("-", 1)[0], st.Service.GENERAL)
+    service = chart_service(chart)
     yield f"### {chart.name}"
     yield ""
     if chart.doc:
