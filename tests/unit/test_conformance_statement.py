@@ -190,9 +190,15 @@ def test_a_newly_registered_sop_class_appears_without_being_listed(
         uid,
         sop_class.SOPClass(uid, "Storage Commitment Push Model", "n-action"),
     )
+    mpps = "1.2.840.10008.3.1.2.3.3"
+    monkeypatch.setitem(
+        sop_class._REGISTRY, mpps, sop_class.SOPClass(mpps, "MPPS", "procedure-step")
+    )
     text = render()
     other = section(text, "### Network services").split("**Other (n-action)**", 1)[1]
     assert f"| Storage Commitment Push Model | {uid} | no | no |" in other
+    workflow = section(text, "### Network services").split("**Workflow Management**", 1)[1]
+    assert f"| MPPS | {mpps} | no | no |" in workflow.split("**", 1)[0]
 
 
 def test_a_model_qrscp_starts_serving_appears_with_its_keys(
@@ -261,3 +267,24 @@ def test_a_charts_status_table_is_found_by_its_service_name() -> None:
     # A chart named after a Service member needs no entry (DIMSE-N: n-get-scu -> N_GET).
     assert chart_service(chart("basic-worklist-scu")) is st.Service.BASIC_WORKLIST
     assert chart_service(chart("unknown-scp")) is st.Service.GENERAL
+
+
+def test_a_single_level_models_key_table_is_listed_where_the_project_declares_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    from types import SimpleNamespace
+
+    key = SimpleNamespace(tag=0x00720002, matching="R", returned="1", items=())
+    declared = SimpleNamespace(section="PS3.4 U.6.1.2", keys=(key,))
+    tables = SimpleNamespace(
+        flat_model=lambda name: declared if name == "hanging-protocol" else None
+    )
+    monkeypatch.setitem(sys.modules, "dimsefsm.qr.flat_models", tables)
+    monkeypatch.setattr(
+        archive_scp, "FIND_CLASSES", (*archive_scp.FIND_CLASSES, registry.HANGING_PROTOCOL_FIND)
+    )
+    keys = section(render(), "### B.1 C-FIND keys per level")
+    hanging = keys.split(f"({registry.HANGING_PROTOCOL_FIND})", 1)[1]
+    assert "keys of PS3.4 U.6.1.2:" in hanging
+    assert "| HangingProtocolName | required (matching) | 1 |" in hanging

@@ -20,7 +20,9 @@ and a test fails when the committed copy does not):
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 
@@ -48,7 +50,21 @@ _CATEGORY = {
     "qr-move": "Query/Retrieve",
 }
 _WORKFLOW_MODELS = {registry.MODALITY_WORKLIST}
-_CATEGORY_ORDER = ("Transfer", "Query/Retrieve", "Workflow Management", "Verification")
+# Services registered under other names, placed by what their name says (PS3.2 N.1).
+_BY_WORD = (
+    ("print", "Print Management"),
+    ("commitment", "Workflow Management"),
+    ("procedure-step", "Workflow Management"),
+    ("instance-availability", "Workflow Management"),
+    ("worklist", "Workflow Management"),
+)
+_CATEGORY_ORDER = (
+    "Transfer",
+    "Query/Retrieve",
+    "Workflow Management",
+    "Print Management",
+    "Verification",
+)
 
 
 def retired(uid: str) -> bool:
@@ -80,7 +96,9 @@ def category(uid: str) -> str:
         return "Workflow Management"
     sop = lookup(uid)
     service = sop.service if sop is not None else "unknown"
-    return _CATEGORY.get(service, f"Other ({service})")
+    if service in _CATEGORY:
+        return _CATEGORY[service]
+    return next((name for word, name in _BY_WORD if word in service), f"Other ({service})")
 
 
 def _syntaxes(uids: Iterable[str]) -> str:
@@ -485,10 +503,7 @@ def cfind_keys(qr_profile: Profile | None) -> Iterator[str]:
         yield ""
         model = MODELS.get(row.model)
         if model is None:
-            yield (
-                "A flat model (no Query/Retrieve Level): every attribute of the stored items "
-                "is a key, matched as in B.2."
-            )
+            yield from _flat_keys(row.model)
             continue
         yield "| Level | Unique | Required | Optional |"
         yield "|---|---|---|---|"
@@ -496,6 +511,41 @@ def cfind_keys(qr_profile: Profile | None) -> Iterator[str]:
             unique = "" if level.unique is None else keyword_for_tag(level.unique)
             yield _row(level.name, unique, _keywords(level.required), _keywords(level.optional))
     yield ""
+
+
+_MATCHING = {"U": "unique", "R": "required (matching)", "-": "return only"}
+
+
+def _flat_keys(model_name: str) -> Iterator[str]:
+    """A single-level model's key table, where the project declares one (``qr.flat_models``).
+
+    Looked up by name so that the statement lists the tables of whichever models
+    the project carries; a model without one is matched on any attribute.
+    """
+    try:
+        declared = importlib.import_module("dimsefsm.qr.flat_models").flat_model(model_name)
+    except ModuleNotFoundError:
+        declared = None
+    if declared is None:
+        yield (
+            "A flat model (no Query/Retrieve Level): every attribute of the stored items "
+            "is a key, matched as in B.2."
+        )
+        return
+    yield f"A single-level model (no Query/Retrieve Level), keys of {declared.section}:"
+    yield ""
+    yield "| Key | Matching | Return Key Type |"
+    yield "|---|---|---|"
+    for key, depth in _walk(declared.keys, 0):
+        name = keyword_for_tag(key.tag) or f"({key.tag >> 16:04X},{key.tag & 0xFFFF:04X})"
+        shown = ">" * depth + (" " if depth else "") + name
+        yield _row(shown, _MATCHING.get(key.matching, key.matching), key.returned)
+
+
+def _walk(keys: Iterable[Any], depth: int) -> Iterator[tuple[Any, int]]:
+    for key in keys:
+        yield key, depth
+        yield from _walk(key.items, depth + 1)
 
 
 def _keywords(tags: Iterable[int]) -> str:
