@@ -237,7 +237,7 @@ def qrscp() -> Profile:
     sub_operations = Activity(
         "C-MOVE sub-operations",
         "the move destination named in the C-MOVE-RQ",
-        "a C-MOVE-RQ whose destination is configured (`--dest AET=HOST:PORT` or a "
+        "a C-MOVE-RQ names a configured destination (`--dest AET=HOST:PORT` or a "
         '`[peers.NAME]` with `may = ["receive"]`)',
         (
             ProposedContext(
