@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -139,7 +141,16 @@ def test_main_called_as_a_function_leaves_the_collector_alone(
     answering_success: AssociationServer,
 ) -> None:
     frozen = gc.get_freeze_count()
-    code = main(["echoscu", LOCALHOST, str(answering_success.address[1])])
+    root = logging.getLogger()
+    handlers, level, showwarning = root.handlers[:], root.level, warnings.showwarning
+    try:
+        code = main(["echoscu", LOCALHOST, str(answering_success.address[1])])
+    finally:  # the command set up logging for a process: give the test process its own back
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        warnings.showwarning = showwarning
     assert code == EXIT_OK
     assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, True)
 
