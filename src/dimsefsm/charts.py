@@ -15,6 +15,8 @@ CHART_MODULES = (
     "dimsefsm.services.find",
     "dimsefsm.services.get",
     "dimsefsm.services.move",
+    "dimsefsm.services.mpps",
+    "dimsefsm.services.normalized",
 )
 
 

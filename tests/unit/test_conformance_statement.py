@@ -43,7 +43,17 @@ ANNEX_N_HEADINGS = (
     "### D.1 Storage SOP classes",
     "### D.2 Transfer syntaxes",
 )
-COMMANDS = ("qrscp", "storescp", "echoscp", "echoscu", "storescu", "findscu", "getscu", "movescu")
+COMMANDS = (
+    "qrscp",
+    "storescp",
+    "echoscp",
+    "echoscu",
+    "storescu",
+    "findscu",
+    "getscu",
+    "movescu",
+    "mppsscu",
+)
 
 
 @pytest.fixture(scope="module")
@@ -190,15 +200,15 @@ def test_a_newly_registered_sop_class_appears_without_being_listed(
         uid,
         sop_class.SOPClass(uid, "Storage Commitment Push Model", "n-action"),
     )
-    mpps = "1.2.840.10008.3.1.2.3.3"
+    step = "1.2.826.0.1.3680043.2.1143.7"  # a made-up procedure step class
     monkeypatch.setitem(
-        sop_class._REGISTRY, mpps, sop_class.SOPClass(mpps, "MPPS", "procedure-step")
+        sop_class._REGISTRY, step, sop_class.SOPClass(step, "Made-up Step", "procedure-step")
     )
     text = render()
     other = section(text, "### Network services").split("**Other (n-action)**", 1)[1]
     assert f"| Storage Commitment Push Model | {uid} | no | no |" in other
     workflow = section(text, "### Network services").split("**Workflow Management**", 1)[1]
-    assert f"| MPPS | {mpps} | no | no |" in workflow.split("**", 1)[0]
+    assert f"| Made-up Step | {step} | no | no |" in workflow.split("**", 1)[0]
 
 
 def test_a_model_qrscp_starts_serving_appears_with_its_keys(
@@ -244,11 +254,11 @@ def test_a_new_sub_command_is_named_as_not_yet_described(monkeypatch: pytest.Mon
     from dimsefsm.cli import main as cli_main
 
     assert "Not described in this statement yet" not in render()
-    commands = {**cli_main.COMMANDS, "mppsscu": cli_main.COMMANDS["echoscu"]}
+    commands = {**cli_main.COMMANDS, "upsscu": cli_main.COMMANDS["echoscu"]}
     monkeypatch.setattr(cli_main, "COMMANDS", commands)
     flow = section(render(), "#### Application data flow")
     assert (
-        "Not described in this statement yet (their SOP classes are in section 1): `mppsscu`."
+        "Not described in this statement yet (their SOP classes are in section 1): `upsscu`."
         in flow
     )
 

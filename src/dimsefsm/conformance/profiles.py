@@ -56,6 +56,7 @@ class Profile:
     activities: tuple[Activity, ...] = ()  # association initiation
     accepts: bool = False  # association acceptance (a server)
     conditional: dict[str, str] = field(default_factory=dict)  # accepted UID -> condition
+    operations: dict[str, str] = field(default_factory=dict)  # accepted UID -> what it serves
     listen: str = ""  # default address:port for a server
     charts: tuple[str, ...] = ()  # the service charts its operations run
     notes: tuple[str, ...] = ()
@@ -196,6 +197,30 @@ def movescu() -> Profile:
     )  # fmt: skip
 
 
+def mppsscu() -> Profile:
+    from dimsefsm.cli.mpps import MPPS, MPPS_RETRIEVE
+
+    args = parsed("mppsscu", "create", "PEER", "104")
+    ae = AE(args.aetitle)
+    apply_network_args(ae, args)
+    rows: list[ProposedContext] = []
+    for action, uid in (("create", MPPS), ("set", MPPS), ("get", MPPS_RETRIEVE)):
+        probe = AE(args.aetitle)
+        probe.add_requested_context(uid)
+        rows.extend(_requested(probe, f"`mppsscu {action}`"))
+    report = Activity(
+        "Report a performed procedure step",
+        "any MPPS SCP",
+        "the command is run: `create` (N-CREATE, IN PROGRESS), `set` (N-SET, ends it with "
+        "`--status`), `get` (N-GET); one context each",
+        tuple(rows),
+    )
+    return Profile(
+        "mppsscu", "Modality Performed Procedure Step SCU", ae, (report,),
+        charts=("n-create-scu", "n-set-scu", "n-get-scu", "association"),
+    )  # fmt: skip
+
+
 def echoscp() -> Profile:
     from dimsefsm.cli.echo import echoscp_ae
 
@@ -229,6 +254,17 @@ def qrscp() -> Profile:
         plain = QueryRetrieveSCP(settings.ae_title, Path(tmp) / "store")
         full = QueryRetrieveSCP(settings.ae_title, Path(tmp) / "store", worklist=Path(tmp))
     apply_settings(full.ae, settings)
+    from dimsefsm.archive import scp as archive_scp
+
+    operations: dict[str, str] = dict(getattr(archive_scp, "NORMALIZED_SERVICES", {}))
+    n_charts = sorted(
+        {
+            f"{word.lower()}-scp"
+            for how in operations.values()
+            for word in how.replace(",", " ").replace(":", " ").split()
+            if word.startswith("N-")
+        }
+    )
     conditional = {
         uid: "with `--worklist DIR` (`worklist =`)"
         for uid in full.ae.supported_contexts
@@ -258,6 +294,7 @@ def qrscp() -> Profile:
         (sub_operations,),
         accepts=True,
         conditional=conditional,
+        operations=operations,
         listen=f"{settings.bind_address}:{settings.port}",
         charts=(
             "c-echo-scp",
@@ -265,13 +302,14 @@ def qrscp() -> Profile:
             "c-find-scp",
             "c-get-scp",
             "c-move-scp",
+            *n_charts,
             "c-store-scu",
             "association",
         ),
     )
 
 
-BUILDERS = (qrscp, storescp, echoscp, echoscu, storescu, findscu, getscu, movescu)
+BUILDERS = (qrscp, storescp, echoscp, echoscu, storescu, findscu, getscu, movescu, mppsscu)
 NOT_AN_AE = frozenset({"passwd", "charts", "conformance", "trace"})
 """Sub-commands that open no association: tools around the AEs."""
 

@@ -338,7 +338,10 @@ def _accepted_table(p: Profile) -> Iterator[str]:
         if is_storage(uid):
             groups.setdefault((syntaxes, both, condition), []).append(uid)
             continue
-        yield _row(uid_name(uid), uid, _syntaxes(syntaxes), _role(both), "None", condition)
+        role = _role(both)
+        if uid in p.operations:
+            role += f" ({p.operations[uid]})"
+        yield _row(uid_name(uid), uid, _syntaxes(syntaxes), role, "None", condition)
     for (syntaxes, both, condition), uids in groups.items():
         yield _row(
             _storage_label(len(uids)), "(Annex D.1)", _syntaxes(syntaxes), _role(both), "None",
