@@ -334,9 +334,7 @@ def test_malformed_requests_get_the_standard_status(
 
 
 def test_report_round_trip_with_failures() -> None:
-    outcome = sc.outcome_of(
-        "1.2.3.99", [(REFS[0], None), (REFS[1], sc.NO_SUCH_OBJECT_INSTANCE)]
-    )
+    outcome = sc.outcome_of("1.2.3.99", [(REFS[0], None), (REFS[1], sc.NO_SUCH_OBJECT_INSTANCE)])
     assert outcome.event_type == sc.FAILURES_EXIST
     ds = sc.report_dataset(outcome, "ARCHIVE")
     assert ds.FailedSOPSequence[0].FailureReason == 0x0112

@@ -31,6 +31,13 @@ from dimsefsm import evt
 from dimsefsm import status as st
 from dimsefsm.ae import AE
 from dimsefsm.archive.admission import Refusal, examine
+from dimsefsm.archive.commitment import (
+    CommitmentDesk,
+    CommitmentJournal,
+    DeskSettings,
+    check_references,
+)
+from dimsefsm.archive.config import Commitment
 from dimsefsm.archive.index import ArchiveIndex, Conflict
 from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.part10 import remove_stale_temp_files
@@ -52,6 +59,7 @@ from dimsefsm.qr.registry import (
     lookup,
 )
 from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
+from dimsefsm.services.commitment import STORAGE_COMMITMENT_PUSH_MODEL
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
 
@@ -89,11 +97,13 @@ class QueryRetrieveSCP:
         fsync: bool = False,
         access: AccessPolicy | None = None,
         database: str | None = None,
+        commitment: Commitment | None = None,
     ) -> None:
         """``access``: who may associate and do what; its peers that may receive are the
         C-MOVE destinations unless ``destinations`` is given.  None: anyone, anything.
         ``database``: the index, an SQLAlchemy URL; default a SQLite file under
-        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``archive.location``)."""
+        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``archive.location``).
+        ``commitment``: how Storage Commitment reports are retried (``archive.commitment``)."""
         self.directory = directory
         self.access = access
         if destinations is None and access is not None:
@@ -112,6 +122,20 @@ class QueryRetrieveSCP:
             self.ae.add_supported_context(uid)
         if self.worklist is not None:
             self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
+        self.ae.add_supported_context(STORAGE_COMMITMENT_PUSH_MODEL)
+        commitment = commitment or Commitment()
+        self.commitment = CommitmentDesk(
+            DeskSettings(
+                ae_title,
+                self.destinations,
+                commitment.retries,
+                commitment.retry_interval,
+                destination_tls,
+            ),
+            check=lambda references: check_references(self.index, references),
+            journal=CommitmentJournal.for_storage(directory),
+            make_ae=self._report_ae,
+        )
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
         if access is not None:
@@ -139,6 +163,14 @@ class QueryRetrieveSCP:
     def close(self) -> None:
         """Return the database connections (every change is already committed)."""
         self.index.close()
+
+    def _report_ae(self, ae_title: str) -> AE:
+        """The AE that sends a Storage Commitment report on its own association: the
+        server's timeouts, so a requestor that never answers is bounded alike."""
+        ae = AE(ae_title)
+        for name in ("connection_timeout", "acse_timeout", "dimse_timeout", "network_timeout"):
+            setattr(ae, name, getattr(self.ae, name))
+        return ae
 
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:

@@ -219,9 +219,7 @@ def parse_report(event_type_id: object, information: Dataset | None) -> Commitme
     )
     failed = tuple(
         (
-            Reference(
-                _text(i.get("ReferencedSOPClassUID", "")), _text(i.ReferencedSOPInstanceUID)
-            ),
+            Reference(_text(i.get("ReferencedSOPClassUID", "")), _text(i.ReferencedSOPInstanceUID)),
             int(i.get("FailureReason", PROCESSING_FAILURE)),
         )
         for i in information.get("FailedSOPSequence", [])
@@ -436,8 +434,7 @@ CHART = Chart(
             "Dialling",
             "Failed",
             action="give_up",
-            when="The requestor refused Storage Commitment with our SCP role, on the last "
-            "attempt.",
+            when="The requestor refused Storage Commitment with our SCP role, on the last attempt.",
         ),
         transition(
             "dial_failed",
