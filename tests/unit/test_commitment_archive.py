@@ -303,7 +303,7 @@ def test_duplicate_transaction_is_reported_failed_and_the_first_kept(tmp_path: P
     assert refused is None and start is not None
     start()
     assert desk.wait_idle(10)
-    ((event_type, ds),) = channel.sent
+    ((_, ds),) = channel.sent
     assert ds.FailedSOPSequence[0].FailureReason == sc.DUPLICATE_TRANSACTION_UID
     assert desk.journal.holds("1.2.3.99")
 

@@ -29,8 +29,8 @@ from dimsefsm.cli.common import (
     setup_logging,
 )
 from dimsefsm.cli.connect import add_identity_args, open_association, require_context
-from dimsefsm.cli.tls import add_tls_args
 from dimsefsm.cli.store import read_instance
+from dimsefsm.cli.tls import add_tls_args
 from dimsefsm.part10 import Part10Error
 from dimsefsm.services.commitment import (
     FAILURE_REASONS,
