@@ -170,6 +170,7 @@ class FakeAE:
     outcomes: list[FakeAssociation | None]
     proposed_roles: list[tuple[str, bool, bool]] = field(default_factory=list)
     called: list[tuple[str, int, str]] = field(default_factory=list)
+    dialled: threading.Event = field(default_factory=threading.Event)
 
     def add_requested_context(self, uid: str, syntaxes: Any) -> None:
         assert uid == sc.STORAGE_COMMITMENT_PUSH_MODEL
@@ -179,6 +180,7 @@ class FakeAE:
 
     def associate(self, host: str, port: int, ae_title: str, tls_args: Any) -> Any:
         self.called.append((host, port, ae_title))
+        self.dialled.set()
         assoc = self.outcomes.pop(0)
         if assoc is None:
 
@@ -334,16 +336,8 @@ def test_stopping_keeps_the_request_and_a_restart_delivers_it(tmp_path: Path) ->
     desk.settings.retry_interval = 3600.0  # waits until stopped
     _, start = desk.request(1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY", None)
     assert start is not None
-    waiting = threading.Event()
-    original = desk._stop.wait
-
-    def wait(seconds: float | None = None) -> bool:
-        waiting.set()
-        return original(seconds)
-
-    desk._stop.wait = wait  # type: ignore[method-assign]  # see when the retry waits
     start()
-    assert waiting.wait(10)
+    assert ae.dialled.wait(10)  # the first attempt failed: the retry waits an hour
     desk.stop()
     assert desk.wait_idle(10)
     assert desk.journal.holds("1.2.3.99")

@@ -251,6 +251,10 @@ class CommitmentDesk:
         self._running: dict[CommitmentExchange, threading.Thread] = {}
         self._pending_uids: set[str] = set()
 
+    def copy(self, check: Callable[[Sequence[Reference]], Any]) -> CommitmentDesk:
+        """A desk of the same settings and journal, its own check, threads and locks."""
+        return CommitmentDesk(self.settings, check, self.journal, self.make_ae)
+
     # -- taking requests ------------------------------------------------------------------
     def request(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +163,31 @@ class QueryRetrieveSCP:
     def close(self) -> None:
         """Return the database connections (every change is already committed)."""
         self.index.close()
+
+    def resume_commitments(self, separate: bool) -> tuple[CommitmentDesk, Callable[[], None]]:
+        """Report the Storage Commitment requests an earlier run accepted and did not report.
+
+        ``separate``: on a desk and an index of their own, for a parent process whose
+        workers are forked later (none may inherit the threads' locks or connections).
+        Returns the desk and what ends it.
+        """
+        if not separate:
+            self.commitment.resume()
+            return self.commitment, self.commitment.stop
+        index = ArchiveIndex(self.directory, self.index.url, durable=self.index.durable)
+        desk = self.commitment.copy(lambda references: check_references(index, references))
+        desk.resume()
+
+        def stop() -> None:
+            desk.stop()
+            index.close()
+
+        return desk, stop
+
+    def stop_serving(self) -> None:
+        """A worker's end: its Storage Commitment exchanges stop (journaled), then close."""
+        self.commitment.stop()
+        self.close()
 
     def _report_ae(self, ae_title: str) -> AE:
         """The AE that sends a Storage Commitment report on its own association: the
