@@ -6,7 +6,18 @@ add new ones to this tuple.
 
 from __future__ import annotations
 
-from benchmarks import echo, find, get, ingest, move, scale, startup, storage, wildcard
+from benchmarks import (
+    commitment,
+    echo,
+    find,
+    get,
+    ingest,
+    move,
+    scale,
+    startup,
+    storage,
+    wildcard,
+)
 from benchmarks.core import Workload
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -19,6 +30,7 @@ WORKLOADS: tuple[Workload, ...] = (
     wildcard.WORKLOAD,
     ingest.WORKLOAD,
     scale.WORKLOAD,
+    commitment.WORKLOAD,
 )
 
 

@@ -218,13 +218,11 @@ def information(uid: str = "1.2.3.99") -> Dataset:
     return sc.request_dataset(uid, REQUEST.references)
 
 
-def submit(desk: CommitmentDesk, uid: str = "1.2.3.99", channel: Any = None) -> None:
-    refused, start = desk.request(
-        1, sc.STORAGE_COMMITMENT_INSTANCE, information(uid), "MODALITY ", channel
-    )
-    assert refused is None and start is not None
+def submit(desk: CommitmentDesk, uid: str = "1.2.3.99") -> None:
+    exchange = desk.request(1, sc.STORAGE_COMMITMENT_INSTANCE, information(uid), "MODALITY ")
+    assert isinstance(exchange, sc.CommitmentExchange)
     assert desk.journal.holds(uid)
-    start()
+    desk.start(exchange, None)  # no association open: the report goes on a new one
     assert desk.wait_idle(10)
 
 
@@ -262,58 +260,34 @@ def test_given_up_after_the_retries_and_logged(
     assert not desk.journal.holds("1.2.3.99")
 
 
-@dataclass
-class Channel:
-    open: bool = True
-    statuses: list[int | None] = field(default_factory=lambda: [st.SUCCESS])
-    sent: list[tuple[int, Dataset]] = field(default_factory=list)
-
-    def is_open(self) -> bool:
-        return self.open
-
-    def send_report(self, event_type: int, information: Dataset) -> tuple[int | None, str]:
-        self.sent.append((event_type, information))
-        return self.statuses.pop(0), "association released"
-
-
-def test_report_on_the_same_association_while_open(tmp_path: Path) -> None:
-    ae = FakeAE([])
-    desk = desk_with(tmp_path, ae, check=lambda refs: [(r, 0x0112) for r in refs])
-    channel = Channel()
-    submit(desk, channel=channel)
-    ((event_type, ds),) = channel.sent
-    assert event_type == sc.FAILURES_EXIST
-    assert ds.FailedSOPSequence[0].FailureReason == 0x0112
-    assert ae.called == []
-
-
-def test_same_association_gone_then_a_new_one(tmp_path: Path) -> None:
+def test_duplicate_transaction_is_reported_failed_and_the_first_kept(tmp_path: Path) -> None:
     assoc = FakeAssociation([st.SUCCESS])
     desk = desk_with(tmp_path, FakeAE([assoc]))
-    channel = Channel(statuses=[None])
-    submit(desk, channel=channel)
-    assert len(channel.sent) == 1 and len(assoc.sent) == 1
-
-
-def test_duplicate_transaction_is_reported_failed_and_the_first_kept(tmp_path: Path) -> None:
-    desk = desk_with(tmp_path, FakeAE([]))
     desk.journal.write(JournalEntry(REQUEST, "MODALITY"))
-    channel = Channel()
-    refused, start = desk.request(
-        1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY", channel
-    )
-    assert refused is None and start is not None
-    start()
+    exchange = desk.request(1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY")
+    assert isinstance(exchange, sc.CommitmentExchange) and exchange.duplicate
+    desk.start(exchange, None)
     assert desk.wait_idle(10)
-    ((_, ds),) = channel.sent
+    ((event_type, ds),) = assoc.sent
+    assert event_type == sc.FAILURES_EXIST
     assert ds.FailedSOPSequence[0].FailureReason == sc.DUPLICATE_TRANSACTION_UID
     assert desk.journal.holds("1.2.3.99")
 
 
+def test_failures_are_reported_with_event_type_2(tmp_path: Path) -> None:
+    assoc = FakeAssociation([st.SUCCESS])
+    desk = desk_with(tmp_path, FakeAE([assoc]), check=lambda refs: [(r, 0x0112) for r in refs])
+    submit(desk)
+    ((event_type, ds),) = assoc.sent
+    assert event_type == sc.FAILURES_EXIST
+    assert ds.FailedSOPSequence[0].FailureReason == 0x0112
+    assert "ReferencedSOPSequence" not in ds
+
+
 def test_malformed_request_is_refused_and_nothing_journaled(tmp_path: Path) -> None:
     desk = desk_with(tmp_path, FakeAE([]))
-    refused, start = desk.request(7, sc.STORAGE_COMMITMENT_INSTANCE, information(), "M", None)
-    assert start is None and refused is not None and refused.status == st.NO_SUCH_ACTION
+    refused = desk.request(7, sc.STORAGE_COMMITMENT_INSTANCE, information(), "M")
+    assert isinstance(refused, sc.RequestRefused) and refused.status == st.NO_SUCH_ACTION
     assert desk.journal.entries() == []
 
 
@@ -323,10 +297,8 @@ def test_a_journal_that_cannot_be_written_refuses_with_processing_failure(
     desk = desk_with(tmp_path, FakeAE([]))
     desk.journal.directory.parent.mkdir(parents=True, exist_ok=True)
     desk.journal.directory.write_text("not a directory")
-    refused, start = desk.request(
-        1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY", None
-    )
-    assert start is None and refused is not None
+    refused = desk.request(1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY")
+    assert isinstance(refused, sc.RequestRefused)
     assert refused.status == st.PROCESSING_FAILURE and "cannot be kept" in refused.comment
 
 
@@ -334,9 +306,9 @@ def test_stopping_keeps_the_request_and_a_restart_delivers_it(tmp_path: Path) ->
     ae = FakeAE([None])
     desk = desk_with(tmp_path, ae, retries=5)
     desk.settings.retry_interval = 3600.0  # waits until stopped
-    _, start = desk.request(1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY", None)
-    assert start is not None
-    start()
+    exchange = desk.request(1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY")
+    assert isinstance(exchange, sc.CommitmentExchange)
+    desk.start(exchange, None)
     assert ae.dialled.wait(10)  # the first attempt failed: the retry waits an hour
     desk.stop()
     assert desk.wait_idle(10)

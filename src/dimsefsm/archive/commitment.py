@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from pydicom import Dataset
 from sqlalchemy import select
@@ -208,16 +208,8 @@ class CommitmentJournal:
 
 
 # -- delivering -----------------------------------------------------------------------------
-class ReportChannel(Protocol):
-    """The requesting association, as the desk sees it: open or not, and able to carry the
-    report (the N-EVENT-REPORT's status, or None when no answer came, with why)."""
-
-    def is_open(self) -> bool: ...
-
-    def send_report(self, event_type: int, information: Dataset) -> tuple[int | None, str]: ...
-
-
 AEFactory = Callable[[str], Any]
+Check = Callable[[Sequence[Reference]], list[tuple[Reference, int | None]]]
 
 
 @dataclass
@@ -229,18 +221,21 @@ class DeskSettings:
     retries: int = DEFAULT_RETRIES
     retry_interval: float = DEFAULT_RETRY_INTERVAL
     tls: ssl.SSLContext | None = None
-    timeouts: Mapping[str, float | None] | None = None  # AE attribute -> seconds
 
 
 class CommitmentDesk:
-    """Takes Storage Commitment requests and runs each exchange to its end on its own thread."""
+    """Takes Storage Commitment requests and carries each exchange to its end.
+
+    While the requesting association is open, the exchange's effects are
+    performed on that association's own thread (:class:`SameAssociationReport`,
+    an SCP operation its server steps once the N-ACTION response is out);
+    whatever is left once it has ended (dialling the requestor, the retries)
+    continues on a thread of the desk's, so no association thread waits for a
+    requestor that has gone.
+    """
 
     def __init__(
-        self,
-        settings: DeskSettings,
-        check: Callable[[Sequence[Reference]], list[tuple[Reference, int | None]]],
-        journal: CommitmentJournal,
-        make_ae: AEFactory,
+        self, settings: DeskSettings, check: Check, journal: CommitmentJournal, make_ae: AEFactory
     ) -> None:
         self.settings = settings
         self.check = check
@@ -251,7 +246,7 @@ class CommitmentDesk:
         self._running: dict[CommitmentExchange, threading.Thread] = {}
         self._pending_uids: set[str] = set()
 
-    def copy(self, check: Callable[[Sequence[Reference]], Any]) -> CommitmentDesk:
+    def copy(self, check: Check) -> CommitmentDesk:
         """A desk of the same settings and journal, its own check, threads and locks."""
         return CommitmentDesk(self.settings, check, self.journal, self.make_ae)
 
@@ -262,10 +257,9 @@ class CommitmentDesk:
         instance_uid: object,
         information: Dataset | None,
         requestor_ae: str,
-        channel: ReportChannel | None,
-    ) -> tuple[RequestRefused | None, Callable[[], None] | None]:
-        """Decide the N-ACTION: the refusal to answer, or None and what to run once the
-        Success response is out (the exchange's start)."""
+    ) -> RequestRefused | CommitmentExchange:
+        """Decide an N-ACTION: the refusal to answer it with, or the accepted exchange
+        (journaled; its ``accepted`` input fired), to be started with :meth:`start`."""
         parsed = parse_request(action_type_id, instance_uid, information)
         requestor = requestor_ae.strip()
         if isinstance(parsed, RequestRefused):
@@ -275,19 +269,18 @@ class CommitmentDesk:
                 parsed.status,
                 parsed.comment,
             )
-            return parsed, None
-        exchange = self._exchange(parsed, requestor)
+            return parsed
+        uid = parsed.transaction_uid
         with self._lock:
-            duplicate = parsed.transaction_uid in self._pending_uids or self.journal.holds(
-                parsed.transaction_uid
-            )
+            duplicate = uid in self._pending_uids or self.journal.holds(uid)
             if not duplicate:
-                self._pending_uids.add(parsed.transaction_uid)
+                self._pending_uids.add(uid)
+        exchange = self._exchange(parsed, requestor, duplicate)
         if duplicate:
             LOG.warning(
                 "storage commitment %s from %s: that Transaction UID is already being "
                 "processed; each reference reported failed (0x%04X)",
-                parsed.transaction_uid,
+                uid,
                 requestor,
                 DUPLICATE_TRANSACTION_UID,
             )
@@ -296,28 +289,33 @@ class CommitmentDesk:
                 self.journal.write(JournalEntry(parsed, requestor))
             except OSError as exc:
                 with self._lock:
-                    self._pending_uids.discard(parsed.transaction_uid)
+                    self._pending_uids.discard(uid)
                 LOG.error(
                     "storage commitment %s from %s refused: the request cannot be kept: %s",
-                    parsed.transaction_uid,
+                    uid,
                     requestor,
                     exc,
                 )
                 return RequestRefused(
                     st.PROCESSING_FAILURE, f"the request cannot be kept: {exc.strerror}"
-                ), None
+                )
         LOG.info(
             "storage commitment %s from %s: %d reference(s)",
-            parsed.transaction_uid,
+            uid,
             requestor,
             len(parsed.references),
         )
+        exchange.accepted()
+        return exchange
 
-        def start() -> None:
-            exchange.accepted()
-            self._start(exchange, channel, duplicate)
-
-        return None, start
+    def start(self, exchange: CommitmentExchange, engine: Any | None) -> None:
+        """Run ``exchange`` on the requesting association's ``engine`` (an acceptor's
+        :class:`~dimsefsm.engine.AssociationEngine`) while it is open, else detached."""
+        if engine is None or not engine.is_established:
+            self.detach(exchange)
+            return
+        # A key no request's Message ID takes (those are 0..65535): C-CANCEL never finds it.
+        engine.start_scp_operation(-1 - id(exchange), SameAssociationReport(self, exchange, engine))
 
     def resume(self) -> int:
         """Take up the journaled requests of an earlier run; how many."""
@@ -332,27 +330,52 @@ class CommitmentDesk:
                 entry.request.transaction_uid,
                 entry.requestor_ae,
             )
-            exchange = self._exchange(entry.request, entry.requestor_ae)
+            exchange = self._exchange(entry.request, entry.requestor_ae, duplicate=False)
             exchange.resumed()
-            self._start(exchange, None, duplicate=False)
+            self.detach(exchange)
         return len(entries)
 
-    def _exchange(self, request: CommitmentRequest, requestor: str) -> CommitmentExchange:
+    def _exchange(
+        self, request: CommitmentRequest, requestor: str, duplicate: bool
+    ) -> CommitmentExchange:
         return CommitmentExchange(
             request,
             requestor,
             self.settings.destinations.get(requestor),
             retries=self.settings.retries,
             retry_interval=self.settings.retry_interval,
+            duplicate=duplicate,
         )
 
-    # -- running --------------------------------------------------------------------------
-    def _start(
-        self, exchange: CommitmentExchange, channel: ReportChannel | None, duplicate: bool
-    ) -> None:
+    # -- performing effects, wherever the exchange runs -----------------------------------
+    def outcome(self, exchange: CommitmentExchange) -> CommitmentOutcome:
+        """The check's outcome (a repeated Transaction UID fails every reference, 0x0131)."""
+        request = exchange.request
+        if exchange.duplicate:
+            return CommitmentOutcome(
+                request.transaction_uid,
+                failed=tuple((r, DUPLICATE_TRANSACTION_UID) for r in request.references),
+            )
+        return outcome_of(request.transaction_uid, self.check(request.references))
+
+    def report(self, exchange: CommitmentExchange) -> tuple[int, Dataset]:
+        outcome = exchange.outcome
+        assert outcome is not None
+        return outcome.event_type, report_dataset(outcome, self.settings.ae_title)
+
+    def finished(self, exchange: CommitmentExchange, effect: Finished) -> None:
+        if not effect.kept and not exchange.duplicate:
+            self.journal.remove(exchange.transaction_uid)
+        if not exchange.duplicate:
+            with self._lock:
+                self._pending_uids.discard(exchange.transaction_uid)
+
+    # -- the desk's threads ---------------------------------------------------------------
+    def detach(self, exchange: CommitmentExchange) -> None:
+        """Carry on with ``exchange`` (its queued effects first) on a thread of the desk's."""
         thread = threading.Thread(
             target=self.run,
-            args=(exchange, channel, duplicate),
+            args=(exchange,),
             name=f"stgcmt-{exchange.transaction_uid[-12:]}",
             daemon=True,
         )
@@ -360,17 +383,9 @@ class CommitmentDesk:
             self._running[exchange] = thread
         thread.start()
 
-    def run(
-        self,
-        exchange: CommitmentExchange,
-        channel: ReportChannel | None,
-        duplicate: bool = False,
-    ) -> None:
-        """Carry out the exchange's effects until it ends (the exchange's own thread).
-
-        ``duplicate``: its Transaction UID was already pending; it is reported failed
-        (0x0131) and neither journaled nor allowed to touch the first one's entry."""
-        runner = _Runner(self, exchange, channel, duplicate)
+    def run(self, exchange: CommitmentExchange) -> None:
+        """Carry out the exchange's effects until it ends (on a desk thread)."""
+        runner = _Detached(self, exchange)
         try:
             runner.run()
         except Exception:
@@ -382,8 +397,6 @@ class CommitmentDesk:
             runner.close()
             with self._lock:
                 self._running.pop(exchange, None)
-                if not duplicate:
-                    self._pending_uids.discard(exchange.transaction_uid)
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the retry waits (their exchanges stay journaled) and wait for the threads."""
@@ -394,7 +407,8 @@ class CommitmentDesk:
             thread.join(timeout)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until every exchange has ended (tests and the benchmark); False on timeout."""
+        """Wait until no desk thread runs an exchange (tests, the benchmark); False if one
+        still does after ``timeout``."""
         with self._lock:
             threads = list(self._running.values())
         for thread in threads:
@@ -403,20 +417,95 @@ class CommitmentDesk:
             return not self._running
 
 
-class _Runner:
-    """Performs one exchange's effects and feeds their outcomes back as its inputs."""
+class SameAssociationReport:
+    """An exchange's steps on the requesting association, as an SCP operation of its engine.
 
-    def __init__(
-        self,
-        desk: CommitmentDesk,
-        exchange: CommitmentExchange,
-        channel: ReportChannel | None,
-        duplicate: bool,
-    ) -> None:
+    The server steps it after the N-ACTION response is out (the check, then the
+    N-EVENT-REPORT-RQ) and again once the report's response came; reads in
+    between go on as usual.  When the association ends first (:meth:`close`),
+    or the exchange asks for what only a desk thread may do (dial, wait), the
+    rest is handed to the desk.
+    """
+
+    def __init__(self, desk: CommitmentDesk, exchange: CommitmentExchange, engine: Any) -> None:
         self.desk = desk
         self.exchange = exchange
-        self.channel = channel
-        self.duplicate = duplicate
+        self.engine = engine
+        self.awaiting: Any = None  # the N-EVENT-REPORT request on the wire
+        self.handed_over = False
+
+    @property
+    def ready(self) -> bool:
+        return self.awaiting is None or self.awaiting.done
+
+    @property
+    def done(self) -> bool:
+        return self.handed_over or self.exchange.done
+
+    def step(self) -> None:
+        awaiting, self.awaiting = self.awaiting, None
+        if awaiting is not None:
+            status, _ = awaiting.reply()
+            if "Status" in status:
+                self.exchange.report_answered(int(status.Status))
+            else:
+                self.exchange.report_unanswered("the association ended before the answer")
+        self._perform()
+
+    def _perform(self) -> None:
+        exchange = self.exchange
+        while not self.handed_over:
+            effects = exchange.take_effects()
+            if not effects:
+                return
+            for number, effect in enumerate(effects):
+                if isinstance(effect, CheckReferences):
+                    exchange.checked(self.desk.outcome(exchange), self.engine.is_established)
+                elif isinstance(effect, SendReport) and effect.same_association:
+                    self._send()
+                elif isinstance(effect, Finished):
+                    self.desk.finished(exchange, effect)
+                else:  # dialling, retrying: not on this association's thread
+                    self._hand_over(effects[number:])
+                    return
+
+    def _send(self) -> None:
+        from dimsefsm.services.normalized import start_request  # the DIMSE-N core
+
+        event_type, information = self.desk.report(self.exchange)
+        self.awaiting = start_request(
+            self.engine,
+            "N-EVENT-REPORT",
+            STORAGE_COMMITMENT_PUSH_MODEL,
+            STORAGE_COMMITMENT_INSTANCE,
+            information,
+            event_type=event_type,
+        )
+
+    def _hand_over(self, effects: list[CommitmentEffect]) -> None:
+        self.handed_over = True
+        self.exchange.outbox[:0] = effects
+        self.desk.detach(self.exchange)
+
+    def cancel(self) -> None:
+        """C-CANCEL has no meaning for Storage Commitment; never reached (see the key)."""
+
+    def close(self) -> None:
+        """The association ended: what is left goes to the desk."""
+        if self.done:
+            return
+        if self.awaiting is not None:
+            self.awaiting = None
+            self.exchange.report_unanswered("the requesting association ended")
+        self._hand_over([])
+
+
+class _Detached:
+    """Performs an exchange's effects on a desk thread, feeding back their outcomes."""
+
+    def __init__(self, desk: CommitmentDesk, exchange: CommitmentExchange) -> None:
+        self.desk = desk
+        self.exchange = exchange
         self.assoc: Any = None  # the association we requested for the report
 
     def run(self) -> None:
@@ -434,11 +523,13 @@ class _Runner:
     def perform(self, effect: CommitmentEffect) -> None:
         exchange = self.exchange
         if isinstance(effect, CheckReferences):
-            outcome = self._check()
-            connected = self.channel is not None and self.channel.is_open()
-            exchange.checked(outcome, connected)
+            exchange.checked(self.desk.outcome(exchange), requestor_connected=False)
         elif isinstance(effect, SendReport):
-            self._send(effect.same_association)
+            status, why = self._send()
+            if status is None:
+                exchange.report_unanswered(why)
+            else:
+                exchange.report_answered(status)
         elif isinstance(effect, OpenReportAssociation):
             self._dial(effect)
         elif isinstance(effect, WaitToRetry):
@@ -448,39 +539,13 @@ class _Runner:
                 exchange.retry_due()
         elif isinstance(effect, Finished):
             self.close()
-            if not effect.kept and not self.duplicate:
-                self.desk.journal.remove(exchange.transaction_uid)
+            self.desk.finished(exchange, effect)
 
-    def _check(self) -> CommitmentOutcome:
-        request = self.exchange.request
-        if self.duplicate:
-            return CommitmentOutcome(
-                request.transaction_uid,
-                failed=tuple((r, DUPLICATE_TRANSACTION_UID) for r in request.references),
-            )
-        return outcome_of(request.transaction_uid, self.desk.check(request.references))
-
-    def _report(self) -> tuple[int, Dataset]:
-        outcome = self.exchange.outcome
-        assert outcome is not None
-        return outcome.event_type, report_dataset(outcome, self.desk.settings.ae_title)
-
-    def _send(self, same_association: bool) -> None:
-        event_type, information = self._report()
-        if same_association:
-            assert self.channel is not None
-            status, why = self.channel.send_report(event_type, information)
-        else:
-            status, why = self._send_on_own(event_type, information)
-        if status is None:
-            self.exchange.report_unanswered(why)
-        else:
-            self.exchange.report_answered(status)
-
-    def _send_on_own(self, event_type: int, information: Dataset) -> tuple[int | None, str]:
+    def _send(self) -> tuple[int | None, str]:
         assoc = self.assoc
         if assoc is None or not assoc.is_established:
             return None, "our association to the requestor is gone"
+        event_type, information = self.desk.report(self.exchange)
         try:
             status, _ = assoc.send_n_event_report(
                 information,
@@ -497,8 +562,6 @@ class _Runner:
     def _dial(self, effect: OpenReportAssociation) -> None:
         settings = self.desk.settings
         ae = self.desk.make_ae(settings.ae_title)
-        for name, seconds in (settings.timeouts or {}).items():
-            setattr(ae, name, seconds)
         ae.add_requested_context(STORAGE_COMMITMENT_PUSH_MODEL, REPORT_SYNTAXES)
         # PS3.4 J.3.3: the SCP requesting the association proposes the SCP role.
         ae.propose_role(STORAGE_COMMITMENT_PUSH_MODEL, scu_role=False, scp_role=True)

@@ -531,6 +531,7 @@ class CommitmentExchange:
     return_address: tuple[str, int] | None = None
     retries: int = 3
     retry_interval: float = 10.0
+    duplicate: bool = False  # its Transaction UID was already pending: every reference fails
     state: str = field(default="", init=False)
     outbox: list[CommitmentEffect] = field(default_factory=list, init=False)
     outcome: CommitmentOutcome | None = field(default=None, init=False)
