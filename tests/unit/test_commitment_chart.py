@@ -114,7 +114,17 @@ def test_report_refused_by_the_requestor_is_not_retried() -> None:
     ex.take_effects()
     ex.report_answered(st.PROCESSING_FAILURE)
     assert kinds(ex) == [Finished]
-    assert ex.state == "Failed" and "0x0110" in ex.problem
+    assert ex.state == "Failed" and "answered the report 0x0110" in ex.problem
+
+
+def test_report_refused_on_the_same_association_goes_on_a_new_one() -> None:
+    ex = exchange()
+    ex.accepted()
+    ex.checked(ALL_GOOD, requestor_connected=True)
+    ex.take_effects()
+    ex.report_answered(st.UNRECOGNIZED_OPERATION)
+    assert kinds(ex) == [OpenReportAssociation]
+    assert ex.state == "Dialling"
 
 
 def test_unreachable_requestor_is_retried_then_given_up() -> None:
@@ -236,10 +246,11 @@ def test_every_edge_fires() -> None:
         ex.accepted()
         ex.checked(ALL_GOOD, requestor_connected=True)
         ex.report_unanswered("gone")
-        ex = exchange()
+        ex = exchange(address=None)
         ex.accepted()
         ex.checked(ALL_GOOD, requestor_connected=True)
         ex.report_answered(st.NOT_AUTHORIZED)
+        test_report_refused_on_the_same_association_goes_on_a_new_one()
         for steps in (
             (),
             ("accepted",),
@@ -277,8 +288,8 @@ def test_a_well_formed_request_parses() -> None:
 @pytest.mark.parametrize(
     ("action", "instance", "info", "status", "says"),
     [
-        (2, sc.STORAGE_COMMITMENT_INSTANCE, information(), st.NO_SUCH_ACTION, "Action Type ID 2"),
-        (1, "1.2.3", information(), st.INVALID_OBJECT_INSTANCE, "well-known"),
+        (2, sc.STORAGE_COMMITMENT_INSTANCE, information(), st.NO_SUCH_ACTION, "no Action Type ID 2"),
+        (1, "1.2.3", information(), st.INVALID_OBJECT_INSTANCE, "must be 1.2.840.10008.1.20.1.1"),
         (1, sc.STORAGE_COMMITMENT_INSTANCE, None, st.MISSING_ATTRIBUTE, "Transaction UID"),
         (
             1,

@@ -308,6 +308,28 @@ class CommitmentDesk:
         exchange.accepted()
         return exchange
 
+    def answer(self, event: Any, may_request: Callable[[str], bool]) -> tuple[Any, None]:
+        """The ``EVT_N_ACTION`` handler's answer for Storage Commitment (qrscp's).
+
+        ``may_request(calling AE title)``: whether that peer may ask (qrscp: one that
+        may ``store``); any other is refused 0x0124 with an ErrorComment.
+        """
+        calling = str(event.assoc.negotiated.peer_ae).strip()
+        if not may_request(calling):
+            LOG.warning("storage commitment request from %r refused: it may not store", calling)
+            return _status(st.NOT_AUTHORIZED, f"{calling} may not request storage commitment")
+        command = event.request.command
+        decided = self.request(
+            event.action_type,
+            command.get("RequestedSOPInstanceUID"),
+            event.action_information,
+            calling,
+        )
+        if isinstance(decided, RequestRefused):
+            return _status(decided.status, decided.comment)
+        self.start(decided, event.assoc)
+        return st.SUCCESS, None
+
     def start(self, exchange: CommitmentExchange, engine: Any | None) -> None:
         """Run ``exchange`` on the requesting association's ``engine`` (an acceptor's
         :class:`~dimsefsm.engine.AssociationEngine`) while it is open, else detached."""
@@ -415,6 +437,13 @@ class CommitmentDesk:
             thread.join(timeout)
         with self._lock:
             return not self._running
+
+
+def _status(code: int, comment: str) -> tuple[Dataset, None]:
+    status = Dataset()
+    status.Status = code
+    status.ErrorComment = comment[:64]  # LO: 64 characters at most
+    return status, None
 
 
 class SameAssociationReport:

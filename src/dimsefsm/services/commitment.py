@@ -107,14 +107,12 @@ def parse_request(
     if action_type_id != REQUEST_COMMITMENT:
         return RequestRefused(
             st.NO_SUCH_ACTION,
-            f"Action Type ID {action_type_id!r}: Storage Commitment has only "
-            f"{REQUEST_COMMITMENT} (Request Storage Commitment)",
+            f"no Action Type ID {action_type_id!r}: only 1 (Request Storage Commitment)",
         )
     if str(instance_uid or "").rstrip("\x00") != STORAGE_COMMITMENT_INSTANCE:
         return RequestRefused(
             st.INVALID_OBJECT_INSTANCE,
-            f"Requested SOP Instance UID {instance_uid!r} is not the well-known "
-            f"{STORAGE_COMMITMENT_INSTANCE}",
+            f"Requested SOP Instance UID must be {STORAGE_COMMITMENT_INSTANCE}",
         )
     if information is None:
         return RequestRefused(st.MISSING_ATTRIBUTE, "no Action Information (Transaction UID)")
@@ -364,13 +362,23 @@ CHART = Chart(
             when="The requestor answered the N-EVENT-REPORT with Success (or a warning).",
         ),
         transition(
+            "same_association_refused",
+            "report_answered",
+            "ReportingSame",
+            "Dialling",
+            guard="has_return_address",
+            action="dial",
+            when="The requestor answered the report on its own association with a failure "
+            "(it does not take reports there): it goes on a new association.",
+        ),
+        transition(
             "report_refused",
             "report_answered",
             ("ReportingSame", "ReportingNew"),
             "Failed",
             action="give_up",
-            when="The requestor answered the N-EVENT-REPORT with a failure status: it has the "
-            "report and refused it, so sending it again would not help.",
+            when="The requestor answered the N-EVENT-REPORT with a failure status on our "
+            "association (or on its own, with no address to try): it refused the report.",
         ),
         transition(
             "same_association_lost",
@@ -573,6 +581,7 @@ class CommitmentExchange:
 
     def report_answered(self, status: int) -> None:
         self.report_status = status
+        self.problem = f"the requestor answered the report 0x{status:04X}"
         CHART.fire(self, "report_answered")
 
     def report_unanswered(self, why: str) -> None:
@@ -662,8 +671,6 @@ class CommitmentExchange:
         self.outbox.append(Finished(self, delivered=True, kept=False))
 
     def give_up(self, event: EventData) -> None:
-        if self.report_status is not None and self.state == "Failed":
-            self.problem = f"the requestor answered 0x{self.report_status:04X}"
         LOG.error(
             "storage commitment %s: report to %s NOT delivered, given up: %s",
             self.transaction_uid,
