@@ -288,7 +288,13 @@ def test_a_well_formed_request_parses() -> None:
 @pytest.mark.parametrize(
     ("action", "instance", "info", "status", "says"),
     [
-        (2, sc.STORAGE_COMMITMENT_INSTANCE, information(), st.NO_SUCH_ACTION, "no Action Type ID 2"),
+        (
+            2,
+            sc.STORAGE_COMMITMENT_INSTANCE,
+            information(),
+            st.NO_SUCH_ACTION,
+            "no Action Type ID 2",
+        ),
         (1, "1.2.3", information(), st.INVALID_OBJECT_INSTANCE, "must be 1.2.840.10008.1.20.1.1"),
         (1, sc.STORAGE_COMMITMENT_INSTANCE, None, st.MISSING_ATTRIBUTE, "Transaction UID"),
         (
