@@ -499,17 +499,20 @@ class SameAssociationReport:
                     return
 
     def _send(self) -> None:
-        from dimsefsm.services.normalized import start_request  # the DIMSE-N core
+        from dimsefsm.services.normalized import N_EVENT_REPORT, start_n_request
 
         event_type, information = self.desk.report(self.exchange)
-        self.awaiting = start_request(
-            self.engine,
-            "N-EVENT-REPORT",
-            STORAGE_COMMITMENT_PUSH_MODEL,
-            STORAGE_COMMITMENT_INSTANCE,
-            information,
-            event_type=event_type,
-        )
+        try:
+            self.awaiting = start_n_request(
+                self.engine,
+                N_EVENT_REPORT,
+                STORAGE_COMMITMENT_PUSH_MODEL,
+                STORAGE_COMMITMENT_INSTANCE,
+                information,
+                event_type=event_type,
+            )
+        except (RuntimeError, ValueError) as exc:  # gone meanwhile, or no context to send on
+            self.exchange.report_unanswered(str(exc))
 
     def _hand_over(self, effects: list[CommitmentEffect]) -> None:
         self.handed_over = True
