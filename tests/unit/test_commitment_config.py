@@ -17,7 +17,7 @@ def test_commitment_table_is_read() -> None:
 
 
 def test_commitment_defaults() -> None:
-    assert parse_settings("", Path("q.toml")).commitment == Commitment(3, 10.0)
+    assert parse_settings("", Path("q.toml")).commitment == Commitment(3, 10.0, True)
 
 
 @pytest.mark.parametrize(
@@ -27,6 +27,7 @@ def test_commitment_defaults() -> None:
         ("[commitment]\nretry_interval = 0\n", 2, "commitment.retry_interval: 0 must be"),
         ("[commitment]\nattempts = 2\n", 2, "commitment.attempts: unknown key"),
         ('commitment = "often"\n', 1, "commitment: must be a table"),
+        ("[commitment]\nsame_association = 1\n", 2, "must be true or false"),
     ],
 )
 def test_commitment_mistakes_are_located(text: str, line: int, says: str) -> None:

@@ -221,6 +221,7 @@ class DeskSettings:
     retries: int = DEFAULT_RETRIES
     retry_interval: float = DEFAULT_RETRY_INTERVAL
     tls: ssl.SSLContext | None = None
+    same_association: bool = True  # False: always a new association (some SCUs want that)
 
 
 class CommitmentDesk:
@@ -333,7 +334,7 @@ class CommitmentDesk:
     def start(self, exchange: CommitmentExchange, engine: Any | None) -> None:
         """Run ``exchange`` on the requesting association's ``engine`` (an acceptor's
         :class:`~dimsefsm.engine.AssociationEngine`) while it is open, else detached."""
-        if engine is None or not engine.is_established:
+        if engine is None or not engine.is_established or not self.settings.same_association:
             self.detach(exchange)
             return
         # A key no request's Message ID takes (those are 0..65535): C-CANCEL never finds it.
@@ -472,14 +473,19 @@ class SameAssociationReport:
         return self.handed_over or self.exchange.done
 
     def step(self) -> None:
-        awaiting, self.awaiting = self.awaiting, None
-        if awaiting is not None:
-            status, _ = awaiting.reply()
-            if "Status" in status:
-                self.exchange.report_answered(int(status.Status))
-            else:
-                self.exchange.report_unanswered("the association ended before the answer")
+        self._collect()
         self._perform()
+
+    def _collect(self) -> None:
+        """The report's answer, if one is awaited: its status, or that none came."""
+        awaiting, self.awaiting = self.awaiting, None
+        if awaiting is None:
+            return
+        status, _ = awaiting.reply() if awaiting.done else (Dataset(), None)
+        if "Status" in status:
+            self.exchange.report_answered(int(status.Status))
+        else:
+            self.exchange.report_unanswered("the requesting association ended first")
 
     def _perform(self) -> None:
         exchange = self.exchange
@@ -523,13 +529,14 @@ class SameAssociationReport:
         """C-CANCEL has no meaning for Storage Commitment; never reached (see the key)."""
 
     def close(self) -> None:
-        """The association ended: what is left goes to the desk."""
+        """The association ended (the answer to the report may have come just before):
+        what is left is done here if it is only the end, else by the desk."""
         if self.done:
             return
-        if self.awaiting is not None:
-            self.awaiting = None
-            self.exchange.report_unanswered("the requesting association ended")
-        self._hand_over([])
+        self._collect()
+        self._perform()
+        if not self.done:
+            self._hand_over([])
 
 
 class _Detached:

@@ -14,6 +14,7 @@ and who may do what::
     [commitment]
     retries = 3
     retry_interval = 10
+    same_association = true
 
     [peers.ct]
     ae_title = "CT01"
@@ -83,13 +84,16 @@ class Timeouts:
 class Commitment:
     """``[commitment]``: how a Storage Commitment report reaches a requestor that has left.
 
-    The report goes on a new association to the requestor (a peer that may
-    ``receive``); when that fails it is tried ``retries`` more times,
-    ``retry_interval`` seconds apart, then given up (logged).
+    The report goes on the requesting association while it is open
+    (``same_association = false``: never), else on a new association to the
+    requestor (a peer that may ``receive``); when that fails it is tried
+    ``retries`` more times, ``retry_interval`` seconds apart, then given up
+    (logged).
     """
 
     retries: int = 3
     retry_interval: float = 10.0
+    same_association: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +283,10 @@ class _Reader:
         if "retry_interval" in table:
             values["retry_interval"] = self.seconds(
                 (*at, "retry_interval"), table["retry_interval"]
+            )
+        if "same_association" in table:
+            values["same_association"] = self.boolean(
+                (*at, "same_association"), table["same_association"]
             )
         return Commitment(**values)
 

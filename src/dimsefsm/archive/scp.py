@@ -131,6 +131,7 @@ class QueryRetrieveSCP:
                 commitment.retries,
                 commitment.retry_interval,
                 destination_tls,
+                commitment.same_association,
             ),
             check=lambda references: check_references(self.index, references),
             journal=CommitmentJournal.for_storage(directory),
