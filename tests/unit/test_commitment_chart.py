@@ -60,6 +60,16 @@ def test_same_association_report_delivered() -> None:
     assert ex.state == "Done"
 
 
+def test_the_log_says_which_association_carried_the_report(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", "dimsefsm.commitment")
+    test_same_association_report_delivered()
+    assert "report delivered to MODALITY on its association" in caplog.text
+    test_requestor_gone_the_report_goes_on_a_new_association()
+    assert "report delivered to MODALITY on a new association" in caplog.text
+
+
 def test_requestor_gone_the_report_goes_on_a_new_association() -> None:
     ex = exchange()
     ex.accepted()

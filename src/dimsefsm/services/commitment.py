@@ -658,13 +658,17 @@ class CommitmentExchange:
         )
         self.outbox.append(WaitToRetry(self, self.retry_interval))
 
-    def finish(self, _: EventData) -> None:
+    def finish(self, event: EventData) -> None:
         outcome = self.outcome
         assert outcome is not None
+        transition = event.transition
+        same = transition is not None and transition.source == "ReportingSame"
         LOG.info(
-            "storage commitment %s: report delivered to %s (%d committed, %d failed)",
+            "storage commitment %s: report delivered to %s on %s association "
+            "(%d committed, %d failed)",
             self.transaction_uid,
             self.requestor_ae,
+            "its" if same else "a new",
             len(outcome.committed),
             len(outcome.failed),
         )
