@@ -94,7 +94,7 @@ def test_stgcmtscu_same_association_against_qrscp(
     assert failed == [f"failed     {uids([absent])[0]}  0x0112 No such object instance"]
     assert len([line for line in lines if line.startswith("committed")]) == len(study)
     wait_until(lambda: journal_of(store_dir).entries() == [], "journal emptied")
-    assert "report delivered to STGCMTSCU" in qrscp.output()
+    assert "report delivered to STGCMTSCU on its association" in qrscp.output()
 
 
 def test_qrscp_reports_a_journaled_request_on_a_new_association_when_it_starts(
@@ -167,16 +167,24 @@ def test_bad_requests_get_the_standard_status_and_nothing_is_journaled(
 
 
 # -- Orthanc ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("same_association", [True, False], ids=["same", "new"])
 def test_orthanc_asks_qrscp_for_commitment_and_gets_the_report(
     orthanc_server: Callable[..., OrthancServer],
     dimsefsm_server: Callable[..., DimsefsmServer],
     tmp_path: Path,
     study: list[Path],
     absent: Path,
+    same_association: bool,
 ) -> None:
+    """Orthanc takes the report on its own association, and on one qrscp opens to it
+    (``[commitment] same_association = false``, the SCP role proposed)."""
+    config = tmp_path / "qrscp.toml"
+    config.write_text(f"[commitment]\nsame_association = {str(same_association).lower()}\n")
     orthanc_port = free_port()
     qrscp = dimsefsm_server(
         "qrscp",
+        "--config",
+        str(config),
         "-aet",
         QR_AET,
         "-od",
@@ -208,6 +216,8 @@ def test_orthanc_asks_qrscp_for_commitment_and_gets_the_report(
     assert [(f["SOPInstanceUID"], f["FailureReason"]) for f in report["Failures"]] == [
         (uids([absent])[0], 0x0112)
     ]
+    carried = "its association" if same_association else "a new association"
+    wait_until(lambda: f"report delivered to ORTHANC on {carried}" in qrscp.output(), "logged")
 
 
 def test_stgcmtscu_gets_orthanc_report_on_a_new_association(
