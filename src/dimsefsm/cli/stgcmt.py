@@ -163,7 +163,8 @@ def report(result: object) -> int:
         elif reported:
             print(f"committed  {uid}")
         else:
-            print(f"unknown    {uid}  (not in the report)")
+            why = "no report" if result.outcome is None else "not in the report"
+            print(f"unknown    {uid}  ({why})")
     if result.outcome is None:
         print(
             f"{NAME}: no report for transaction {result.transaction_uid} came",
