@@ -30,7 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from transitions import EventData
 
@@ -39,6 +40,7 @@ from dimsefsm.fsm import Chart, Refusal, transition
 from dimsefsm.uid import uid_problem
 
 LOG = logging.getLogger("dimsefsm.commitment")
+_TRUSTED: Final = config.IGNORE
 
 STORAGE_COMMITMENT_PUSH_MODEL: Final = "1.2.840.10008.1.20.1"
 STORAGE_COMMITMENT_INSTANCE: Final = "1.2.840.10008.1.20.1.1"
@@ -163,13 +165,27 @@ def request_dataset(transaction_uid: str, references: Iterable[Reference]) -> Da
     return ds
 
 
+_CLASS_TAG: Final = 0x00081150  # Referenced SOP Class UID
+_INSTANCE_TAG: Final = 0x00081155  # Referenced SOP Instance UID
+_REASON_TAG: Final = 0x00081197  # Failure Reason
+
+
 def _item(reference: Reference, reason: int | None = None) -> Dataset:
-    item = Dataset()
-    item.ReferencedSOPClassUID = reference.sop_class_uid
-    item.ReferencedSOPInstanceUID = reference.sop_instance_uid
+    """One reference as a sequence item, built from its tags: a report or request names
+    thousands, and setting attributes by keyword costs pydicom a lookup each.  The UIDs
+    were checked where they came from (the request, or the files), so pydicom's
+    validation of each value is not paid again."""
+    elements = {
+        _CLASS_TAG: DataElement(
+            _CLASS_TAG, "UI", reference.sop_class_uid, validation_mode=_TRUSTED
+        ),
+        _INSTANCE_TAG: DataElement(
+            _INSTANCE_TAG, "UI", reference.sop_instance_uid, validation_mode=_TRUSTED
+        ),
+    }
     if reason is not None:
-        item.FailureReason = reason
-    return item
+        elements[_REASON_TAG] = DataElement(_REASON_TAG, "US", reason, validation_mode=_TRUSTED)
+    return Dataset(elements)
 
 
 # -- the report -------------------------------------------------------------------------
