@@ -389,3 +389,20 @@ def test_report_event_type_must_match_its_sequences() -> None:
         sc.parse_report(1, failed)
     with pytest.raises(ValueError, match="Transaction UID"):
         sc.parse_report(1, Dataset())
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_request_and_report_encode_alike_on_both_paths(implicit: bool) -> None:
+    """Items built from their tags stay pydicom data sets: its writer and the fast path
+    write the same bytes (the fast path declining would fall back to pydicom)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from dimsefsm.fast_encode import fast_encode
+
+    outcome = sc.outcome_of("1.2.3.99", [(REFS[0], None), (REFS[1], 0x0112)])
+    for ds in (sc.request_dataset("1.2.3.99", REFS), sc.report_dataset(outcome, "QR")):
+        out = DicomBytesIO()
+        out.is_implicit_VR, out.is_little_endian = implicit, True
+        write_dataset(out, ds)
+        assert fast_encode(ds, implicit) == out.getvalue()

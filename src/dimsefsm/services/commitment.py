@@ -33,6 +33,7 @@ from typing import Any, Final
 from pydicom import Dataset, config
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import BaseTag
 from transitions import EventData
 
 from dimsefsm import status as st
@@ -165,9 +166,10 @@ def request_dataset(transaction_uid: str, references: Iterable[Reference]) -> Da
     return ds
 
 
-_CLASS_TAG: Final = 0x00081150  # Referenced SOP Class UID
-_INSTANCE_TAG: Final = 0x00081155  # Referenced SOP Instance UID
-_REASON_TAG: Final = 0x00081197  # Failure Reason
+# Dataset keys must be pydicom tags (its writer reads tag.element), not plain ints.
+_CLASS_TAG: Final = BaseTag(0x00081150)  # Referenced SOP Class UID
+_INSTANCE_TAG: Final = BaseTag(0x00081155)  # Referenced SOP Instance UID
+_REASON_TAG: Final = BaseTag(0x00081197)  # Failure Reason
 
 
 def _item(reference: Reference, reason: int | None = None) -> Dataset:
