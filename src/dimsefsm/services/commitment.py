@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydicom import Dataset, config
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
@@ -129,29 +130,36 @@ def parse_request(
         return RequestRefused(st.MISSING_ATTRIBUTE_VALUE, "Referenced SOP Sequence is empty")
     references = []
     for number, item in enumerate(items, start=1):
-        for keyword in ("ReferencedSOPClassUID", "ReferencedSOPInstanceUID"):
-            refused = _element_problem(item, keyword, f"item {number}: ")
-            if refused is not None:
-                return refused
-        references.append(
-            Reference(
-                _text(item.ReferencedSOPClassUID),
-                _text(item.ReferencedSOPInstanceUID),
-            )
-        )
+        uids = []
+        for tag, keyword in ((_CLASS_TAG, "ReferencedSOPClassUID"), (_INSTANCE_TAG, _INSTANCE)):
+            value = _uid_value(item, tag, keyword, f"item {number}: ")
+            if isinstance(value, RequestRefused):
+                return value
+            uids.append(value)
+        references.append(Reference(*uids))
     return CommitmentRequest(_text(information.TransactionUID), tuple(references))
 
 
-def _element_problem(ds: Dataset, keyword: str, where: str = "") -> RequestRefused | None:
-    if keyword not in ds:
+_INSTANCE = "ReferencedSOPInstanceUID"
+
+
+def _element_problem(ds: Dataset, keyword: str) -> RequestRefused | None:
+    value = _uid_value(ds, BaseTag(tag_for_keyword(keyword)), keyword, "")
+    return value if isinstance(value, RequestRefused) else None
+
+
+def _uid_value(ds: Dataset, tag: BaseTag, keyword: str, where: str) -> str | RequestRefused:
+    """The UID at ``tag`` (looked up by tag: thousands of items), or why it cannot be one."""
+    element = ds.get(tag)
+    if element is None:
         return RequestRefused(st.MISSING_ATTRIBUTE, f"{where}{keyword} is missing")
-    value = ds[keyword].value
+    value = element.value
     if value is None or value == "":
         return RequestRefused(st.MISSING_ATTRIBUTE_VALUE, f"{where}{keyword} has no value")
     problem = uid_problem(value)
     if problem is not None:
         return RequestRefused(st.INVALID_ARGUMENT_VALUE, f"{where}{keyword} {problem}")
-    return None
+    return _text(value)
 
 
 def _text(value: Any) -> str:
@@ -229,23 +237,32 @@ def parse_report(event_type_id: object, information: Dataset | None) -> Commitme
     if information is None or not information.get("TransactionUID"):
         raise ValueError("the report has no Transaction UID")
     committed = tuple(
-        Reference(_text(i.get("ReferencedSOPClassUID", "")), _text(i.ReferencedSOPInstanceUID))
-        for i in information.get("ReferencedSOPSequence", [])
-        if i.get("ReferencedSOPInstanceUID")
+        _reference(i) for i in information.get("ReferencedSOPSequence", []) if _INSTANCE_TAG in i
     )
     failed = tuple(
-        (
-            Reference(_text(i.get("ReferencedSOPClassUID", "")), _text(i.ReferencedSOPInstanceUID)),
-            int(i.get("FailureReason", PROCESSING_FAILURE)),
-        )
+        (_reference(i), _reason(i))
         for i in information.get("FailedSOPSequence", [])
-        if i.get("ReferencedSOPInstanceUID")
+        if _INSTANCE_TAG in i
     )
     if event_type_id == FAILURES_EXIST and not failed:
         raise ValueError("Event Type 2 (failures exist) without a Failed SOP Sequence")
     if event_type_id == ALL_COMMITTED and failed:
         raise ValueError("Event Type 1 (all committed) with a Failed SOP Sequence")
     return CommitmentOutcome(_text(information.TransactionUID), committed, failed)
+
+
+def _reference(item: Dataset) -> Reference:
+    sop_class = item.get(_CLASS_TAG)
+    return Reference(
+        "" if sop_class is None else _text(sop_class.value), _text(item[_INSTANCE_TAG].value)
+    )
+
+
+def _reason(item: Dataset) -> int:
+    """A failed reference's Failure Reason; one without (or not a number) counts as 0x0110."""
+    element = item.get(_REASON_TAG)
+    value = None if element is None else element.value
+    return value if isinstance(value, int) else PROCESSING_FAILURE
 
 
 def outcome_of(
