@@ -35,6 +35,7 @@ WALKED = (
     "c-move-scu",
     "c-store-scp",
     "c-store-scu",
+    "storage-commitment-scp",
     "upper-layer",
 )
 """Every chart: the walk checks them all."""
