@@ -144,7 +144,9 @@ def run_stgcmtscu(args: argparse.Namespace) -> int:
         if assoc.is_established:
             assoc.release()
         if result.outcome is None:
-            result.outcome = collector.wait(result.transaction_uid, args.report_timeout)
+            # With --port the report may still come, on an association the peer opens.
+            timeout = args.report_timeout if listener is not None else 0
+            result.outcome = collector.wait(result.transaction_uid, timeout)
     finally:
         if listener is not None:
             listener.close()
