@@ -206,7 +206,8 @@ class ReportListener:
 
     @property
     def address(self) -> tuple[str, int]:
-        return tuple(self.server.address)  # type: ignore[return-value]
+        host, port = self.server.address
+        return host, port
 
     def close(self) -> None:
         self.server.shutdown()

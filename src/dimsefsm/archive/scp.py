@@ -137,6 +137,10 @@ class QueryRetrieveSCP:
             journal=CommitmentJournal.for_storage(directory),
             make_ae=self._report_ae,
         )
+        # N-ACTION services by SOP class (the handler answers by the request's context).
+        self.n_action_services: dict[str, Callable[[Any], tuple[Any, Dataset | None]]] = {
+            STORAGE_COMMITMENT_PUSH_MODEL: self._commitment_request,
+        }
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
         if access is not None:
@@ -205,7 +209,21 @@ class QueryRetrieveSCP:
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
             (evt.EVT_C_MOVE, self.on_move),
+            (evt.EVT_N_ACTION, self.on_n_action),
         ]
+
+    def on_n_action(self, event: Any) -> tuple[int | Dataset, Dataset | None]:
+        """N-ACTION, by the SOP class of its context: Storage Commitment's request."""
+        answer = self.n_action_services.get(event.context.abstract_syntax)
+        if answer is None:  # a context is only accepted for a class listed here
+            return _status(st.NO_SUCH_SOP_CLASS, "no N-ACTION service for this SOP class"), None
+        return answer(event)
+
+    def _commitment_request(self, event: Any) -> tuple[int | Dataset, Dataset | None]:
+        access = self.access
+        return self.commitment.answer(
+            event, lambda calling: access is None or access.may(calling, "store")
+        )
 
     def on_store(self, event: Any) -> int | Dataset:
         """Examine, check against the index, commit and index one received instance."""

@@ -31,22 +31,24 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydicom import Dataset, config
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 from transitions import EventData
 
 from dimsefsm import status as st
 from dimsefsm.fsm import Chart, Refusal, transition
+from dimsefsm.sop_class import (  # noqa: F401 (re-exported: the service's own names)
+    STORAGE_COMMITMENT_INSTANCE,
+    STORAGE_COMMITMENT_PUSH_MODEL,
+)
 from dimsefsm.uid import uid_problem
 
 LOG = logging.getLogger("dimsefsm.commitment")
 _TRUSTED: Final = config.IGNORE
 
-STORAGE_COMMITMENT_PUSH_MODEL: Final = "1.2.840.10008.1.20.1"
-STORAGE_COMMITMENT_INSTANCE: Final = "1.2.840.10008.1.20.1.1"
-"""The well-known SOP Instance UID every request and report names (PS3.4 J.3.2)."""
+# STORAGE_COMMITMENT_PUSH_MODEL and the well-known STORAGE_COMMITMENT_INSTANCE every
+# request and report names (PS3.4 J.3.2) come from the SOP class registry.
 
 REQUEST_COMMITMENT: Final = 1
 """Action Type ID of "Request Storage Commitment" (PS3.4 Table J.3-1)."""
@@ -120,7 +122,7 @@ def parse_request(
         )
     if information is None:
         return RequestRefused(st.MISSING_ATTRIBUTE, "no Action Information (Transaction UID)")
-    refused = _element_problem(information, "TransactionUID")
+    refused = _transaction_problem(information)
     if refused is not None:
         return refused
     if "ReferencedSOPSequence" not in information:
@@ -141,10 +143,11 @@ def parse_request(
 
 
 _INSTANCE = "ReferencedSOPInstanceUID"
+_TRANSACTION_TAG: Final = BaseTag(0x00081195)  # Transaction UID
 
 
-def _element_problem(ds: Dataset, keyword: str) -> RequestRefused | None:
-    value = _uid_value(ds, BaseTag(tag_for_keyword(keyword)), keyword, "")
+def _transaction_problem(ds: Dataset) -> RequestRefused | None:
+    value = _uid_value(ds, _TRANSACTION_TAG, "TransactionUID", "")
     return value if isinstance(value, RequestRefused) else None
 
 
@@ -185,7 +188,7 @@ def _item(reference: Reference, reason: int | None = None) -> Dataset:
     thousands, and setting attributes by keyword costs pydicom a lookup each.  The UIDs
     were checked where they came from (the request, or the files), so pydicom's
     validation of each value is not paid again."""
-    elements = {
+    elements: dict[BaseTag, DataElement | RawDataElement] = {
         _CLASS_TAG: DataElement(
             _CLASS_TAG, "UI", reference.sop_class_uid, validation_mode=_TRUSTED
         ),
