@@ -22,6 +22,7 @@ from pydicom.uid import UID
 
 from dimsefsm import status as st
 from dimsefsm.archive.access import describe_checks, describe_permissions
+from dimsefsm.archive.commitment import describe_commitment
 from dimsefsm.archive.config import DEFAULT_BIND_ADDRESS
 from dimsefsm.archive.index import COMPUTED_KEYS
 from dimsefsm.archive.security import describe_identity_checks
@@ -38,6 +39,7 @@ from dimsefsm.qr.matching import __doc__ as MATCHING_DOC
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
     DEFAULT_TRANSFER_SYNTAXES,
+    STORAGE_COMMITMENT_PUSH_MODEL,
     STORAGE_SOP_CLASSES,
     UNCOMPRESSED_TRANSFER_SYNTAXES,
     VERIFICATION,
@@ -101,6 +103,10 @@ def _lines() -> Iterator[str]:
         served = _QRSCP_MODELS.get(sop.model, "no")
         name = f"{sop.name} (retired)" if sop.retired else sop.name
         yield f"| {name} | {sop.uid} | yes | yes | {served} |"
+    yield (
+        f"| Storage Commitment Push Model | {STORAGE_COMMITMENT_PUSH_MODEL} | yes "
+        "(`stgcmtscu`) | yes | yes (SCP, section 6) |"
+    )
     yield ""
     yield "## 2. Association parameters"
     yield ""
@@ -215,6 +221,10 @@ def _lines() -> Iterator[str]:
     yield "## 6. Storage behaviour of `dimsefsm qrscp` (and `storescp`)"
     yield ""
     yield from _storage_rules()
+    yield ""
+    yield "### Storage Commitment Push Model (PS3.4 Annex J), `dimsefsm qrscp` as SCP"
+    yield ""
+    yield from describe_commitment()
     yield ""
     yield "## 7. Security of `dimsefsm qrscp`: who may do what"
     yield ""

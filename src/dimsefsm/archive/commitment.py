@@ -52,6 +52,7 @@ from dimsefsm.archive.location import INDEX_DIRECTORY
 from dimsefsm.services.commitment import (
     CLASS_INSTANCE_CONFLICT,
     DUPLICATE_TRANSACTION_UID,
+    FAILURE_REASONS,
     NO_SUCH_OBJECT_INSTANCE,
     PROCESSING_FAILURE,
     SOP_CLASS_NOT_SUPPORTED,
@@ -84,6 +85,30 @@ DEFAULT_RETRIES: Final = 3
 DEFAULT_RETRY_INTERVAL: Final = 10.0
 _QUERY_CHUNK: Final = 500  # UIDs per IN (...): below SQLite's and PostgreSQL's limits
 REPORT_SYNTAXES: Final = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
+# The Failure Reasons qrscp's check gives (PS3.3 C.14.1.1).
+FAILURE_REASON_NAMES: Final = {
+    code: FAILURE_REASONS[code]
+    for code in (
+        NO_SUCH_OBJECT_INSTANCE,
+        CLASS_INSTANCE_CONFLICT,
+        SOP_CLASS_NOT_SUPPORTED,
+        PROCESSING_FAILURE,
+        DUPLICATE_TRANSACTION_UID,
+    )
+}
+# How an N-ACTION is refused, in the order it is checked (services.commitment.parse_request).
+REQUEST_REFUSALS: Final = (
+    (st.NOT_AUTHORIZED, "peers are listed and the requestor may not `store`"),
+    (st.NO_SUCH_ACTION, "the Action Type ID is not 1"),
+    (st.INVALID_OBJECT_INSTANCE, "the Requested SOP Instance UID is not the well-known one"),
+    (
+        st.MISSING_ATTRIBUTE,
+        "Transaction UID or Referenced SOP Sequence (or an item's UID) is absent",
+    ),
+    (st.MISSING_ATTRIBUTE_VALUE, "one of them is empty"),
+    (st.INVALID_ARGUMENT_VALUE, "a value is not a UID"),
+    (st.PROCESSING_FAILURE, "the request cannot be journaled"),
+)
 
 
 # -- the check ----------------------------------------------------------------------------
@@ -624,3 +649,30 @@ class _Detached:
         assoc, self.assoc = self.assoc, None
         if assoc is not None and assoc.is_established:
             assoc.release()
+
+
+# -- the conformance statement --------------------------------------------------------------
+def describe_commitment() -> list[str]:
+    """qrscp's Storage Commitment SCP behaviour, for the conformance statement (PS3.2 N):
+    from the tables the code decides with, so it says what the code does."""
+    from dimsefsm.archive.config import Commitment
+
+    defaults = Commitment()
+    reasons = ", ".join(f"0x{code:04X} {name}" for code, name in FAILURE_REASON_NAMES.items())
+    refusals = "; ".join(f"0x{code:04X} when {when}" for code, when in REQUEST_REFUSALS)
+    return [
+        f"- N-ACTION Request Storage Commitment (Action Type ID 1) on the well-known SOP "
+        f"instance {STORAGE_COMMITMENT_INSTANCE}: answered at once, 0x0000 once the request "
+        f"is journaled (`<storage>/.dimsefsm/{JOURNAL_DIRECTORY}/`), else with the failure "
+        f"status and an ErrorComment, nothing journaled: {refusals}.",
+        "- A reference is committed when the index lists its SOP Instance UID under the same "
+        f"SOP Class UID and its file exists; otherwise it is in the Failed SOP Sequence with "
+        f"one of: {reasons}. Event Type ID 1 when all are committed, 2 otherwise.",
+        "- The N-EVENT-REPORT goes on the requesting association while it is open "
+        "(`[commitment] same_association`), else (or when the requestor answers it there "
+        "with a failure) on an association to the requestor, a peer that may `receive`, "
+        "proposing Storage Commitment with SCP/SCU role selection (SCU 0, SCP 1); "
+        f"retried `retries` times (default {defaults.retries}), `retry_interval` seconds "
+        f"apart (default {defaults.retry_interval:g}), then logged as not delivered. A "
+        "request journaled when qrscp stops is checked and reported when it starts again.",
+    ]
