@@ -654,7 +654,8 @@ class _Detached:
 # -- the conformance statement --------------------------------------------------------------
 def describe_commitment() -> list[str]:
     """qrscp's Storage Commitment SCP behaviour, for the conformance statement (PS3.2 N):
-    from the tables the code decides with, so it says what the code does."""
+    the Failure Reasons the check gives, the refusals kept beside ``parse_request`` and
+    the ``[commitment]`` defaults."""
     from dimsefsm.archive.config import Commitment
 
     defaults = Commitment()
