@@ -2,20 +2,24 @@
 
 ``dimsefsm stgcmtscu`` is built on this; so can any application::
 
-    from dimsefsm.ae import AE
-    from dimsefsm.storage_commitment import commitment_ae, request_commitment, references_of
+    from dimsefsm import evt
+    from dimsefsm.storage_commitment import (
+        ReportCollector, commitment_ae, references_of, send_request, wait_on_association)
 
+    collector = ReportCollector()
     ae = commitment_ae("MODALITY")
-    assoc = ae.associate("pacs", 104, ae_title="PACS")
-    result = request_commitment(assoc, references_of(paths), timeout=60)
+    assoc = ae.associate("pacs", 104, ae_title="PACS",
+                         evt_handlers=[(evt.EVT_N_EVENT_REPORT, collector.on_report)])
+    result = send_request(assoc, references_of(paths))
+    result.outcome = wait_on_association(assoc, collector, result.transaction_uid, 60)
     assoc.release()
-    print(result.outcome.committed, result.outcome.failed)
+    print(result.all_committed, result.per_instance())
 
 The report may come back two ways (PS3.4 J.3.3): on the association that
-carried the request, while we keep it open (:func:`request_commitment` with
-``release=False`` waits on it), or on a new association the SCP requests, for
-which we listen (:class:`ReportListener`, accepting Storage Commitment with
-the SCP role for the requestor).  Either way one :class:`ReportCollector`
+carried the request, while we keep it open (:func:`wait_on_association`
+reads it until the report came), or on a new association the SCP requests,
+for which we listen (:class:`ReportListener`, accepting Storage Commitment
+with the SCP role for the requestor; then ``collector.wait``).  Either way one :class:`ReportCollector`
 answers the N-EVENT-REPORT (Success for a report it can read, 0x0110 with an
 ErrorComment otherwise) and keeps the outcome for its Transaction UID.
 """
