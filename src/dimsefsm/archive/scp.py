@@ -39,6 +39,11 @@ from dimsefsm.archive.commitment import (
 )
 from dimsefsm.archive.config import Commitment
 from dimsefsm.archive.index import ArchiveIndex, Conflict
+from dimsefsm.archive.mpps import (
+    MPPS_RETRIEVE,
+    ModalityPerformedProcedureStepSCP,
+    ProcedureStepRecords,
+)
 from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.part10 import remove_stale_temp_files
 from dimsefsm.qr.models import response_identifier
@@ -61,7 +66,12 @@ from dimsefsm.qr.registry import (
 from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
 from dimsefsm.services.commitment import STORAGE_COMMITMENT_PUSH_MODEL
 from dimsefsm.services.storage import StorageConfig
-from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
+from dimsefsm.sop_class import (
+    ALL_TRANSFER_SYNTAXES,
+    MODALITY_PERFORMED_PROCEDURE_STEP,
+    STORAGE_SOP_CLASSES,
+    VERIFICATION,
+)
 
 if TYPE_CHECKING:
     from dimsefsm.archive.access import AccessPolicy
@@ -122,6 +132,12 @@ class QueryRetrieveSCP:
             self.ae.add_supported_context(uid)
         if self.worklist is not None:
             self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
+        # Modality Performed Procedure Step: N-CREATE/N-SET, and N-GET on its Retrieve class.
+        self.mpps = ModalityPerformedProcedureStepSCP(
+            ProcedureStepRecords(lambda: self.index.engine), access
+        )
+        for uid in (MODALITY_PERFORMED_PROCEDURE_STEP, MPPS_RETRIEVE):
+            self.ae.add_supported_context(uid)
         self.ae.add_supported_context(STORAGE_COMMITMENT_PUSH_MODEL)
         commitment = commitment or Commitment()
         self.commitment = CommitmentDesk(
@@ -137,10 +153,6 @@ class QueryRetrieveSCP:
             journal=CommitmentJournal.for_storage(directory),
             make_ae=self._report_ae,
         )
-        # N-ACTION services by SOP class (the handler answers by the request's context).
-        self.n_action_services: dict[str, Callable[[Any], tuple[Any, Dataset | None]]] = {
-            STORAGE_COMMITMENT_PUSH_MODEL: self._commitment_request,
-        }
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
         if access is not None:
@@ -209,21 +221,42 @@ class QueryRetrieveSCP:
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
             (evt.EVT_C_MOVE, self.on_move),
-            (evt.EVT_N_ACTION, self.on_n_action),
+            *((event, self._normalized(event)) for event in NORMALIZED_EVENTS),
         ]
 
-    def on_n_action(self, event: Any) -> tuple[int | Dataset, Dataset | None]:
-        """N-ACTION, by the SOP class of its context: Storage Commitment's request."""
-        answer = self.n_action_services.get(event.context.abstract_syntax)
-        if answer is None:  # a context is only accepted for a class listed here
-            return _status(st.NO_SUCH_SOP_CLASS, "no N-ACTION service for this SOP class"), None
-        return answer(event)
+    def normalized_handlers(self) -> dict[tuple[evt.EventType, str], Any]:
+        """(DIMSE-N event, SOP class of the context) -> the handler of that service."""
+        return {
+            (evt.EVT_N_CREATE, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_create,
+            (evt.EVT_N_SET, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_set,
+            (evt.EVT_N_GET, MPPS_RETRIEVE): self.mpps.on_n_get,
+            (evt.EVT_N_ACTION, STORAGE_COMMITMENT_PUSH_MODEL): self._commitment_request,
+        }
 
     def _commitment_request(self, event: Any) -> tuple[int | Dataset, Dataset | None]:
+        """Storage Commitment's N-ACTION; a listed peer must be one that may store."""
         access = self.access
         return self.commitment.answer(
             event, lambda calling: access is None or access.may(calling, "store")
         )
+
+    def _normalized(self, event_type: evt.EventType) -> Any:
+        """One handler per DIMSE-N event, passing each request to its service's handler:
+        several services (MPPS, UPS, Storage Commitment) share the N events."""
+        table = self.normalized_handlers()
+
+        def route(event: Any) -> Any:
+            handler = table.get((event_type, event.context.abstract_syntax))
+            if handler is None:  # a context of another class: the operation is not ours
+                LOG.warning(
+                    "%s on %s: not an operation of that SOP class here",
+                    event_type.name,
+                    event.context.abstract_syntax,
+                )
+                return _unrecognized(event_type)
+            return handler(event)
+
+        return route
 
     def on_store(self, event: Any) -> int | Dataset:
         """Examine, check against the index, commit and index one received instance."""
@@ -338,6 +371,21 @@ class QueryRetrieveSCP:
             if event.is_cancelled:
                 return
             yield st.PENDING, path
+
+
+NORMALIZED_EVENTS = (evt.EVT_N_CREATE, evt.EVT_N_SET, evt.EVT_N_GET, evt.EVT_N_ACTION)
+
+NORMALIZED_SERVICES: dict[str, str] = {
+    MODALITY_PERFORMED_PROCEDURE_STEP: "yes: N-CREATE, N-SET (steps kept in the index)",
+    MPPS_RETRIEVE: "yes: N-GET",
+    STORAGE_COMMITMENT_PUSH_MODEL: "yes: N-ACTION, reports by N-EVENT-REPORT (section 6)",
+}
+"""The DIMSE-N SOP classes qrscp serves, and how (for the conformance statement)."""
+
+
+def _unrecognized(event_type: evt.EventType) -> Any:
+    status = _status(st.UNRECOGNIZED_OPERATION, "operation not supported on this SOP class")
+    return status if event_type is evt.EVT_N_DELETE else (status, None)
 
 
 def _status(code: int, comment: str) -> Dataset:

@@ -198,6 +198,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
         "dimsefsm.storage",
         "dimsefsm.qr.worklist",
         "dimsefsm.access",
+        "dimsefsm.mpps",
         "dimsefsm.commitment",
     ):
         logging.getLogger(name).setLevel(logging.INFO)

@@ -63,10 +63,11 @@ from sqlalchemy.exc import DBAPIError
 from dimsefsm.archive.db.attributes import AttributeRow, attribute_rows
 from dimsefsm.archive.db.columns import LEVEL_COLUMNS
 from dimsefsm.archive.db.header import header_of
+from dimsefsm.archive.db.mpps_table import add_mpps_table, declare_mpps_table
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -135,6 +136,8 @@ series_attribute = Table(
     UniqueConstraint("tag", "value", "truncated", "series_pk", name="uq_series_attribute"),
 )
 
+mpps = declare_mpps_table(metadata)
+
 LEVEL_TABLES: Final = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
 
 # Unique keys are covered by the unique constraints; these serve hierarchy walks
@@ -202,7 +205,10 @@ def _add_series_attribute_table(connection: Connection) -> None:
     LOG.info("index: attribute values of %d instance(s) recorded per series", count)
 
 
-MIGRATIONS: Final = {1: _add_series_attribute_table}
+MIGRATIONS: Final = {
+    1: _add_series_attribute_table,
+    2: lambda connection: add_mpps_table(mpps, connection),
+}
 """From a version to the next: run in the schema check's transaction, so all or nothing."""
 
 
