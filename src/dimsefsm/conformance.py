@@ -39,7 +39,6 @@ from dimsefsm.qr.matching import __doc__ as MATCHING_DOC
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
     DEFAULT_TRANSFER_SYNTAXES,
-    STORAGE_COMMITMENT_PUSH_MODEL,
     STORAGE_SOP_CLASSES,
     UNCOMPRESSED_TRANSFER_SYNTAXES,
     VERIFICATION,

@@ -19,9 +19,10 @@ The report may come back two ways (PS3.4 J.3.3): on the association that
 carried the request, while we keep it open (:func:`wait_on_association`
 reads it until the report came), or on a new association the SCP requests,
 for which we listen (:class:`ReportListener`, accepting Storage Commitment
-with the SCP role for the requestor; then ``collector.wait``).  Either way one :class:`ReportCollector`
-answers the N-EVENT-REPORT (Success for a report it can read, 0x0110 with an
-ErrorComment otherwise) and keeps the outcome for its Transaction UID.
+with the SCP role for the requestor; then ``collector.wait``).  Either way
+one :class:`ReportCollector` answers the N-EVENT-REPORT (Success for a report
+it can read, 0x0110 with an ErrorComment otherwise) and keeps the outcome for
+its Transaction UID.
 """
 
 from __future__ import annotations
