@@ -331,3 +331,32 @@ def test_no_address_for_the_requestor_is_given_up(
     submit(desk)
     assert "may receive" in caplog.text
     assert not desk.journal.holds("1.2.3.99")
+
+
+@pytest.mark.parametrize("separate", [False, True], ids=["in-process", "before-workers"])
+def test_qrscp_resumes_journaled_requests_at_start(tmp_path: Path, separate: bool) -> None:
+    """What ``qrscp`` does at start (with ``--workers`` N > 1 on a desk and an index of its
+    own, so no forked worker inherits its threads): each journaled request is checked
+    and reported on a new association, then forgotten."""
+    from dimsefsm.archive.scp import QueryRetrieveSCP
+    from dimsefsm.storage_commitment import ReportCollector, ReportListener
+    from tests.interop.peers import LOCALHOST, free_port
+
+    port = free_port()
+    scp = QueryRetrieveSCP("QR", tmp_path / "store", destinations={"MOD": (LOCALHOST, port)})
+    scp.load()
+    held = stored(scp.index, "held")
+    request = CommitmentRequest("1.2.3.77", (held, Reference(CT, "1.2.3.78")))
+    scp.commitment.journal.write(JournalEntry(request, "MOD"))
+    collector = ReportCollector()
+    with ReportListener("MOD", (LOCALHOST, port), collector):
+        desk, stop = scp.resume_commitments(separate=separate)
+        outcome = collector.wait("1.2.3.77", 30)
+        assert desk.wait_idle(30)
+        stop()
+    scp.close()
+    assert outcome is not None
+    assert outcome.committed == (held,)
+    assert outcome.failed == ((Reference(CT, "1.2.3.78"), 0x0112),)
+    assert (desk is scp.commitment) is not separate
+    assert scp.commitment.journal.entries() == []
