@@ -360,3 +360,48 @@ def test_qrscp_resumes_journaled_requests_at_start(tmp_path: Path, separate: boo
     assert outcome.failed == ((Reference(CT, "1.2.3.78"), 0x0112),)
     assert (desk is scp.commitment) is not separate
     assert scp.commitment.journal.entries() == []
+
+
+@dataclass
+class AnsweredReport:
+    """The report's operation once its response came (``start_n_request``'s return)."""
+
+    done: bool = True
+
+    def reply(self) -> tuple[Dataset, None]:
+        status = Dataset()
+        status.Status = st.SUCCESS
+        return status, None
+
+
+@dataclass
+class OpenEngine:
+    is_established: bool = True
+    started: list[Any] = field(default_factory=list)
+
+    def start_scp_operation(self, key: int, op: Any) -> None:
+        assert key < 0  # never a Message ID a C-CANCEL could name
+        self.started.append(op)
+
+
+def test_an_answer_that_came_with_the_release_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requestor answered the report and released at once: the engine closes the
+    operation with the answer already in; the report was delivered, no new association."""
+    from dimsefsm.services import normalized
+
+    monkeypatch.setattr(normalized, "start_n_request", lambda *a, **k: AnsweredReport())
+    ae = FakeAE([])
+    desk = desk_with(tmp_path, ae)
+    exchange = desk.request(1, sc.STORAGE_COMMITMENT_INSTANCE, information(), "MODALITY")
+    assert isinstance(exchange, sc.CommitmentExchange)
+    engine = OpenEngine()
+    desk.start(exchange, engine)
+    (op,) = engine.started
+    op.step()  # the check, then the report on the requesting association
+    assert exchange.state == "ReportingSame"
+    engine.is_established = False
+    op.close()  # released: the answer read in the same pump
+    assert exchange.state == "Done" and op.done
+    assert ae.called == [] and desk.journal.entries() == []
