@@ -18,6 +18,7 @@ CHART_MODULES = (
     "dimsefsm.services.ups_state",
     "dimsefsm.services.mpps",
     "dimsefsm.services.normalized",
+    "dimsefsm.services.commitment",
 )
 
 
