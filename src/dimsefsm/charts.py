@@ -15,6 +15,7 @@ CHART_MODULES = (
     "dimsefsm.services.find",
     "dimsefsm.services.get",
     "dimsefsm.services.move",
+    "dimsefsm.services.ups_state",
     "dimsefsm.services.mpps",
     "dimsefsm.services.normalized",
     "dimsefsm.services.commitment",

@@ -41,6 +41,7 @@ class Service(StrEnum):
     BASIC_WORKLIST = "Basic Worklist Management"
     RELEVANT_PATIENT = "Relevant Patient Information Query"
     SUBSTANCE_ADMINISTRATION = "Substance Administration Query"
+    UNIFIED_PROCEDURE_STEP = "Unified Procedure Step"
     N_EVENT_REPORT = "DIMSE-N N-EVENT-REPORT"
     N_GET = "DIMSE-N N-GET"
     N_SET = "DIMSE-N N-SET"
@@ -106,6 +107,27 @@ UNABLE_TO_EXTRACT_FRAMES: Final = 0xAA02
 TIME_BASED_REQUEST_FOR_NON_TIME_BASED: Final = 0xAA03
 INVALID_FRAME_REQUEST: Final = 0xAA04
 SUBOPERATIONS_WITH_FAILURES: Final = 0xB000
+
+# Unified Procedure Step (PS3.4 CC.2.1.4, CC.2.2.4, CC.2.3.4, CC.2.5.4, CC.2.6.4, CC.2.7.4)
+UPS_CREATED_WITH_MODIFICATIONS: Final = 0xB300
+UPS_DELETION_LOCK_NOT_GRANTED: Final = 0xB301
+UPS_ALREADY_CANCELED: Final = 0xB304
+UPS_COERCED_INVALID_VALUES: Final = 0xB305
+UPS_ALREADY_COMPLETED_WARNING: Final = 0xB306
+UPS_MAY_NO_LONGER_BE_UPDATED: Final = 0xC300
+UPS_WRONG_TRANSACTION_UID: Final = 0xC301
+UPS_ALREADY_IN_PROGRESS: Final = 0xC302
+UPS_SCHEDULED_ONLY_BY_CREATE: Final = 0xC303
+UPS_FINAL_STATE_REQUIREMENTS_NOT_MET: Final = 0xC304
+UPS_NO_SUCH_INSTANCE: Final = 0xC307
+UPS_UNKNOWN_RECEIVING_AE: Final = 0xC308
+UPS_NOT_SCHEDULED: Final = 0xC309
+UPS_NOT_IN_PROGRESS: Final = 0xC310
+UPS_ALREADY_COMPLETED: Final = 0xC311
+UPS_PERFORMER_UNREACHABLE: Final = 0xC312
+UPS_PERFORMER_REFUSES_CANCEL: Final = 0xC313
+UPS_ACTION_NOT_APPROPRIATE: Final = 0xC314
+UPS_NO_EVENT_REPORTS: Final = 0xC315
 
 # Library codes (pynetdicom meanings, inside the standard's Cxxx failure range)
 STATUS_DATASET_WITHOUT_STATUS: Final = 0xC001
@@ -479,6 +501,73 @@ SUBSTANCE_ADMINISTRATION_STATUSES: Final = _table(
     (_UNABLE_TO_PROCESS,),
 )
 
+UNIFIED_PROCEDURE_STEP_STATUSES: Final = _table(
+    Service.UNIFIED_PROCEDURE_STEP,
+    _general(
+        SUCCESS,
+        OPTIONAL_ATTRIBUTES_NOT_SUPPORTED,
+        NO_SUCH_ATTRIBUTE,
+        INVALID_ATTRIBUTE_VALUE,
+        ATTRIBUTE_LIST_ERROR,
+        PROCESSING_FAILURE,
+        DUPLICATE_SOP_INSTANCE,
+        NO_SUCH_SOP_INSTANCE,
+        NO_SUCH_ARGUMENT,
+        INVALID_ARGUMENT_VALUE,
+        ATTRIBUTE_VALUE_OUT_OF_RANGE,
+        INVALID_OBJECT_INSTANCE,
+        NO_SUCH_SOP_CLASS,
+        CLASS_INSTANCE_CONFLICT,
+        MISSING_ATTRIBUTE,
+        MISSING_ATTRIBUTE_VALUE,
+        SOP_CLASS_NOT_SUPPORTED,
+        NO_SUCH_ACTION,
+        NOT_AUTHORIZED,
+        DUPLICATE_INVOCATION,
+        UNRECOGNIZED_OPERATION,
+        MISTYPED_ARGUMENT,
+        RESOURCE_LIMITATION,
+        CANCEL,
+    ),
+    {
+        **_QUERY_PENDING,
+        UPS_CREATED_WITH_MODIFICATIONS: (_W, "The UPS was created with modifications"),
+        UPS_DELETION_LOCK_NOT_GRANTED: (_W, "Deletion Lock not granted"),
+        UPS_ALREADY_CANCELED: (_W, "The UPS is already in the requested state of CANCELED"),
+        UPS_COERCED_INVALID_VALUES: (_W, "Coerced invalid values to valid values"),
+        UPS_ALREADY_COMPLETED_WARNING: (
+            _W,
+            "The UPS is already in the requested state of COMPLETED",
+        ),
+        UPS_MAY_NO_LONGER_BE_UPDATED: (_F, "Refused: the UPS may no longer be updated"),
+        UPS_WRONG_TRANSACTION_UID: (_F, "Refused: the correct Transaction UID was not provided"),
+        UPS_ALREADY_IN_PROGRESS: (_F, "Refused: the UPS is already IN PROGRESS"),
+        UPS_SCHEDULED_ONLY_BY_CREATE: (
+            _F,
+            "Refused: the UPS may only become SCHEDULED via N-CREATE, not N-SET or N-ACTION",
+        ),
+        UPS_FINAL_STATE_REQUIREMENTS_NOT_MET: (
+            _F,
+            "Refused: the UPS has not met final state requirements for the requested state change",
+        ),
+        UPS_NO_SUCH_INSTANCE: (
+            _F,
+            "Specified SOP Instance UID does not exist or is not a UPS Instance managed by "
+            "this SCP",
+        ),
+        UPS_UNKNOWN_RECEIVING_AE: (_F, "Receiving AE-TITLE is unknown to this SCP"),
+        UPS_NOT_SCHEDULED: (_F, "Failed: the provided value of UPS State was not SCHEDULED"),
+        UPS_NOT_IN_PROGRESS: (_F, "Refused: the UPS is not yet in the IN PROGRESS state"),
+        UPS_ALREADY_COMPLETED: (_F, "Refused: the UPS is already COMPLETED"),
+        UPS_PERFORMER_UNREACHABLE: (_F, "Refused: the performer cannot be contacted"),
+        UPS_PERFORMER_REFUSES_CANCEL: (_F, "Refused: performer chooses not to cancel"),
+        UPS_ACTION_NOT_APPROPRIATE: (
+            _F,
+            "Refused: specified action not appropriate for specified instance",
+        ),
+        UPS_NO_EVENT_REPORTS: (_F, "Refused: SCP does not support Event Reports"),
+    },
+)
 # -- DIMSE-N (PS3.7 10.1.1-10.1.6: the statuses each N response may carry) ---------------
 NAMES: Final[dict[int, str]] = {
     NO_SUCH_ATTRIBUTE: "no_such_attribute",
@@ -588,6 +677,7 @@ TABLES: Final[dict[Service, StatusTable]] = {
         BASIC_WORKLIST_STATUSES,
         RELEVANT_PATIENT_STATUSES,
         SUBSTANCE_ADMINISTRATION_STATUSES,
+        UNIFIED_PROCEDURE_STEP_STATUSES,
         *N_STATUS_TABLES.values(),
     )
 }

@@ -43,6 +43,8 @@ WALKED = (
     ),
     "storage-commitment-scp",
     "upper-layer",
+    "ups-global-subscription",
+    "ups-state",
 )
 """Every chart: the walk checks them all."""
 

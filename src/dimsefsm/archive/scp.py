@@ -44,6 +44,7 @@ from dimsefsm.archive.mpps import (
     ModalityPerformedProcedureStepSCP,
     ProcedureStepRecords,
 )
+from dimsefsm.archive.ups import UPS_CLASSES, UpsService
 from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.part10 import remove_stale_temp_files
 from dimsefsm.qr.models import response_identifier
@@ -61,6 +62,7 @@ from dimsefsm.qr.registry import (
     STUDY_ROOT_FIND,
     STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
+    UPS_FIND_CLASSES,
     lookup,
 )
 from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
@@ -70,6 +72,10 @@ from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
     MODALITY_PERFORMED_PROCEDURE_STEP,
     STORAGE_SOP_CLASSES,
+    UPS_EVENT,
+    UPS_PULL,
+    UPS_PUSH,
+    UPS_WATCH,
     VERIFICATION,
 )
 
@@ -123,6 +129,8 @@ class QueryRetrieveSCP:
         # --fsync: the index commit is as durable as the file (see archive.db.schema.open_engine).
         self.index = ArchiveIndex(directory, database, durable=fsync)
         self.worklist = WorklistDirectory(worklist) if worklist is not None else None
+        # UPS records live in the index database; event reports go to peers that may receive.
+        self.ups = UpsService(self.index, ae_title, self.destinations)
         self.ae = AE(ae_title)
         self.ae.add_supported_context(VERIFICATION)
         for uid in STORAGE_SOP_CLASSES:
@@ -132,6 +140,8 @@ class QueryRetrieveSCP:
             self.ae.add_supported_context(uid)
         if self.worklist is not None:
             self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
+        for uid in UPS_CLASSES:
+            self.ae.add_supported_context(uid)
         # Modality Performed Procedure Step: N-CREATE/N-SET, and N-GET on its Retrieve class.
         self.mpps = ModalityPerformedProcedureStepSCP(
             ProcedureStepRecords(lambda: self.index.engine), access
@@ -178,7 +188,9 @@ class QueryRetrieveSCP:
         return count
 
     def close(self) -> None:
-        """Return the database connections (every change is already committed)."""
+        """Send the queued UPS event reports, then return the database connections (every
+        change is already committed)."""
+        self.ups.close()
         self.index.close()
 
     def resume_commitments(self, separate: bool) -> tuple[CommitmentDesk, Callable[[], None]]:
@@ -230,6 +242,11 @@ class QueryRetrieveSCP:
             (evt.EVT_N_CREATE, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_create,
             (evt.EVT_N_SET, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_set,
             (evt.EVT_N_GET, MPPS_RETRIEVE): self.mpps.on_n_get,
+            # UPS (PS3.4 CC.2): every request names the UPS Push class, on any UPS context.
+            (evt.EVT_N_CREATE, UPS_PUSH): self.ups.on_n_create,
+            **{(evt.EVT_N_SET, uid): self.ups.on_n_set for uid in (UPS_PUSH, UPS_PULL)},
+            **{(evt.EVT_N_GET, uid): self.ups.on_n_get for uid in UPS_N_CONTEXTS},
+            **{(evt.EVT_N_ACTION, uid): self.ups.on_n_action for uid in UPS_N_CONTEXTS},
             (evt.EVT_N_ACTION, STORAGE_COMMITMENT_PUSH_MODEL): self._commitment_request,
         }
 
@@ -303,6 +320,12 @@ class QueryRetrieveSCP:
         return _status(refusal.status, refusal.comment)
 
     def on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
+        if event.context.abstract_syntax in UPS_FIND_CLASSES:
+            for identifier in self.ups.find(event.identifier):
+                if event.is_cancelled:
+                    return
+                yield st.PENDING, identifier
+            return
         sop = lookup(event.context.abstract_syntax)
         assert sop is not None
         request = event.identifier
@@ -374,10 +397,15 @@ class QueryRetrieveSCP:
 
 
 NORMALIZED_EVENTS = (evt.EVT_N_CREATE, evt.EVT_N_SET, evt.EVT_N_GET, evt.EVT_N_ACTION)
+UPS_N_CONTEXTS = (UPS_PUSH, UPS_PULL, UPS_WATCH)
 
 NORMALIZED_SERVICES: dict[str, str] = {
     MODALITY_PERFORMED_PROCEDURE_STEP: "yes: N-CREATE, N-SET (steps kept in the index)",
     MPPS_RETRIEVE: "yes: N-GET",
+    UPS_PUSH: "yes: N-CREATE, N-GET, N-ACTION Request Cancel (UPS records kept in the index)",
+    UPS_PULL: "yes: C-FIND, N-GET, N-SET, N-ACTION Change UPS State",
+    UPS_WATCH: "yes: C-FIND, N-GET, N-ACTION Subscribe/Unsubscribe/Suspend, Request Cancel",
+    UPS_EVENT: "yes: N-EVENT-REPORT to subscribers that may receive, on a new association",
     STORAGE_COMMITMENT_PUSH_MODEL: "yes: N-ACTION, reports by N-EVENT-REPORT (section 6)",
 }
 """The DIMSE-N SOP classes qrscp serves, and how (for the conformance statement)."""

@@ -32,6 +32,8 @@ _CHART_SERVICE = {
     "c-find": st.Service.QR_FIND,
     "c-get": st.Service.QR_GET,
     "c-move": st.Service.QR_MOVE,
+    "ups": st.Service.UNIFIED_PROCEDURE_STEP,
+    "ups-global": st.Service.UNIFIED_PROCEDURE_STEP,
 }
 
 

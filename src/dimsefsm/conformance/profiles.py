@@ -270,8 +270,13 @@ def storescp() -> Profile:
 def qrscp() -> Profile:
     """qrscp's AE as built from its default settings, the worklist contexts conditional."""
     from dimsefsm.archive.scp import QueryRetrieveSCP
+    from dimsefsm.archive.ups import UPS_EVENT_CLASS
     from dimsefsm.cli.qrscp import apply_settings, effective_settings
-    from dimsefsm.sop_class import STORAGE_COMMITMENT_PUSH_MODEL, STORAGE_SOP_CLASSES
+    from dimsefsm.sop_class import (
+        DEFAULT_TRANSFER_SYNTAXES,
+        STORAGE_COMMITMENT_PUSH_MODEL,
+        STORAGE_SOP_CLASSES,
+    )
     from dimsefsm.storage_commitment import SYNTAXES as _COMMITMENT_SYNTAXES
 
     settings = effective_settings(parsed("qrscp"))
@@ -325,12 +330,26 @@ def qrscp() -> Profile:
             "a restart."
         ),
     )
+    ups_reports = Activity(
+        "UPS event reports",
+        "each subscriber of a Unified Procedure Step (its Receiving AE)",
+        "a UPS is created, claimed, set, completed, canceled or asked to cancel, or an AE "
+        'subscribes, and the subscriber is a `[peers.NAME]` with `may = ["receive"]` or a '
+        "`--dest`",
+        (ProposedContext(UPS_EVENT_CLASS, DEFAULT_TRANSFER_SYNTAXES, "SCU"),),
+        note=(
+            "After the change is committed, in order, one association per subscriber and "
+            "batch of reports (UPS State Report, Cancel Requested, Progress Report, UPS "
+            "Assigned), each an N-EVENT-REPORT naming the UPS Push class; a subscriber that "
+            "cannot be reached is logged and skipped, the change stands."
+        ),
+    )
     return Profile(
         "qrscp",
         "Query/Retrieve SCP, Storage SCP, Worklist FIND SCP, Verification SCP, "
         "Storage Commitment SCP, MPPS SCP, UPS SCP",
         full.ae,
-        (sub_operations, commitment_reports),
+        (sub_operations, commitment_reports, ups_reports),
         accepts=True,
         conditional=conditional,
         operations=operations,
@@ -342,6 +361,8 @@ def qrscp() -> Profile:
             "c-get-scp",
             "c-move-scp",
             *n_charts,
+            "ups-state",
+            "ups-global-subscription",
             "c-store-scu",
             "association",
         ),

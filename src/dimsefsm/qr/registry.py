@@ -40,6 +40,10 @@ SUBSTANCE_ADMINISTRATION: Final = "substance-administration"
 PROTOCOL_APPROVAL: Final = "protocol-approval"
 INVENTORY: Final = "inventory"
 REPOSITORY_QUERY: Final = "repository-query"
+UNIFIED_PROCEDURE_STEP: Final = "unified-procedure-step"
+"""The UPS information model (PS3.4 CC.2.8): flat like the worklist and matched alike.  Its
+C-FIND classes (:data:`UPS_FIND_CLASSES`) are rows of no table here: they are DIMSE-N
+classes too (N-GET, N-SET, N-ACTION), which :mod:`dimsefsm.sop_class` names."""
 
 HIERARCHICAL_MODELS: Final[frozenset[str]] = frozenset(
     {
@@ -362,6 +366,14 @@ PROTOCOL_APPROVAL_GET: Final = "1.2.840.10008.5.1.4.1.1.200.6"
 INVENTORY_FIND: Final = "1.2.840.10008.5.1.4.1.1.201.2"
 INVENTORY_MOVE: Final = "1.2.840.10008.5.1.4.1.1.201.3"
 INVENTORY_GET: Final = "1.2.840.10008.5.1.4.1.1.201.4"
+
+
+UPS_FIND_CLASSES: Final[tuple[str, ...]] = (
+    "1.2.840.10008.5.1.4.34.6.3",  # Unified Procedure Step - Pull
+    "1.2.840.10008.5.1.4.34.6.2",  # Unified Procedure Step - Watch
+    "1.2.840.10008.5.1.4.34.6.5",  # Unified Procedure Step - Query
+)
+"""The SOP classes whose C-FIND queries the :data:`UNIFIED_PROCEDURE_STEP` model."""
 
 
 def lookup(uid: str) -> QRSopClass | None:

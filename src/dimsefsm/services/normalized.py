@@ -42,7 +42,7 @@ from dimsefsm.services.single_response import (
     is_dataset,
     make_scu_chart,
 )
-from dimsefsm.sop_class import META_SOP_CLASSES
+from dimsefsm.sop_class import META_SOP_CLASSES, UPS_EVENT, UPS_PULL, UPS_PUSH, UPS_WATCH
 from dimsefsm.uid import uid_problem
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from dimsefsm.engine import AssociationEngine
 
 LOG = logging.getLogger("dimsefsm.normalized")
+
+UPS_CONTEXTS: Final = frozenset({UPS_PULL, UPS_WATCH, UPS_EVENT, "1.2.840.10008.5.1.4.34.6.5"})
+"""Contexts whose requests name the UPS Push SOP class (PS3.4 CC.3.1), UPS Query's too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -649,6 +652,8 @@ class NormalizedScp(SingleResponseScp):
 
     def not_the_context_class(self, event: EventData) -> bool:
         ctx = self.context
+        if ctx is not None and self.sop_class == UPS_PUSH and ctx.abstract_syntax in UPS_CONTEXTS:
+            return False  # every UPS is a UPS Push instance, whatever its context (CC.3.1)
         return self._refuses(
             ctx is None
             or (

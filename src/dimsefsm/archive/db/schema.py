@@ -67,7 +67,7 @@ from dimsefsm.archive.db.mpps_table import add_mpps_table, declare_mpps_table
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -205,9 +205,17 @@ def _add_series_attribute_table(connection: Connection) -> None:
     LOG.info("index: attribute values of %d instance(s) recorded per series", count)
 
 
+def _add_workflow_tables(connection: Connection) -> None:
+    """Version 3 to 4: the Unified Procedure Step tables (``ups_table``), empty."""
+    from dimsefsm.archive.db.ups_table import add_ups_tables
+
+    add_ups_tables(connection)
+
+
 MIGRATIONS: Final = {
     1: _add_series_attribute_table,
     2: lambda connection: add_mpps_table(mpps, connection),
+    3: _add_workflow_tables,
 }
 """From a version to the next: run in the schema check's transaction, so all or nothing."""
 
@@ -354,3 +362,7 @@ def _migrate(connection: Connection, url: str, version: int) -> None:
         version += 1
     connection.execute(schema_table.update().values(version=version))
     LOG.info("index database %s: schema version %d brought to %d", url, started, version)
+
+
+# The workflow tables join ``metadata`` (created with the others, migrated above).
+from dimsefsm.archive.db import ups_table as _ups_table  # noqa: E402,F401
