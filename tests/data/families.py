@@ -53,7 +53,7 @@ def _common(sop_class: str, uid: str | None) -> Dataset:
 
 def hanging_protocol(uid: str | None = None, *, user: str = "jdoe") -> Dataset:
     ds = _common(HANGING_PROTOCOL_STORAGE, uid)
-    ds.HangingProtocolName = "CHEST CT 2 PRIORS"
+    ds.HangingProtocolName = "CHEST CT PRIORS"
     ds.HangingProtocolDescription = "Chest CT with two priors, lung and mediastinum windows"
     ds.HangingProtocolLevel = "USER"
     ds.HangingProtocolCreator = "Dr. J. Doe"
