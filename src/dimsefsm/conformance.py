@@ -43,6 +43,7 @@ from dimsefsm.sop_class import (
     VERIFICATION,
     lookup,
 )
+from dimsefsm.qr.flat_models import FLAT_MODELS
 from dimsefsm.uid import MAX_UID_LENGTH
 
 # Which status table gives a chart's codes their meaning.
@@ -62,6 +63,7 @@ _QRSCP_MODELS = {
     registry.COMPOSITE_INSTANCE_ROOT: "yes",
     registry.COMPOSITE_INSTANCE_NO_BULK: "yes",
     registry.MODALITY_WORKLIST: "with `--worklist DIR`",
+    **{model: "yes (keys: section 5)" for model in FLAT_MODELS},
 }
 
 
@@ -205,6 +207,7 @@ def _lines() -> Iterator[str]:
         + " from the stored instances of each patient, study or series, returns them when "
         "asked and matches them like any other key (e.g. `ModalitiesInStudy=MR`)."
     )
+    yield from _flat_model_keys()
     yield ""
     yield "## 6. Storage behaviour of `dimsefsm qrscp` (and `storescp`)"
     yield ""
@@ -268,6 +271,30 @@ def _security() -> Iterator[str]:
     yield "|---|---|"
     for check, answer in describe_checks():
         yield f"| {check} | {answer} |"
+
+
+def _flat_model_keys() -> Iterator[str]:
+    """The single-level models ``qrscp`` serves: storage classes and key tables (data)."""
+    for model in FLAT_MODELS.values():
+        yield ""
+        yield f"### {model.title} information model ({model.section})"
+        yield ""
+        yield (
+            f"Storage classes: {', '.join(_sop_name(uid) for uid in model.storage_classes)}. "
+            "C-FIND: the Worklist search method, no Query/Retrieve Level, one response per "
+            "instance; every key below is matched when given a value (sequence keys item by "
+            "item), the Retrieve AE Title is returned when asked. C-GET / C-MOVE: SOP "
+            "Instance UID, one or a list; other keys are ignored."
+        )
+        yield ""
+        yield "| Attribute | Tag | Matching key | Return key |"
+        yield "|---|---|---|---|"
+        rows = [(key, "") for key in model.keys]
+        while rows:
+            key, depth = rows.pop(0)
+            tag = f"({key.tag >> 16:04X},{key.tag & 0xFFFF:04X})"
+            yield f"| {depth}{key.keyword} | {tag} | {key.matching} | {key.returned} |"
+            rows[0:0] = [(item, depth + ">") for item in key.items]
 
 
 def _matching_rules() -> Iterator[str]:
