@@ -34,6 +34,7 @@ from dimsefsm.charts import all_charts
 from dimsefsm.fsm.chart import Chart
 from dimsefsm.pdu.model import APPLICATION_CONTEXT
 from dimsefsm.qr import registry
+from dimsefsm.qr.flat_models import FLAT_MODELS
 from dimsefsm.qr.matching import __doc__ as MATCHING_DOC
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
@@ -43,7 +44,6 @@ from dimsefsm.sop_class import (
     VERIFICATION,
     lookup,
 )
-from dimsefsm.qr.flat_models import FLAT_MODELS
 from dimsefsm.uid import MAX_UID_LENGTH
 
 # Which status table gives a chart's codes their meaning.

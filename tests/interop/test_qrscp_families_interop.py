@@ -122,7 +122,9 @@ def test_pynetdicom_stores_finds_gets_and_moves_each_family(
             ae.add_requested_context(pyn_class(model, "Find"))
             ae.add_requested_context(pyn_class(model, "Get"))
             ae.add_requested_context(pyn_class(model, "Move"))
-        roles = [build_role(uid, scu_role=True, scp_role=True) for uid in storage_classes]
+        roles: list[Any] = [
+            build_role(uid, scu_role=True, scp_role=True) for uid in storage_classes
+        ]
         got = Received()
         assoc = ae.associate(
             LOCALHOST,
@@ -145,7 +147,7 @@ def test_pynetdicom_stores_finds_gets_and_moves_each_family(
                 for keyword, value in keys.items():
                     setattr(query, keyword, value)
                 responses = list(assoc.send_c_find(query, pyn_class(model, "Find")))
-                pending = [ident for status, ident in responses if status.Status == 0xFF00]
+                pending = [i for s, i in responses if s.Status == 0xFF00 and i is not None]
                 assert [str(ident.SOPInstanceUID) for ident in pending] == [uid], model
                 assert "QueryRetrieveLevel" not in pending[0]
                 for keyword in keys:
@@ -164,11 +166,14 @@ def test_pynetdicom_stores_finds_gets_and_moves_each_family(
             query.SOPClassUID = XA_DPP_STORAGE
             query.SOPInstanceUID = ""
             dpp = pyn_class(registry.DEFINED_PROCEDURE_PROTOCOL, "Find")
-            found = [i for s, i in assoc.send_c_find(query, dpp) if s.Status == 0xFF00]
+            found = [
+                i for s, i in assoc.send_c_find(query, dpp) if s.Status == 0xFF00 and i is not None
+            ]
             assert [str(i.SOPInstanceUID) for i in found] == [str(dcmread(xa).SOPInstanceUID)]
         finally:
             assoc.release()
     finally:
+        assert store_server is not None
         store_server.shutdown()
 
 
@@ -193,7 +198,7 @@ def pynetdicom_qr_scp(
                 continue
             value = str(elem.value)
             have = str(ds.get(elem.keyword, ""))
-            if value.endswith("*") and have.startswith(value[:-1]) or have == value:
+            if (value.endswith("*") and have.startswith(value[:-1])) or have == value:
                 continue
             return False
         return True
@@ -203,7 +208,7 @@ def pynetdicom_qr_scp(
             if matches(event.identifier, ds):
                 answer = Dataset()
                 for elem in event.identifier:
-                    answer[elem.keyword] = ds[elem.keyword] if elem.keyword in ds else elem
+                    answer[elem.tag] = ds.get(elem.tag, elem)
                 yield 0xFF00, answer
 
     def wanted(event: Any) -> list[Dataset]:
@@ -227,8 +232,8 @@ def pynetdicom_qr_scp(
     ae = PynetdicomAE(ae_title="PYNQR")
     for uid in by_class:
         ae.add_supported_context(uid)
-    for model in FLAT_MODELS.values():
-        for uid in model.storage_classes:
+    for flat in FLAT_MODELS.values():
+        for uid in flat.storage_classes:
             # The files' syntax only: what arrives can be compared byte for byte.
             ae.add_supported_context(uid, ExplicitVRLittleEndian, scu_role=True, scp_role=True)
             ae.add_requested_context(uid, ExplicitVRLittleEndian)
@@ -242,6 +247,7 @@ def pynetdicom_qr_scp(
             (evt.EVT_C_MOVE, on_move),
         ],
     )
+    assert server is not None
     try:
         yield port, destinations
     finally:

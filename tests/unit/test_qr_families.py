@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import Dataset
@@ -221,18 +222,20 @@ def _as_version_2(index: ArchiveIndex, ds: Dataset, path: Path) -> None:
     """File ``ds`` as version 2 did: under the empty Patient ID, study and series."""
     identity, levels = columns_of(ds)
     with index.engine.begin() as connection:
-        patient_pk = connection.execute(insert(patient).values(patient_id="")).inserted_primary_key
-        study_pk = connection.execute(
-            insert(study).values(patient_pk=patient_pk[0], study_uid="")
-        ).inserted_primary_key
-        series_pk = connection.execute(
-            insert(series).values(study_pk=study_pk[0], series_uid="")
-        ).inserted_primary_key
+
+        def new_row(statement: Any) -> int:
+            key = connection.execute(statement).inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+        patient_pk = new_row(insert(patient).values(patient_id=""))
+        study_pk = new_row(insert(study).values(patient_pk=patient_pk, study_uid=""))
+        series_pk = new_row(insert(series).values(study_pk=study_pk, series_uid=""))
         connection.execute(
             insert(instance).values(
                 dict(
                     levels["IMAGE"],
-                    series_pk=series_pk[0],
+                    series_pk=series_pk,
                     sop_uid=identity[3],
                     path=str(path),
                     header=header_bytes(ds),
@@ -272,4 +275,3 @@ def test_an_index_of_version_2_moves_its_family_instances_at_start(
         assert record is not None and record.path == tmp_path / "hp.dcm"
     finally:
         archive.close()
-

@@ -483,7 +483,9 @@ def test_flat_find_refuses_a_sequence_key_of_two_items() -> None:
         HangingProtocolUserIdentificationCodeSequence=[_code("A"), _code("B")],
     )
     problem = check_identifier("hanging-protocol", identifier, "find")
-    assert problem == IdentifierProblem(A900, "Sequence key must have one item: (0072,000E)", (user,))
+    assert problem == IdentifierProblem(
+        A900, "Sequence key must have one item: (0072,000E)", (user,)
+    )
     one = ident(HangingProtocolUserIdentificationCodeSequence=[_code("A")])
     assert check_identifier("hanging-protocol", one, "find") is None
 

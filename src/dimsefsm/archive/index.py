@@ -693,6 +693,8 @@ def _lock_uid(connection: Connection, uid: str) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.execute(_UID_LOCK, {"space": _UID_LOCK_SPACE, "uid": uid})
+
+
 _INSTANCE_COLUMNS: Final = ("series_pk", "header", "path", *_column_names("IMAGE"))
 _INSERT_INSTANCE: Final = _Prepared(
     instance.insert().values({name: bindparam(name) for name in ("sop_uid", *_INSTANCE_COLUMNS)})

@@ -21,8 +21,8 @@ from dimsefsm.cli.connect import add_identity_args, open_association, require_co
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
 from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, flat_classes, log_request, report
 from dimsefsm.cli.tls import add_tls_args
-from dimsefsm.qr.registry import PATIENT_ROOT_GET, PATIENT_STUDY_ONLY_GET, STUDY_ROOT_GET
 from dimsefsm.qr.flat_models import FLAT_MODELS, MODEL_NAMES
+from dimsefsm.qr.registry import PATIENT_ROOT_GET, PATIENT_STUDY_ONLY_GET, STUDY_ROOT_GET
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import COMMON_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES
 from dimsefsm.status import Service

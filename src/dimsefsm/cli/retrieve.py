@@ -38,8 +38,7 @@ MODEL_HINTS = {
 def flat_classes(service: str) -> dict[str, str]:
     """``--model`` name -> the SOP class of ``service`` ("find", "get", "move") of that model."""
     return {
-        name: getattr(FLAT_MODELS[model], f"{service}_class")
-        for name, model in MODEL_NAMES.items()
+        name: getattr(FLAT_MODELS[model], f"{service}_class") for name, model in MODEL_NAMES.items()
     }
 
 

@@ -29,7 +29,10 @@ __all__ = ["FamilyFind", "compile_family_find", "family_retrieve", "uid_list"]
 
 _SOP_CLASS: Final = 0x00080016
 _SOP_INSTANCE: Final = 0x00080018
-_COLUMNS: Final = {_SOP_CLASS: family_instance.c.sop_class_uid, _SOP_INSTANCE: family_instance.c.sop_uid}
+_COLUMNS: Final = {
+    _SOP_CLASS: family_instance.c.sop_class_uid,
+    _SOP_INSTANCE: family_instance.c.sop_uid,
+}
 
 
 @dataclass(frozen=True)

@@ -236,8 +236,12 @@ def _add_family_instance_table(connection: Connection) -> None:
     family_instance.create(connection)
     rows = connection.execute(
         select(
-            instance.c.pk, instance.c.series_pk, instance.c.sop_class_uid, instance.c.sop_uid,
-            instance.c.path, instance.c.header,
+            instance.c.pk,
+            instance.c.series_pk,
+            instance.c.sop_class_uid,
+            instance.c.sop_uid,
+            instance.c.path,
+            instance.c.header,
         ).where(instance.c.sop_class_uid.in_(_family_storage_classes()))
     ).all()
     for row in rows:
@@ -269,12 +273,16 @@ def _drop_if_empty(connection: Connection, series_pk: int) -> None:
     """Remove a series left without instances, then its study and patient if left empty."""
     if connection.execute(select(instance.c.pk).where(instance.c.series_pk == series_pk)).first():
         return
-    study_pk = connection.execute(select(series.c.study_pk).where(series.c.pk == series_pk)).scalar()
+    study_pk = connection.execute(
+        select(series.c.study_pk).where(series.c.pk == series_pk)
+    ).scalar()
     connection.execute(series_attribute.delete().where(series_attribute.c.series_pk == series_pk))
     connection.execute(series.delete().where(series.c.pk == series_pk))
     if connection.execute(select(series.c.pk).where(series.c.study_pk == study_pk)).first():
         return
-    patient_pk = connection.execute(select(study.c.patient_pk).where(study.c.pk == study_pk)).scalar()
+    patient_pk = connection.execute(
+        select(study.c.patient_pk).where(study.c.pk == study_pk)
+    ).scalar()
     connection.execute(study.delete().where(study.c.pk == study_pk))
     if connection.execute(select(study.c.pk).where(study.c.patient_pk == patient_pk)).first():
         return
