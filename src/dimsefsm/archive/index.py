@@ -17,6 +17,13 @@ is refused and the first stays.  The instance row is written before the file
 is renamed, so a second process filing the same UID at the same moment waits
 on (PostgreSQL) or is serialised behind (SQLite) the first, then sees its row.
 
+An instance of a single-level model (Hanging Protocol, Color Palette, Defined
+Procedure Protocol, Implant Template: ``qr.flat_models``) is one row of
+``family_instance`` instead, its place being its SOP class; a UID is looked up
+in both tables by the same statement, so it has one place across the archive
+(on PostgreSQL a per-UID advisory lock orders two filers of one UID, since no
+constraint spans two tables).
+
 An entity's attributes (a patient's name, a study's date) are those its
 instances carry; when they disagree, the most recently stored non-empty value
 wins, and a C-FIND response is built from the entity's first instance.

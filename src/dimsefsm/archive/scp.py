@@ -12,6 +12,10 @@ sharing the database) storing the same SOP Instance UID at once cannot both
 win.  A re-store of a UID into the same Patient ID, study and
 series replaces the stored file (a retransmission); one into another
 patient, study or series is refused (0x0117) and the first stays intact.
+Hanging Protocol, Color Palette, Defined Procedure Protocol and Implant
+Template instances (``qr.flat_models``) have no patient, study or series:
+their place is their SOP class, under the same rule, and the FIND, GET and
+MOVE classes of their single-level models are served from the same index.
 """
 
 from __future__ import annotations
