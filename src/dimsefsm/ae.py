@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # what only a server or a C-GET/C-MOVE SCP needs loads when u
     from dimsefsm.transport.server import AssociationServer
 
 HandlerList = Iterable[tuple[evt.EventType, Callable[[Any], Any]]]
-AssociationT = TypeVar("AssociationT", bound=AssociationCore[Any, Any, Any])
+AssociationT = TypeVar("AssociationT", bound=AssociationCore[Any, Any, Any, Any])
 
 
 class AE:

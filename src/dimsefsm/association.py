@@ -16,6 +16,7 @@ import functools
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # the query, retrieve and storage services (and pydicom) load
 
     from dimsefsm.part10 import Part10Info
     from dimsefsm.services.multi_response import MultiResponseScu
+    from dimsefsm.services.normalized import NOperation, NormalizedScu
     from dimsefsm.services.storage import StoreScu
     from dimsefsm.transport.sub_association import AEFactory  # C-MOVE loads only when used
 
@@ -62,6 +64,8 @@ Responses = tuple["Dataset", "Dataset | None"]
 StatusT = TypeVar("StatusT")  # a response status Dataset, or an awaitable of one
 ResponsesT = TypeVar("ResponsesT")  # an iterator of Responses, or an async iterator
 SentT = TypeVar("SentT")  # None, or an awaitable of None
+ReplyT = TypeVar("ReplyT")  # a DIMSE-N (status, dataset) pair, or an awaitable of one
+Reply = tuple["Dataset", "Dataset | None"]
 
 
 def reject_meaning(result: int, source: int, reason: int) -> str:
@@ -106,15 +110,16 @@ def queue_streamed(
         engine.send_encoded(b"".join(batch))
 
 
-class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
+class AssociationCore(Generic[StatusT, ResponsesT, SentT, ReplyT]):
     """One association we requested, apart from how its bytes travel.
 
     The services are declared here once, for the blocking and the asyncio
     client: which context, which Message ID, what the request is, what a
     failure means.  A subclass says how the queued bytes go out and how the
-    peer is waited for, in three hooks: :meth:`_status` (one response, a
-    Dataset or an awaitable of one), :meth:`_responses` (an iterator or an
-    async iterator of them) and :meth:`_send_queued`.
+    peer is waited for, in four hooks: :meth:`_status` (one response, a
+    Dataset or an awaitable of one), :meth:`_reply` (a DIMSE-N response: its
+    status and data set), :meth:`_responses` (an iterator or an async
+    iterator of them) and :meth:`_send_queued`.
     """
 
     def __init__(
@@ -203,6 +208,10 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         """Write what the engine queued (if ``queued``), without waiting for an answer."""
         raise NotImplementedError
 
+    def _reply(self, op: NormalizedScu) -> ReplyT:
+        """Write the DIMSE-N request and wait: ``(status, dataset | None)`` (``op.reply()``)."""
+        raise NotImplementedError
+
     # -- services ---------------------------------------------------------------------
     def send_c_echo(self, msg_id: int | None = None) -> StatusT:
         """Send a C-ECHO; the response status Dataset (empty if none came)."""
@@ -282,6 +291,120 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
     def send_c_cancel(self, msg_id: int, context_id: int | None = None) -> SentT:
         """C-CANCEL the operation with this Message ID (FIND, GET or MOVE)."""
         return self._send_queued(self._queue_cancel(msg_id, context_id))
+
+    # -- DIMSE-N (pynetdicom's signatures) ------------------------------------------------
+    def send_n_action(
+        self,
+        dataset: Dataset | None,
+        action_type: int,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> ReplyT:
+        """N-ACTION; ``(status, action_reply)``, the reply None unless Success or Warning.
+
+        ``meta_uid``: the Meta SOP class whose context carries the request
+        (Print Management), ``class_uid`` still being the Requested SOP Class UID.
+        """
+        from dimsefsm.services.normalized import N_ACTION
+
+        op = self._start_normalized(
+            N_ACTION, class_uid, instance_uid, msg_id, meta_uid, dataset, action_type=action_type
+        )
+        return self._reply(op)
+
+    def send_n_create(
+        self,
+        dataset: Dataset | None,
+        class_uid: str,
+        instance_uid: str | None = None,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> ReplyT:
+        """N-CREATE; ``(status, attribute_list)``.  Without ``instance_uid`` the SCP
+        chooses it: the status Dataset's AffectedSOPInstanceUID says which."""
+        from dimsefsm.services.normalized import N_CREATE
+
+        op = self._start_normalized(N_CREATE, class_uid, instance_uid, msg_id, meta_uid, dataset)
+        return self._reply(op)
+
+    def send_n_delete(
+        self,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> StatusT:
+        """N-DELETE; the response status Dataset (empty if none came)."""
+        from dimsefsm.services.normalized import N_DELETE
+
+        op = self._start_normalized(N_DELETE, class_uid, instance_uid, msg_id, meta_uid, None)
+        return self._status(op, ())
+
+    def send_n_event_report(
+        self,
+        dataset: Dataset | None,
+        event_type: int,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> ReplyT:
+        """N-EVENT-REPORT; ``(status, event_reply)``.
+
+        Sent on a context of the SOP class whichever role we have there: the
+        SOP class's SCP reports to its SCU, on the association the SCU
+        requested or on one the SCP requested with role selection.
+        """
+        from dimsefsm.services.normalized import N_EVENT_REPORT
+
+        op = self._start_normalized(
+            N_EVENT_REPORT,
+            class_uid,
+            instance_uid,
+            msg_id,
+            meta_uid,
+            dataset,
+            event_type=event_type,
+        )
+        return self._reply(op)
+
+    def send_n_get(
+        self,
+        identifier_list: Iterable[Any],
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> ReplyT:
+        """N-GET of the attributes ``identifier_list`` names (tags; empty: all of them);
+        ``(status, attribute_list)``."""
+        from pydicom.tag import Tag
+
+        from dimsefsm.services.normalized import N_GET
+
+        tags = tuple(int(Tag(tag)) for tag in identifier_list or ())
+        op = self._start_normalized(
+            N_GET, class_uid, instance_uid, msg_id, meta_uid, None, identifiers=tags
+        )
+        return self._reply(op)
+
+    def send_n_set(
+        self,
+        dataset: Dataset,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> ReplyT:
+        """N-SET with ``dataset`` as the Modification List; ``(status, attribute_list)``."""
+        from dimsefsm.services.normalized import N_SET
+
+        if dataset is None:
+            raise ValueError("N-SET needs a Modification List data set")
+        op = self._start_normalized(N_SET, class_uid, instance_uid, msg_id, meta_uid, dataset)
+        return self._reply(op)
 
     def _require_established(self) -> Negotiated:
         if not self.is_established or self.engine.negotiated is None:
@@ -406,6 +529,37 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         )
         return op
 
+    def _start_normalized(
+        self,
+        operation: NOperation,
+        class_uid: str,
+        instance_uid: str | None,
+        msg_id: int | None,
+        meta_uid: str | None,
+        dataset: Dataset | None,
+        *,
+        event_type: int | None = None,
+        action_type: int | None = None,
+        identifiers: tuple[int, ...] | None = None,
+    ) -> NormalizedScu:
+        from dimsefsm.services.normalized import start_n_request
+
+        self._require_established()
+        op = start_n_request(
+            self.engine,
+            operation,
+            class_uid,
+            instance_uid,
+            dataset,
+            msg_id=msg_id,
+            meta_uid=meta_uid,
+            event_type=event_type,
+            action_type=action_type,
+            identifiers=identifiers,
+        )
+        self.last_message_id = op.message_id
+        return op
+
     def _queue_cancel(self, msg_id: int, context_id: int | None) -> bool:
         """Queue a C-CANCEL; False when the operation has already finished."""
         op = self.engine.operations.get(msg_id)
@@ -427,7 +581,7 @@ class AssociationCore(Generic[StatusT, ResponsesT, SentT]):
         return True
 
 
-class Association(AssociationCore["Dataset", Iterator[Responses], None]):
+class Association(AssociationCore["Dataset", Iterator[Responses], None, Reply]):
     """One association we requested, on a blocking socket read by the calling thread."""
 
     driver: SocketDriver | None = None
@@ -500,6 +654,37 @@ class Association(AssociationCore["Dataset", Iterator[Responses], None]):
     def _status(self, op: SingleResponseScu, batches: Iterable[None]) -> Dataset:
         self._finish(op, batches)
         return op.result()
+
+    def _reply(self, op: NormalizedScu) -> Reply:
+        self._finish(op, ())
+        return op.reply()
+
+    def wait_for(self, finished: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Read and answer the peer's requests until ``finished()`` is true.
+
+        For what arrives unasked: the N-EVENT-REPORT a Storage Commitment or
+        UPS SCP sends after answering our N-ACTION (its handler, bound with
+        ``evt_handlers``, runs in this call).  False when ``timeout`` seconds
+        passed first or the association ended; ``finished`` is checked after
+        each message read.
+        """
+        driver = self.driver
+        if driver is None:
+            return finished()
+        driver.flush()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not finished():
+            if driver.sock is None or not self.is_established:
+                return finished()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            try:
+                driver.pump(remaining)
+                driver.serve_operations(remaining)
+            except TransportTimeout:
+                return finished()
+        return True
 
     def echo_and_wait(self, msg_id: int | None = None) -> EchoScu:
         """:meth:`send_c_echo` returning the finished operation, not a status Dataset.

@@ -32,6 +32,7 @@ from dimsefsm.sop_class import (
 from dimsefsm.sop_class import (
     COMMON_STORAGE_SOP_CLASSES,
     DEFAULT_TRANSFER_SYNTAXES,
+    N_SOP_CLASSES,
     STORAGE_SOP_CLASSES,
     VERIFICATION,
     lookup,
@@ -114,6 +115,9 @@ def _sop_class_constants() -> dict[str, UID]:
         keyword = entry[4] if entry else _keyword_from_name(lookup(uid))
         if keyword:
             constants[keyword] = UID(uid)
+    # The DIMSE-N classes under pynetdicom's names, whatever pydicom calls them.
+    for keyword, (uid, _name, _service) in N_SOP_CLASSES.items():
+        constants[keyword] = UID(uid)
     for alias, keyword in _PYNETDICOM_ALIASES.items():
         if keyword in constants:
             constants[alias] = constants[keyword]
@@ -173,10 +177,40 @@ RelevantPatientInformationPresentationContexts = _contexts(_models(qr.RELEVANT_P
 SubstanceAdministrationPresentationContexts = _contexts(_models(qr.SUBSTANCE_ADMINISTRATION))
 ProtocolApprovalPresentationContexts = _contexts(_models(qr.PROTOCOL_APPROVAL))
 
+
+def _n_service(*services: str) -> list[str]:
+    return sorted(uid for uid, _name, service in N_SOP_CLASSES.values() if service in services)
+
+
+# The DIMSE-N services' contexts, as pynetdicom groups them.
+ApplicationEventLoggingPresentationContexts = _contexts(_n_service("application-event-logging"))
+DisplaySystemPresentationContexts = _contexts(_n_service("display-system"))
+InstanceAvailabilityPresentationContexts = _contexts(_n_service("instance-availability"))
+MediaCreationManagementPresentationContexts = _contexts(_n_service("media-creation"))
+PrintManagementPresentationContexts = _contexts(_n_service("print", "print-meta"))
+ProcedureStepPresentationContexts = _contexts(_n_service("procedure-step"))
+ModalityPerformedPresentationContexts = _contexts(_n_service("procedure-step"))
+RTMachineVerificationPresentationContexts = _contexts(_n_service("rt-machine-verification"))
+StorageCommitmentPresentationContexts = _contexts(_n_service("storage-commitment"))
+# pynetdicom's list also holds the UPS Query class (C-FIND, 1.2.840.10008.5.1.4.34.6.5).
+UnifiedProcedurePresentationContexts = _contexts(
+    sorted([*_n_service("unified-procedure-step"), "1.2.840.10008.5.1.4.34.6.5"])
+)
+
 __all__ = [
     "AE",
     "ALL_TRANSFER_SYNTAXES",
     "AllStoragePresentationContexts",
+    "ApplicationEventLoggingPresentationContexts",
+    "DisplaySystemPresentationContexts",
+    "InstanceAvailabilityPresentationContexts",
+    "MediaCreationManagementPresentationContexts",
+    "ModalityPerformedPresentationContexts",
+    "PrintManagementPresentationContexts",
+    "ProcedureStepPresentationContexts",
+    "RTMachineVerificationPresentationContexts",
+    "StorageCommitmentPresentationContexts",
+    "UnifiedProcedurePresentationContexts",
     "BasicWorklistManagementPresentationContexts",
     "ColorPalettePresentationContexts",
     "DefinedProcedureProtocolPresentationContexts",

@@ -53,6 +53,12 @@ _CHART_SERVICE = {
     "c-find": st.Service.QR_FIND,
     "c-get": st.Service.QR_GET,
     "c-move": st.Service.QR_MOVE,
+    "n-event-report": st.Service.N_EVENT_REPORT,
+    "n-get": st.Service.N_GET,
+    "n-set": st.Service.N_SET,
+    "n-action": st.Service.N_ACTION,
+    "n-create": st.Service.N_CREATE,
+    "n-delete": st.Service.N_DELETE,
 }
 
 # What ``dimsefsm qrscp`` serves as SCP beyond the library's handlers.

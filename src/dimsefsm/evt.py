@@ -25,6 +25,15 @@ EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE request received")
 EVT_C_FIND = EventType("EVT_C_FIND", "C-FIND request received")
 EVT_C_GET = EventType("EVT_C_GET", "C-GET request received")
 EVT_C_MOVE = EventType("EVT_C_MOVE", "C-MOVE request received")
+# DIMSE-N requests (either role: a requestor answers the N-EVENT-REPORTs of its peer).
+# The handler gets a dimsefsm.services.normalized.NEvent and returns, as in pynetdicom,
+# ``(status, dataset | None)`` (N-DELETE: ``status`` alone).
+EVT_N_ACTION = EventType("EVT_N_ACTION", "N-ACTION request received")
+EVT_N_CREATE = EventType("EVT_N_CREATE", "N-CREATE request received")
+EVT_N_DELETE = EventType("EVT_N_DELETE", "N-DELETE request received")
+EVT_N_EVENT_REPORT = EventType("EVT_N_EVENT_REPORT", "N-EVENT-REPORT request received")
+EVT_N_GET = EventType("EVT_N_GET", "N-GET request received")
+EVT_N_SET = EventType("EVT_N_SET", "N-SET request received")
 # Asked (acceptor) to verify a User Identity item: the handler gets
 # ``user_id_type``, ``primary_field`` and ``secondary_field`` and returns
 # ``(is_verified, response)``, as in pynetdicom (see dimsefsm.identity).

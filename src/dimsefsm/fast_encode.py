@@ -18,6 +18,7 @@ from typing import Any
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
 
+_SPECIFIC_CHARACTER_SET = 0x00080005
 _TEXT_PAD = {
     "AE": b" ",
     "AS": b" ",
@@ -122,14 +123,14 @@ def _value_bytes(vr: str, value: Any) -> bytes | None:
 
 def fast_encode(dataset: Dataset, implicit: bool) -> bytes | None:
     """Little-endian encoding of a plain data set, or None when it is not plain."""
-    if "SpecificCharacterSet" in dataset:
+    if _SPECIFIC_CHARACTER_SET in dataset.keys():  # noqa: SIM118 (a Dataset's "in" costs a Tag())
         charset = dataset.SpecificCharacterSet
         if not isinstance(charset, str):  # several values: code extensions (ISO 2022)
             charset = charset[0] if len(charset) == 1 else None
         if charset not in _ASCII_SUPERSETS:
             return None
     parts: list[bytes] = []
-    for tag in sorted(dataset.keys()):
+    for tag in sorted(dataset.keys(), key=int):  # int keys compare in C, BaseTag's in Python
         elem = dataset.get_item(tag)
         if isinstance(elem, RawDataElement):
             value = _raw_bytes(elem)

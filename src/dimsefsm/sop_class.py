@@ -62,6 +62,143 @@ def service_of(uid: str) -> str | None:
 
 register(VERIFICATION, "Verification SOP Class", "verification")
 
+# -- SOP classes of the DIMSE-N services (pynetdicom's names) ----------------------------
+STORAGE_COMMITMENT_PUSH_MODEL = "1.2.840.10008.1.20.1"
+STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
+"""The well-known SOP Instance of Storage Commitment (PS3.4 J.3.5)."""
+MODALITY_PERFORMED_PROCEDURE_STEP = "1.2.840.10008.3.1.2.3.3"
+UPS_PUSH = "1.2.840.10008.5.1.4.34.6.1"
+UPS_WATCH = "1.2.840.10008.5.1.4.34.6.2"
+UPS_PULL = "1.2.840.10008.5.1.4.34.6.3"
+UPS_EVENT = "1.2.840.10008.5.1.4.34.6.4"
+UPS_GLOBAL_SUBSCRIPTION_INSTANCE = "1.2.840.10008.5.1.4.34.5"
+"""The well-known UPS instance to (un)subscribe to every UPS (PS3.4 CC.3.1)."""
+UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE = "1.2.840.10008.5.1.4.34.5.1"
+"""The well-known UPS instance for a subscription filtered by a query (PS3.4 CC.3.1)."""
+
+# keyword (pynetdicom's) -> (UID, name, service); every DIMSE-N class pynetdicom knows.
+N_SOP_CLASSES: dict[str, tuple[str, str, str]] = {
+    "StorageCommitmentPushModel": (
+        STORAGE_COMMITMENT_PUSH_MODEL,
+        "Storage Commitment Push Model SOP Class",
+        "storage-commitment",
+    ),
+    "ModalityPerformedProcedureStep": (
+        MODALITY_PERFORMED_PROCEDURE_STEP,
+        "Modality Performed Procedure Step SOP Class",
+        "procedure-step",
+    ),
+    "ModalityPerformedProcedureStepRetrieve": (
+        "1.2.840.10008.3.1.2.3.4",
+        "Modality Performed Procedure Step Retrieve SOP Class",
+        "procedure-step",
+    ),
+    "ModalityPerformedProcedureStepNotification": (
+        "1.2.840.10008.3.1.2.3.5",
+        "Modality Performed Procedure Step Notification SOP Class",
+        "procedure-step",
+    ),
+    "UnifiedProcedureStepPush": (
+        UPS_PUSH,
+        "Unified Procedure Step - Push SOP Class",
+        "unified-procedure-step",
+    ),
+    "UnifiedProcedureStepWatch": (
+        UPS_WATCH,
+        "Unified Procedure Step - Watch SOP Class",
+        "unified-procedure-step",
+    ),
+    "UnifiedProcedureStepPull": (
+        UPS_PULL,
+        "Unified Procedure Step - Pull SOP Class",
+        "unified-procedure-step",
+    ),
+    "UnifiedProcedureStepEvent": (
+        UPS_EVENT,
+        "Unified Procedure Step - Event SOP Class",
+        "unified-procedure-step",
+    ),
+    "BasicFilmSession": ("1.2.840.10008.5.1.1.1", "Basic Film Session SOP Class", "print"),
+    "BasicFilmBox": ("1.2.840.10008.5.1.1.2", "Basic Film Box SOP Class", "print"),
+    "BasicGrayscaleImageBox": (
+        "1.2.840.10008.5.1.1.4",
+        "Basic Grayscale Image Box SOP Class",
+        "print",
+    ),
+    "BasicColorImageBox": ("1.2.840.10008.5.1.1.4.1", "Basic Color Image Box SOP Class", "print"),
+    "PrintJob": ("1.2.840.10008.5.1.1.14", "Print Job SOP Class", "print"),
+    "BasicAnnotationBox": ("1.2.840.10008.5.1.1.15", "Basic Annotation Box SOP Class", "print"),
+    "Printer": ("1.2.840.10008.5.1.1.16", "Printer SOP Class", "print"),
+    "PrinterConfigurationRetrieval": (
+        "1.2.840.10008.5.1.1.16.376",
+        "Printer Configuration Retrieval SOP Class",
+        "print",
+    ),
+    "PresentationLUT": ("1.2.840.10008.5.1.1.23", "Presentation LUT SOP Class", "print"),
+    "BasicGrayscalePrintManagementMeta": (
+        "1.2.840.10008.5.1.1.9",
+        "Basic Grayscale Print Management Meta SOP Class",
+        "print-meta",
+    ),
+    "BasicColorPrintManagementMeta": (
+        "1.2.840.10008.5.1.1.18",
+        "Basic Color Print Management Meta SOP Class",
+        "print-meta",
+    ),
+    "ProceduralEventLogging": (
+        "1.2.840.10008.1.40",
+        "Procedural Event Logging SOP Class",
+        "application-event-logging",
+    ),
+    "SubstanceAdministrationLogging": (
+        "1.2.840.10008.1.42",
+        "Substance Administration Logging SOP Class",
+        "application-event-logging",
+    ),
+    "DisplaySystem": ("1.2.840.10008.5.1.1.40", "Display System SOP Class", "display-system"),
+    "InstanceAvailabilityNotification": (
+        "1.2.840.10008.5.1.4.33",
+        "Instance Availability Notification SOP Class",
+        "instance-availability",
+    ),
+    "MediaCreationManagement": (
+        "1.2.840.10008.5.1.1.33",
+        "Media Creation Management SOP Class UID",
+        "media-creation",
+    ),
+    "RTConventionalMachineVerification": (
+        "1.2.840.10008.5.1.4.34.8",
+        "RT Conventional Machine Verification",
+        "rt-machine-verification",
+    ),
+    "RTIonMachineVerification": (
+        "1.2.840.10008.5.1.4.34.9",
+        "RT Ion Machine Verification",
+        "rt-machine-verification",
+    ),
+    "InventoryCreation": (
+        "1.2.840.10008.5.1.4.1.1.201.5",
+        "Inventory Creation",
+        "storage-management",
+    ),
+}
+for _uid, _name, _service in N_SOP_CLASSES.values():
+    register(_uid, _name, _service)
+
+META_SOP_CLASSES: frozenset[str] = frozenset(
+    uid for uid, _name, service in N_SOP_CLASSES.values() if service == "print-meta"
+)
+"""Meta SOP classes: one presentation context for several SOP classes (PS3.4 H.3), so a
+request on it names a member class, not the context's abstract syntax."""
+
+
+def is_normalized(uid: str) -> bool:
+    """Whether ``uid`` is a SOP class of a DIMSE-N service (as the registry knows them)."""
+    return uid in _N_UIDS
+
+
+_N_UIDS: frozenset[str] = frozenset(uid for uid, _name, _service in N_SOP_CLASSES.values())
+
 
 # PS3.4 Annex GG: storage of objects that are not about a patient; they have
 # their own status table (no Warning codes).

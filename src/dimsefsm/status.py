@@ -41,6 +41,12 @@ class Service(StrEnum):
     BASIC_WORKLIST = "Basic Worklist Management"
     RELEVANT_PATIENT = "Relevant Patient Information Query"
     SUBSTANCE_ADMINISTRATION = "Substance Administration Query"
+    N_EVENT_REPORT = "DIMSE-N N-EVENT-REPORT"
+    N_GET = "DIMSE-N N-GET"
+    N_SET = "DIMSE-N N-SET"
+    N_ACTION = "DIMSE-N N-ACTION"
+    N_CREATE = "DIMSE-N N-CREATE"
+    N_DELETE = "DIMSE-N N-DELETE"
 
 
 # -- named codes ----------------------------------------------------------------------
@@ -473,6 +479,102 @@ SUBSTANCE_ADMINISTRATION_STATUSES: Final = _table(
     (_UNABLE_TO_PROCESS,),
 )
 
+# -- DIMSE-N (PS3.7 10.1.1-10.1.6: the statuses each N response may carry) ---------------
+NAMES: Final[dict[int, str]] = {
+    NO_SUCH_ATTRIBUTE: "no_such_attribute",
+    INVALID_ATTRIBUTE_VALUE: "invalid_attribute_value",
+    ATTRIBUTE_LIST_ERROR: "attribute_list_error",
+    PROCESSING_FAILURE: "processing_failure",
+    DUPLICATE_SOP_INSTANCE: "duplicate_sop_instance",
+    NO_SUCH_SOP_INSTANCE: "no_such_sop_instance",
+    NO_SUCH_EVENT_TYPE: "no_such_event_type",
+    NO_SUCH_ARGUMENT: "no_such_argument",
+    INVALID_ARGUMENT_VALUE: "invalid_argument_value",
+    ATTRIBUTE_VALUE_OUT_OF_RANGE: "attribute_value_out_of_range",
+    INVALID_OBJECT_INSTANCE: "invalid_object_instance",
+    NO_SUCH_SOP_CLASS: "no_such_sop_class",
+    CLASS_INSTANCE_CONFLICT: "class_instance_conflict",
+    MISSING_ATTRIBUTE: "missing_attribute",
+    MISSING_ATTRIBUTE_VALUE: "missing_attribute_value",
+    NO_SUCH_ACTION: "no_such_action",
+    NOT_AUTHORIZED: "not_authorized",
+    DUPLICATE_INVOCATION: "duplicate_invocation",
+    UNRECOGNIZED_OPERATION: "unrecognized_operation",
+    MISTYPED_ARGUMENT: "mistyped_argument",
+    RESOURCE_LIMITATION: "resource_limitation",
+}
+"""Snake-case names of the general codes: the named transitions of the DIMSE-N charts."""
+
+_N_COMMON = (
+    PROCESSING_FAILURE,
+    NO_SUCH_SOP_CLASS,
+    INVALID_OBJECT_INSTANCE,
+    DUPLICATE_INVOCATION,
+    UNRECOGNIZED_OPERATION,
+    MISTYPED_ARGUMENT,
+    RESOURCE_LIMITATION,
+)
+N_OPERATION_CODES: Final[dict[Service, tuple[int, ...]]] = {
+    Service.N_EVENT_REPORT: (
+        *_N_COMMON,
+        NO_SUCH_SOP_INSTANCE,
+        NO_SUCH_EVENT_TYPE,
+        NO_SUCH_ARGUMENT,
+        INVALID_ARGUMENT_VALUE,
+        CLASS_INSTANCE_CONFLICT,
+    ),
+    Service.N_GET: (
+        *_N_COMMON,
+        ATTRIBUTE_LIST_ERROR,
+        NO_SUCH_SOP_INSTANCE,
+        CLASS_INSTANCE_CONFLICT,
+        NOT_AUTHORIZED,
+    ),
+    Service.N_SET: (
+        *_N_COMMON,
+        NO_SUCH_ATTRIBUTE,
+        INVALID_ATTRIBUTE_VALUE,
+        ATTRIBUTE_VALUE_OUT_OF_RANGE,
+        NO_SUCH_SOP_INSTANCE,
+        CLASS_INSTANCE_CONFLICT,
+        MISSING_ATTRIBUTE_VALUE,
+        NOT_AUTHORIZED,
+    ),
+    Service.N_ACTION: (
+        *_N_COMMON,
+        NO_SUCH_SOP_INSTANCE,
+        NO_SUCH_ARGUMENT,
+        INVALID_ARGUMENT_VALUE,
+        CLASS_INSTANCE_CONFLICT,
+        NO_SUCH_ACTION,
+        NOT_AUTHORIZED,
+    ),
+    Service.N_CREATE: (
+        *_N_COMMON,
+        NO_SUCH_ATTRIBUTE,
+        INVALID_ATTRIBUTE_VALUE,
+        ATTRIBUTE_LIST_ERROR,
+        DUPLICATE_SOP_INSTANCE,
+        ATTRIBUTE_VALUE_OUT_OF_RANGE,
+        MISSING_ATTRIBUTE,
+        MISSING_ATTRIBUTE_VALUE,
+        NOT_AUTHORIZED,
+    ),
+    Service.N_DELETE: (
+        *_N_COMMON,
+        NO_SUCH_SOP_INSTANCE,
+        CLASS_INSTANCE_CONFLICT,
+        NOT_AUTHORIZED,
+    ),
+}
+"""The general codes PS3.7 lists for each N response, in PS3.7's order of concern."""
+
+_N_LIBRARY = {**_LIBRARY_COMMON}
+N_STATUS_TABLES: Final[dict[Service, StatusTable]] = {
+    service: _table(service, _general(SUCCESS, *sorted(codes)), _N_LIBRARY)
+    for service, codes in N_OPERATION_CODES.items()
+}
+
 TABLES: Final[dict[Service, StatusTable]] = {
     table.service: table
     for table in (
@@ -486,6 +588,7 @@ TABLES: Final[dict[Service, StatusTable]] = {
         BASIC_WORKLIST_STATUSES,
         RELEVANT_PATIENT_STATUSES,
         SUBSTANCE_ADMINISTRATION_STATUSES,
+        *N_STATUS_TABLES.values(),
     )
 }
 

@@ -35,6 +35,11 @@ WALKED = (
     "c-move-scu",
     "c-store-scp",
     "c-store-scu",
+    *(
+        f"n-{op}-{side}"
+        for op in ("event-report", "get", "set", "action", "create", "delete")
+        for side in ("scp", "scu")
+    ),
     "upper-layer",
 )
 """Every chart: the walk checks them all."""

@@ -449,5 +449,5 @@ def test_move_originator_fields_come_in_pairs() -> None:
 
 
 def test_message_types_without_a_table_need_the_data_set_type() -> None:
-    assert missing_fields({"CommandField": CommandField.N_ACTION_RQ}) == ["CommandDataSetType"]
+    assert missing_fields({"CommandField": 0x0456}) == ["CommandDataSetType"]
     assert missing_fields({"CommandField": 0x0123, "CommandDataSetType": NO_DATASET}) == []

@@ -5,6 +5,7 @@ Each test docstring names the rule it checks (PS3.4 C.4.3, PS3.7 9.1.3).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from dimsefsm.sop_class import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN as EVRLE
 from tests.data.make import JPEG_BASELINE, make_instance, write_instance
 from tests.pair import EnginePair
+from tests.scenarios import run_module_scenarios
 
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 
@@ -598,7 +600,12 @@ def test_a_second_cancel_while_cancelling_is_ignored() -> None:
     assert responses(op) == [(0xFE00, 1, 1, 0, 0)] and scp.state == "Cancelled"
 
 
-def test_both_charts_fully_covered() -> None:
+def test_both_charts_fully_covered(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Order-free: every scenario of this module runs again inside one coverage window."""
+    fixtures = {"tmp_path": lambda: tmp_path_factory.mktemp("scenario")}
+    with RECORDER.during() as run:
+        calls = run_module_scenarios(sys.modules[__name__], fixtures)
+    assert calls > 30
     for chart in (SCP_CHART, SCU_CHART):
-        missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)
+        missing = set(chart.declared_edges()) - run.fired(chart.name)
         assert missing == set(), f"{chart.name} missing {sorted(missing)}"

@@ -4,6 +4,7 @@ Every transition of c-move-scp and c-move-scu."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from dimsefsm.sop_class import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from dimsefsm.sop_class import EXPLICIT_VR_LITTLE_ENDIAN as EVRLE
 from tests.data.make import make_instance, write_instance
 from tests.pair import EnginePair
+from tests.scenarios import run_module_scenarios
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 
@@ -638,7 +640,17 @@ def test_a_second_cancel_while_cancelling_is_ignored(dest: Destination) -> None:
     assert dest.closed == [True]
 
 
-def test_both_charts_fully_covered() -> None:
+def test_both_charts_fully_covered(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Order-free: every scenario of this module runs again inside one coverage window."""
+
+    def use_destination(values: dict[str, Any]) -> None:  # what the autouse _reset does
+        global DESTINATION
+        DESTINATION = values.get("dest") or Destination()
+
+    fixtures = {"dest": Destination, "tmp_path": lambda: tmp_path_factory.mktemp("scenario")}
+    with RECORDER.during() as run:
+        calls = run_module_scenarios(sys.modules[__name__], fixtures, before_each=use_destination)
+    assert calls > 30
     for chart in (SCP_CHART, SCU_CHART):
-        missing = set(chart.declared_edges()) - RECORDER.fired(chart.name)
+        missing = set(chart.declared_edges()) - run.fired(chart.name)
         assert missing == set(), f"{chart.name} missing {sorted(missing)}"

@@ -17,8 +17,9 @@ from pydicom import Dataset
 
 from dimsefsm.aio.connection import connect
 from dimsefsm.aio.driver import StreamDriver
-from dimsefsm.association import AssociationCore, Responses
+from dimsefsm.association import AssociationCore, Reply, Responses
 from dimsefsm.services.multi_response import MultiResponseScu
+from dimsefsm.services.normalized import NormalizedScu
 from dimsefsm.services.single_response import SingleResponseScu
 from dimsefsm.transport.driver import TransportTimeout
 from dimsefsm.transport.tls import TlsArgs
@@ -52,11 +53,14 @@ class ResponseStream:
         return op.results.popleft()
 
 
-class AsyncAssociation(AssociationCore[Awaitable[Dataset], ResponseStream, Awaitable[None]]):
+class AsyncAssociation(
+    AssociationCore[Awaitable[Dataset], ResponseStream, Awaitable[None], Awaitable[Reply]]
+):
     """One association we requested, on asyncio streams; made by :func:`aio_associate`.
 
     ``await send_c_echo()``, ``await send_c_store(...)``, ``await
-    send_c_cancel(...)``; ``send_c_find/get/move(...)`` are async iterators.
+    send_c_cancel(...)``, ``await send_n_action(...)`` and the other ``send_n_*``;
+    ``send_c_find/get/move(...)`` are async iterators.
     """
 
     driver: StreamDriver | None = None
@@ -96,6 +100,34 @@ class AsyncAssociation(AssociationCore[Awaitable[Dataset], ResponseStream, Await
             await driver.drain()
         await self._wait(op)
         return op.result()
+
+    async def _reply(self, op: NormalizedScu) -> Reply:
+        await self._wait(op)
+        return op.reply()
+
+    async def wait_for(self, finished: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Read and answer the peer's requests until ``finished()`` (see the blocking
+        client's ``wait_for``); False when ``timeout`` passed first or the association ended."""
+        driver = self.driver
+        if driver is None:
+            return finished()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        driver.flush()
+        await driver.drain()
+        while not finished():
+            if driver.closed or not self.is_established:
+                return finished()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            async with self._reading:
+                try:
+                    await driver.pump(remaining)
+                    await driver.serve_operations(remaining)
+                except TransportTimeout:
+                    return finished()
+        return True
 
     def _responses(self, op: MultiResponseScu) -> ResponseStream:
         return ResponseStream(self, op)

@@ -396,6 +396,51 @@ _MANDATORY: Final[dict[int, tuple[str, ...]]] = {
     ),
     CommandField.C_MOVE_RSP: (*_RESPONSE_BASE, "CommandDataSetType", "Status"),
     CommandField.C_CANCEL_RQ: (*_RESPONSE_BASE, "CommandDataSetType"),
+    # DIMSE-N (PS3.7 10.3): requests name the instance they act on; responses need only
+    # their status (the UIDs are U(=) or C).
+    CommandField.N_EVENT_REPORT_RQ: (
+        *_REQUEST_BASE,
+        "CommandDataSetType",
+        "AffectedSOPInstanceUID",
+        "EventTypeID",
+    ),
+    CommandField.N_GET_RQ: (
+        "RequestedSOPClassUID",
+        "MessageID",
+        "CommandDataSetType",
+        "RequestedSOPInstanceUID",
+    ),
+    CommandField.N_SET_RQ: (
+        "RequestedSOPClassUID",
+        "MessageID",
+        "CommandDataSetType",
+        "RequestedSOPInstanceUID",
+    ),
+    CommandField.N_ACTION_RQ: (
+        "RequestedSOPClassUID",
+        "MessageID",
+        "CommandDataSetType",
+        "RequestedSOPInstanceUID",
+        "ActionTypeID",
+    ),
+    CommandField.N_CREATE_RQ: (*_REQUEST_BASE, "CommandDataSetType"),
+    CommandField.N_DELETE_RQ: (
+        "RequestedSOPClassUID",
+        "MessageID",
+        "CommandDataSetType",
+        "RequestedSOPInstanceUID",
+    ),
+    **{
+        field: (*_RESPONSE_BASE, "CommandDataSetType", "Status")
+        for field in (
+            CommandField.N_EVENT_REPORT_RSP,
+            CommandField.N_GET_RSP,
+            CommandField.N_SET_RSP,
+            CommandField.N_ACTION_RSP,
+            CommandField.N_CREATE_RSP,
+            CommandField.N_DELETE_RSP,
+        )
+    },
 }
 
 
@@ -404,8 +449,8 @@ def missing_fields(fields: Mapping[str, Any]) -> list[str]:
 
     Conditional rules checked: the four sub-operation counts of a Pending
     C-GET/C-MOVE response (PS3.4 C.4.2.1.6) and the MoveOriginator pair of a
-    C-STORE-RQ (one without the other cannot be correlated).  Message types
-    without a table here (N-services) only need CommandDataSetType.
+    C-STORE-RQ (one without the other cannot be correlated).  A message type
+    without a table here only needs CommandDataSetType.
     """
     command_field = fields.get("CommandField")
     if command_field is None:
@@ -628,12 +673,98 @@ def cancel_rq(message_id_being_responded_to: int) -> dict[str, Any]:
     }
 
 
+# -- DIMSE-N (PS3.7 10.3.1-10.3.6) -----------------------------------------------------
+N_REQUEST_CLASS_KEY: Final[dict[int, tuple[str, str]]] = {
+    CommandField.N_EVENT_REPORT_RQ: ("AffectedSOPClassUID", "AffectedSOPInstanceUID"),
+    CommandField.N_GET_RQ: ("RequestedSOPClassUID", "RequestedSOPInstanceUID"),
+    CommandField.N_SET_RQ: ("RequestedSOPClassUID", "RequestedSOPInstanceUID"),
+    CommandField.N_ACTION_RQ: ("RequestedSOPClassUID", "RequestedSOPInstanceUID"),
+    CommandField.N_CREATE_RQ: ("AffectedSOPClassUID", "AffectedSOPInstanceUID"),
+    CommandField.N_DELETE_RQ: ("RequestedSOPClassUID", "RequestedSOPInstanceUID"),
+}
+"""Where each N request names its SOP class and instance: Affected for the two that
+make or report on an instance (N-CREATE, N-EVENT-REPORT), Requested for the rest."""
+
+
+def n_rq(
+    command_field: int,
+    message_id: int,
+    sop_class_uid: str,
+    sop_instance_uid: str | None,
+    *,
+    has_dataset: bool,
+    event_type: int | None = None,
+    action_type: int | None = None,
+    attribute_identifiers: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """Any DIMSE-N request; the UIDs go in its Affected or Requested fields.
+
+    ``sop_instance_uid`` may be None only for N-CREATE (the SCP then assigns
+    one); ``attribute_identifiers`` is N-GET's list (None or empty: all).
+    """
+    class_key, instance_key = N_REQUEST_CLASS_KEY[command_field]
+    fields: dict[str, Any] = {
+        class_key: sop_class_uid,
+        "CommandField": command_field,
+        "MessageID": message_id,
+        "CommandDataSetType": _data_set_type(has_dataset),
+    }
+    if sop_instance_uid is not None:
+        fields[instance_key] = sop_instance_uid
+    if event_type is not None:
+        fields["EventTypeID"] = event_type
+    if action_type is not None:
+        fields["ActionTypeID"] = action_type
+    if attribute_identifiers:
+        fields["AttributeIdentifierList"] = tuple(attribute_identifiers)
+    return fields
+
+
+def n_rsp(
+    command_field: int,
+    message_id_being_responded_to: int,
+    status: int,
+    *,
+    sop_class_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+    has_dataset: bool = False,
+    event_type: int | None = None,
+    action_type: int | None = None,
+    error_comment: str | None = None,
+    error_id: int | None = None,
+    attribute_identifiers: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """Any DIMSE-N response; the UIDs always go in the Affected fields (PS3.7 10.3).
+
+    ``attribute_identifiers``: the Attribute Identifier List of a 0x0105/0x0107
+    answer (PS3.7 C.4.2, C.4.3).
+    """
+    fields: dict[str, Any] = {
+        "CommandField": command_field,
+        "MessageIDBeingRespondedTo": message_id_being_responded_to,
+        "CommandDataSetType": _data_set_type(has_dataset),
+    }
+    if sop_class_uid is not None:
+        fields["AffectedSOPClassUID"] = sop_class_uid
+    if sop_instance_uid is not None:
+        fields["AffectedSOPInstanceUID"] = sop_instance_uid
+    if event_type is not None:
+        fields["EventTypeID"] = event_type
+    if action_type is not None:
+        fields["ActionTypeID"] = action_type
+    if attribute_identifiers:
+        fields["AttributeIdentifierList"] = tuple(attribute_identifiers)
+    fields.update(_status_fields(status, None, error_comment, error_id))
+    return fields
+
+
 __all__ = [
     "BY_KEYWORD",
     "BY_TAG",
     "COMMAND_ELEMENTS",
     "DATASET_PRESENT",
     "NO_DATASET",
+    "N_REQUEST_CLASS_KEY",
     "RESPONSE_BIT",
     "VERIFICATION_SOP_CLASS",
     "CommandElement",
@@ -651,6 +782,8 @@ __all__ = [
     "missing_fields",
     "move_rq",
     "move_rsp",
+    "n_rq",
+    "n_rsp",
     "store_rq",
     "store_rsp",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dimsefsm.dimse.commands import NO_DATASET, RESPONSE_BIT, encode_command
+from dimsefsm.dimse.commands import BY_KEYWORD, NO_DATASET, RESPONSE_BIT, encode_command
 from dimsefsm.dimse.errors import FragmentEncodeError
 from dimsefsm.dimse.fragment import encode_message
 
@@ -30,6 +30,13 @@ class Message:
     dataset: bytes | None = None
     sink_result: Any = None
     discarded_length: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        """A command field by its keyword (None when absent), as pynetdicom's primitives
+        read: ``event.request.AffectedSOPInstanceUID`` in a ported handler."""
+        if name in BY_KEYWORD:
+            return self.command.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def command_field(self) -> int:

@@ -29,6 +29,17 @@ LOG = logging.getLogger("dimsefsm.dispatch")
 
 Handlers = Mapping[evt.EventType, Callable[[Any], Any]]
 
+_N_REQUESTS = frozenset(
+    {
+        CommandField.N_EVENT_REPORT_RQ,
+        CommandField.N_GET_RQ,
+        CommandField.N_SET_RQ,
+        CommandField.N_ACTION_RQ,
+        CommandField.N_CREATE_RQ,
+        CommandField.N_DELETE_RQ,
+    }
+)
+
 
 class RequestDispatcher:
     """Bound to one association: knows its handlers and the API object users see."""
@@ -152,6 +163,21 @@ class RequestDispatcher:
             move.start()
             if not move.done:
                 engine.start_scp_operation(message.command["MessageID"], move)
+            return
+        if field in _N_REQUESTS:
+            from dimsefsm.services.normalized import OPERATIONS, NormalizedScp
+
+            operation = OPERATIONS[field]
+            normalized = NormalizedScp(
+                message,
+                context,
+                operation,
+                self.handlers.get(operation.event),
+                self.assoc,
+                engine.send_message,
+            )
+            normalized.trace_label = engine.label
+            normalized.run()
             return
         if field == CommandField.C_ECHO_RQ and service == "verification" and context.as_scp:  # type: ignore[union-attr]
             event = evt.Event(self.assoc, evt.EVT_C_ECHO, message, context)

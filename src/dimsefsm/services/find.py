@@ -37,6 +37,7 @@ from dimsefsm.services.multi_response import MultiResponseScu, make_multi_scu_ch
 LOG = logging.getLogger("dimsefsm.find")
 
 _HANDLER_ENDS = "Matching"
+_QR_LEVEL = 0x00080052  # Query/Retrieve Level
 
 _YIELD = "response_yielded"
 
@@ -333,7 +334,8 @@ class FindScp(IdentifierScp):
         if not isinstance(identifier, Dataset):
             self.comment = "a pending response needs an identifier Dataset"
             return None
-        if "QueryRetrieveLevel" in self.identifier and "QueryRetrieveLevel" not in identifier:
+        # Tag ints against keys(): a keyword lookup costs more than the rest of the encoding.
+        if _QR_LEVEL in self.identifier.keys() and _QR_LEVEL not in identifier.keys():  # noqa: SIM118
             identifier = Dataset(identifier)  # echo the level without touching the caller's
             identifier.QueryRetrieveLevel = self.identifier.QueryRetrieveLevel
         try:

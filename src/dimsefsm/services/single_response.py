@@ -12,7 +12,7 @@ named chart, diagram and coverage.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from transitions import EventData
@@ -34,8 +34,15 @@ _UNSENT = (
 _OVER = "the operation is over: the engine routed its one response and forgot its Message ID"
 
 
-def make_scu_chart(name: str, request: str, failures: str) -> Chart:
-    """Declare ``<service>-scu``: one request out, one final status back."""
+def make_scu_chart(
+    name: str, request: str, failures: str, named: Sequence[Transition] = ()
+) -> Chart:
+    """Declare ``<service>-scu``: one request out, one final status back.
+
+    ``named``: ``response_received`` transitions for statuses the service names
+    (the DIMSE-N charts' general codes), tried after Success and before the
+    category fallbacks.
+    """
     return Chart(
         name=name,
         states=("Idle", "Awaiting", *SCU_FINAL),
@@ -55,6 +62,7 @@ def make_scu_chart(name: str, request: str, failures: str) -> Chart:
                 status=st.SUCCESS,
                 when="The peer answered Success (0x0000).",
             ),
+            *named,
             transition(
                 "warning",
                 "response_received",
@@ -137,6 +145,8 @@ class SingleResponseScu:
     chart: Chart
     state: str
     trace_label = ""  # the engine names the association when the operation starts
+    status_keywords: tuple[str, ...] = ("ErrorComment", "OffendingElement", "ErrorID")
+    """The response's fields copied into :meth:`result`'s status Dataset besides Status."""
 
     def __init__(self, message_id: int) -> None:
         self.message_id = message_id
@@ -187,7 +197,7 @@ class SingleResponseScu:
         if self.response is not None:
             cmd = self.response.command
             ds.Status = cmd.get("Status")
-            for keyword in ("ErrorComment", "OffendingElement", "ErrorID"):
+            for keyword in self.status_keywords:
                 if cmd.get(keyword) is not None:
                     value = cmd[keyword]
                     setattr(ds, keyword, list(value) if isinstance(value, tuple) else value)

@@ -100,11 +100,27 @@ class SocketDriver:
         self.sub_associations: SubAssociations | None = None
 
     def flush(self) -> None:
-        """Execute every effect the engine has queued, in order."""
+        """Execute every effect the engine has queued, in order.
+
+        PDUs queued together (a command and its data set, a message in
+        fragments) leave in one ``sendall``; each stays its own PDU (PS3.8
+        9.3.5 as every peer writes them), only the syscall is shared.
+        """
         engine = self.engine
         while engine.outbox:
+            pending: list[bytes] = []
             for effect in engine.take_effects():
-                self._execute(effect)
+                if isinstance(effect, fx.SendBytes):
+                    pending.append(effect.data)
+                elif isinstance(effect, fx.SendPdu):
+                    pending.append(encode_pdu(effect.pdu))
+                else:
+                    if pending:
+                        self._send(b"".join(pending))
+                        pending = []
+                    self._execute(effect)
+            if pending:
+                self._send(b"".join(pending))
 
     def _execute(self, effect: fx.Effect) -> None:
         if isinstance(effect, fx.SendBytes):
@@ -312,6 +328,7 @@ class SocketDriver:
                 self.pump(wait)
                 continue
             engine.step_scp_operation()
+            # Out before the handler runs again: it may block until the peer reacts to it.
             self.flush()
         self.flush()
 
