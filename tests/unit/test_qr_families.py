@@ -275,3 +275,22 @@ def test_an_index_of_version_2_moves_its_family_instances_at_start(
         assert record is not None and record.path == tmp_path / "hp.dcm"
     finally:
         archive.close()
+
+
+def test_files_of_each_family_found_on_disk_are_imported_once(
+    index: ArchiveIndex, tmp_path: Path
+) -> None:
+    """``--import`` (and the first start over a storage directory) files them like a C-STORE."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    uids = {}
+    for model, (build, _keys) in FAMILIES.items():
+        ds = build()
+        write_instance(folder / f"{model}.dcm", ds)
+        uids[model] = str(ds.SOPInstanceUID)
+    counts = index.import_directory(folder)
+    assert (counts.imported, counts.skipped, counts.refused) == (len(FAMILIES), 0, 0)
+    for model, uid in uids.items():
+        assert found(index, model, SOPInstanceUID="") == [uid]
+    again = index.import_directory(folder)
+    assert (again.imported, again.skipped) == (0, len(FAMILIES))
