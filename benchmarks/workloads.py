@@ -6,7 +6,7 @@ add new ones to this tuple.
 
 from __future__ import annotations
 
-from benchmarks import echo, find, get, ingest, move, scale, startup, storage, wildcard
+from benchmarks import echo, find, get, ingest, move, mpps, scale, startup, storage, wildcard
 from benchmarks.core import Workload
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -17,6 +17,7 @@ WORKLOADS: tuple[Workload, ...] = (
     get.WORKLOAD,
     move.WORKLOAD,
     wildcard.WORKLOAD,
+    mpps.WORKLOAD,
     ingest.WORKLOAD,
     scale.WORKLOAD,
 )

@@ -56,8 +56,22 @@ class CliReference(Directive):
             section += nodes.paragraph(text=summary[:1].upper() + summary[1:] + ".")
             text = sub.format_help()
             section += nodes.literal_block(text, text)
+            for action_name, action_parser in _actions_of(sub):  # e.g. mppsscu create|set|get
+                action_parser.prog = f"dimsefsm {name} {action_name}"
+                text = action_parser.format_help()
+                section += nodes.literal_block(text, text)
             found.append(section)
         return found
+
+
+def _actions_of(parser: Any) -> list[tuple[str, Any]]:
+    """A sub-command's own sub-commands (``mppsscu create``), in their order."""
+    return [
+        (name, choice)
+        for action in parser._actions
+        if isinstance(getattr(action, "choices", None), dict)
+        for name, choice in action.choices.items()
+    ]
 
 
 # -- gallery ----------------------------------------------------------------------------

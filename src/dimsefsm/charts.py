@@ -15,6 +15,7 @@ CHART_MODULES = (
     "dimsefsm.services.find",
     "dimsefsm.services.get",
     "dimsefsm.services.move",
+    "dimsefsm.services.mpps",
     "dimsefsm.services.normalized",
 )
 

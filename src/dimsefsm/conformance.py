@@ -73,6 +73,16 @@ _QRSCP_MODELS = {
 }
 
 
+def _qrscp_normalized() -> Iterator[tuple[str, str, str]]:
+    """The DIMSE-N SOP classes qrscp serves: (name, UID, how)."""
+    from dimsefsm.archive.scp import NORMALIZED_SERVICES
+    from dimsefsm.sop_class import N_SOP_CLASSES
+
+    for uid, name, _service in N_SOP_CLASSES.values():
+        if uid in NORMALIZED_SERVICES:
+            yield name, uid, NORMALIZED_SERVICES[uid]
+
+
 def render() -> str:
     return "\n".join(_lines()) + "\n"
 
@@ -103,6 +113,8 @@ def _lines() -> Iterator[str]:
         served = _QRSCP_MODELS.get(sop.model, "no")
         name = f"{sop.name} (retired)" if sop.retired else sop.name
         yield f"| {name} | {sop.uid} | yes | yes | {served} |"
+    for name, uid, served in _qrscp_normalized():
+        yield f"| {name} | {uid} | yes | yes | {served} |"
     yield ""
     yield "## 2. Association parameters"
     yield ""

@@ -35,6 +35,7 @@ WALKED = (
     "c-move-scu",
     "c-store-scp",
     "c-store-scu",
+    "mpps",
     *(
         f"n-{op}-{side}"
         for op in ("event-report", "get", "set", "action", "create", "delete")

@@ -141,9 +141,12 @@ def command_lines(block: Block) -> list[tuple[int, list[str]]]:
         number += 1
         text = text.split("#", 1)[0]  # comments (no example has '#' inside an argument)
         text = re.sub(r"\s\d?>\s*\S+", " ", text)  # redirections
-        # Optional flags in [brackets] are checked too, their METAVAR placeholders as "1".
+        # Optional flags in [brackets] are checked too, their METAVAR placeholders as "1";
+        # an item index right after a keyword (Sequence[0].Keyword) is no such bracket.
         text = re.sub(
-            r"\[([^\]]*)\]", lambda m: re.sub(r"(?<![-+\w])[A-Z]{1,4}\b", "1", m[1]), text
+            r"(?<![\w)])\[([^\]]*)\]",
+            lambda m: re.sub(r"(?<![-+\w])[A-Z]{1,4}\b", "1", m[1]),
+            text,
         )
         words = shlex.split(text)
         if words[:1] == ["dimsefsm"] and len(words) > 1:

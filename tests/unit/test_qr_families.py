@@ -17,6 +17,7 @@ from sqlalchemy import event, func, insert, select, update
 from dimsefsm.archive.db.columns import columns_of
 from dimsefsm.archive.db.header import header_bytes
 from dimsefsm.archive.db.schema import (
+    SCHEMA_VERSION,
     family_instance,
     instance,
     patient,
@@ -218,8 +219,8 @@ def test_one_uid_filed_as_two_classes_at_once_has_one_winner(
             node.close()
 
 
-def _as_version_2(index: ArchiveIndex, ds: Dataset, path: Path) -> None:
-    """File ``ds`` as version 2 did: under the empty Patient ID, study and series."""
+def _as_version_3(index: ArchiveIndex, ds: Dataset, path: Path) -> None:
+    """File ``ds`` as version 3 did: under the empty Patient ID, study and series."""
     identity, levels = columns_of(ds)
     with index.engine.begin() as connection:
 
@@ -243,10 +244,10 @@ def _as_version_2(index: ArchiveIndex, ds: Dataset, path: Path) -> None:
             )
         )
         family_instance.drop(connection)
-        connection.execute(update(schema_table).values(version=2))
+        connection.execute(update(schema_table).values(version=3))
 
 
-def test_an_index_of_version_2_moves_its_family_instances_at_start(
+def test_an_index_of_version_3_moves_its_family_instances_at_start(
     tmp_path: Path, database_url: str
 ) -> None:
     archive = ArchiveIndex(tmp_path / "store", database_url)
@@ -254,7 +255,7 @@ def test_an_index_of_version_2_moves_its_family_instances_at_start(
     ct = make_instance()
     assert isinstance(filed(archive, ct, tmp_path / "ct.dcm"), Path)
     protocol = hanging_protocol()
-    _as_version_2(archive, protocol, tmp_path / "hp.dcm")
+    _as_version_3(archive, protocol, tmp_path / "hp.dcm")
     archive.close()
     archive = ArchiveIndex(tmp_path / "store", database_url)
     archive.open()
@@ -268,7 +269,7 @@ def test_an_index_of_version_2_moves_its_family_instances_at_start(
                 connection.execute(select(func.count()).select_from(table)).scalar_one()
                 for table in (instance, family_instance)
             ]
-        assert version == 3
+        assert version == SCHEMA_VERSION == 4
         assert patients == [str(ct.PatientID)]  # the empty place went with its instance
         assert counts == [1, 1]
         record = archive.get(uid)

@@ -36,6 +36,11 @@ from dimsefsm import status as st
 from dimsefsm.ae import AE
 from dimsefsm.archive.admission import Refusal, examine
 from dimsefsm.archive.index import ArchiveIndex, Conflict
+from dimsefsm.archive.mpps import (
+    MPPS_RETRIEVE,
+    ModalityPerformedProcedureStepSCP,
+    ProcedureStepRecords,
+)
 from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.part10 import remove_stale_temp_files
 from dimsefsm.qr.flat_models import FLAT_MODELS
@@ -58,7 +63,12 @@ from dimsefsm.qr.registry import (
 )
 from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
 from dimsefsm.services.storage import StorageConfig
-from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION
+from dimsefsm.sop_class import (
+    ALL_TRANSFER_SYNTAXES,
+    MODALITY_PERFORMED_PROCEDURE_STEP,
+    STORAGE_SOP_CLASSES,
+    VERIFICATION,
+)
 
 if TYPE_CHECKING:
     from dimsefsm.archive.access import AccessPolicy
@@ -127,6 +137,12 @@ class QueryRetrieveSCP:
             self.ae.add_supported_context(uid)
         if self.worklist is not None:
             self.ae.add_supported_context(MODALITY_WORKLIST_FIND)
+        # Modality Performed Procedure Step: N-CREATE/N-SET, and N-GET on its Retrieve class.
+        self.mpps = ModalityPerformedProcedureStepSCP(
+            ProcedureStepRecords(lambda: self.index.engine), access
+        )
+        for uid in (MODALITY_PERFORMED_PROCEDURE_STEP, MPPS_RETRIEVE):
+            self.ae.add_supported_context(uid)
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
         if access is not None:
@@ -162,7 +178,34 @@ class QueryRetrieveSCP:
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
             (evt.EVT_C_MOVE, self.on_move),
+            *((event, self._normalized(event)) for event in NORMALIZED_EVENTS),
         ]
+
+    def normalized_handlers(self) -> dict[tuple[evt.EventType, str], Any]:
+        """(DIMSE-N event, SOP class of the context) -> the handler of that service."""
+        return {
+            (evt.EVT_N_CREATE, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_create,
+            (evt.EVT_N_SET, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_set,
+            (evt.EVT_N_GET, MPPS_RETRIEVE): self.mpps.on_n_get,
+        }
+
+    def _normalized(self, event_type: evt.EventType) -> Any:
+        """One handler per DIMSE-N event, passing each request to its service's handler:
+        several services (MPPS, UPS, Storage Commitment) share the N events."""
+        table = self.normalized_handlers()
+
+        def route(event: Any) -> Any:
+            handler = table.get((event_type, event.context.abstract_syntax))
+            if handler is None:  # a context of another class: the operation is not ours
+                LOG.warning(
+                    "%s on %s: not an operation of that SOP class here",
+                    event_type.name,
+                    event.context.abstract_syntax,
+                )
+                return _unrecognized(event_type)
+            return handler(event)
+
+        return route
 
     def on_store(self, event: Any) -> int | Dataset:
         """Examine, check against the index, commit and index one received instance."""
@@ -293,6 +336,20 @@ class QueryRetrieveSCP:
             if event.is_cancelled:
                 return
             yield st.PENDING, path
+
+
+NORMALIZED_EVENTS = (evt.EVT_N_CREATE, evt.EVT_N_SET, evt.EVT_N_GET)
+
+NORMALIZED_SERVICES: dict[str, str] = {
+    MODALITY_PERFORMED_PROCEDURE_STEP: "yes: N-CREATE, N-SET (steps kept in the index)",
+    MPPS_RETRIEVE: "yes: N-GET",
+}
+"""The DIMSE-N SOP classes qrscp serves, and how (for the conformance statement)."""
+
+
+def _unrecognized(event_type: evt.EventType) -> Any:
+    status = _status(st.UNRECOGNIZED_OPERATION, "operation not supported on this SOP class")
+    return status if event_type is evt.EVT_N_DELETE else (status, None)
 
 
 def _status(code: int, comment: str) -> Dataset:

@@ -31,6 +31,9 @@ COMMANDS: dict[str, Command] = {
     "findscu": Command("find", "add_findscu", "query (C-FIND SCU)"),
     "getscu": Command("get", "add_getscu", "retrieve instances with C-GET"),
     "movescu": Command("move", "add_movescu", "retrieve instances with C-MOVE"),
+    "mppsscu": Command(
+        "mpps", "add_mppsscu", "report a Modality Performed Procedure Step (N-CREATE, N-SET)"
+    ),
     "qrscp": Command(
         "qrscp", "add_qrscp", "Query/Retrieve SCP: storage + C-FIND/C-GET/C-MOVE over a directory"
     ),

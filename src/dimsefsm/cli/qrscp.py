@@ -193,7 +193,13 @@ def apply_settings(ae: AE, settings: Settings) -> None:
 
 def run_qrscp(args: argparse.Namespace) -> int:
     setup_logging(args)
-    for name in ("dimsefsm.qrscp", "dimsefsm.storage", "dimsefsm.qr.worklist", "dimsefsm.access"):
+    for name in (
+        "dimsefsm.qrscp",
+        "dimsefsm.storage",
+        "dimsefsm.qr.worklist",
+        "dimsefsm.access",
+        "dimsefsm.mpps",
+    ):
         logging.getLogger(name).setLevel(logging.INFO)
     try:
         settings = effective_settings(args)

@@ -66,10 +66,11 @@ from sqlalchemy.exc import DBAPIError
 from dimsefsm.archive.db.attributes import AttributeRow, attribute_rows
 from dimsefsm.archive.db.columns import LEVEL_COLUMNS
 from dimsefsm.archive.db.header import header_of
+from dimsefsm.archive.db.mpps_table import add_mpps_table, declare_mpps_table
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -156,6 +157,8 @@ series_attribute = Table(
     UniqueConstraint("tag", "value", "truncated", "series_pk", name="uq_series_attribute"),
 )
 
+mpps = declare_mpps_table(metadata)
+
 LEVEL_TABLES: Final = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
 
 # Unique keys are covered by the unique constraints; these serve hierarchy walks
@@ -224,7 +227,7 @@ def _add_series_attribute_table(connection: Connection) -> None:
 
 
 def _add_family_instance_table(connection: Connection) -> None:
-    """Version 2 to 3: ``family_instance``, and the single-level instances moved into it.
+    """Version 3 to 4: ``family_instance``, and the single-level instances moved into it.
 
     Before, such an instance was filed under an empty Patient ID, Study and
     Series Instance UID (the only place without them); it moves to its model's
@@ -233,7 +236,7 @@ def _add_family_instance_table(connection: Connection) -> None:
     """
     from dimsefsm.qr.flat_models import model_of_storage_class
 
-    family_instance.create(connection)
+    family_instance.create(connection, checkfirst=True)
     rows = connection.execute(
         select(
             instance.c.pk,
@@ -289,7 +292,11 @@ def _drop_if_empty(connection: Connection, series_pk: int) -> None:
     connection.execute(patient.delete().where(patient.c.pk == patient_pk))
 
 
-MIGRATIONS: Final = {1: _add_series_attribute_table, 2: _add_family_instance_table}
+MIGRATIONS: Final = {
+    1: _add_series_attribute_table,
+    2: lambda connection: add_mpps_table(mpps, connection),
+    3: _add_family_instance_table,
+}
 """From a version to the next: run in the schema check's transaction, so all or nothing."""
 
 
