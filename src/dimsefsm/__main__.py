@@ -2,6 +2,6 @@
 
 import sys
 
-from dimsefsm.cli.main import main
+from dimsefsm.cli.main import run
 
-sys.exit(main())
+sys.exit(run())

@@ -7,7 +7,6 @@ names, the same ``evt_handlers`` binding, the same status conventions.
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +31,9 @@ from dimsefsm.services.storage import SinkOpener, StorageConfig
 from dimsefsm.sop_class import DEFAULT_TRANSFER_SYNTAXES, UNCOMPRESSED_TRANSFER_SYNTAXES
 from dimsefsm.transport.tls import TlsArgs
 
-if TYPE_CHECKING:  # what only a server or a C-GET/C-MOVE SCP needs loads when used
+if TYPE_CHECKING:  # what only a server or a C-GET/C-MOVE SCP (or TLS) needs loads when used
+    import ssl
+
     from dimsefsm.services.retrieve import InstanceSource
     from dimsefsm.transport.server import AssociationServer
 

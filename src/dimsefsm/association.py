@@ -15,10 +15,8 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dimsefsm.assoc.negotiation import Negotiated
@@ -44,6 +42,9 @@ from dimsefsm.transport.driver import SocketDriver, TransportTimeout, close_sock
 from dimsefsm.transport.tls import HandshakeFailed, TlsArgs, describe_tls_error, handshake
 
 if TYPE_CHECKING:  # the query, retrieve and storage services (and pydicom) load on first use
+    import ssl
+    from pathlib import Path
+
     from pydicom import Dataset
 
     from dimsefsm.part10 import Part10Info

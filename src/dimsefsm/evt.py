@@ -8,10 +8,19 @@ Dataset with Status), exactly as pynetdicom users write it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dimsefsm.dimse.message import Message
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+def now() -> datetime:
+    """An event's timestamp: ``datetime`` loads with the first event, not with the module."""
+    from datetime import datetime
+
+    return datetime.now()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +102,7 @@ class Event:
     request: Message
     context: Any
     extra: dict[str, Any] = field(default_factory=dict)
-    timestamp: datetime = field(default_factory=datetime.now)
+    timestamp: datetime = field(default_factory=now)
     """When the request arrived (pynetdicom's ``event.timestamp``)."""
 
     @property

@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dimsefsm import evt
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 LOG = logging.getLogger("dimsefsm.events")
 
@@ -38,7 +40,7 @@ class Notification:
 
     assoc: Any
     event: evt.EventType
-    timestamp: datetime = field(default_factory=datetime.now)
+    timestamp: datetime = field(default_factory=evt.now)
     address: tuple[str, int] | None = None
     pdu: Any = None
     message: Any = None

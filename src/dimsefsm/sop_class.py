@@ -55,6 +55,17 @@ def lookup(uid: str) -> SOPClass | None:
     return sop
 
 
+def registered() -> tuple[SOPClass, ...]:
+    """Every registered SOP class, the storage classes included, in registration order.
+
+    The conformance statement iterates this, so a service that registers its
+    SOP classes appears there without being listed anywhere else.
+    """
+    if "STORAGE_SOP_CLASSES" not in globals():
+        _lazy("STORAGE_SOP_CLASSES")
+    return tuple(_REGISTRY.values())
+
+
 def service_of(uid: str) -> str | None:
     sop = lookup(uid)
     return sop.service if sop else None

@@ -3,23 +3,32 @@
 The start-up time of a one-shot check is mostly imports (pydicom alone is
 ~0.11 s); the figure itself is measured in ``benchmarks/startup.py``.  Here the
 structure is checked: after a successful echo the process has not loaded
-pydicom, the archive's database layer, the terminal library or the services a
-C-ECHO does not use.
+pydicom, the archive's database layer, the terminal library, the services a
+C-ECHO does not use, OpenSSL without a TLS flag, nor the standard library
+modules only other paths need (``pathlib``, ``datetime``, ``shutil``), and the
+process entry point froze its start-up objects for the garbage collector.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import dimsefsm
 from dimsefsm import evt
 from dimsefsm.ae import AE
 from dimsefsm.cli.common import EXIT_FAILED_STATUS, EXIT_OK
+from dimsefsm.cli.main import main
 from dimsefsm.sop_class import VERIFICATION
 from dimsefsm.transport.server import AssociationServer
 
@@ -28,10 +37,11 @@ LOCALHOST = "127.0.0.1"
 # Runs the sub-command as ``python -m dimsefsm echoscu`` does, then reports its
 # exit code and every module the process holds.
 ECHO_THEN_MODULES = """\
-import json, sys
+import gc, json, sys
 from dimsefsm.cli.main import main
-code = main(sys.argv[1:])
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+code = main(sys.argv[1:], as_process=True)
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "frozen": gc.get_freeze_count(),
+                  "collecting": gc.isenabled()}))
 """
 
 NOT_FOR_AN_ECHO = (
@@ -53,6 +63,13 @@ NOT_FOR_AN_ECHO = (
     "dimsefsm.instances",
     "dimsefsm.identity",  # user identity: only with -u
     "dimsefsm.part10",  # files: only storage reads them
+    "dimsefsm.transport.server",  # a client opens no server
+    "ssl",  # OpenSSL: only with a TLS flag
+    "pathlib",  # only storage and the archive handle paths
+    "datetime",  # event timestamps: only when an event is made
+    "shutil",  # argparse's terminal size, read without it (cli.common.terminal_columns)
+    "importlib.metadata",  # the version is a constant, not looked up
+    "pkg_resources",
 )
 
 
@@ -79,6 +96,12 @@ def answering_failure() -> Iterator[AssociationServer]:
 
 def run_echoscu(server: AssociationServer) -> tuple[int, list[str], str]:
     """The exit code, the loaded modules and stderr of one echoscu process."""
+    report, stderr = echoscu_report(server)
+    return report["code"], report["modules"], stderr
+
+
+def echoscu_report(server: AssociationServer) -> tuple[dict[str, Any], str]:
+    """What ``ECHO_THEN_MODULES`` printed, and stderr, for one echoscu process."""
     port = server.address[1]
     result = subprocess.run(
         [sys.executable, "-c", ECHO_THEN_MODULES, "echoscu", LOCALHOST, str(port)],
@@ -88,7 +111,7 @@ def run_echoscu(server: AssociationServer) -> tuple[int, list[str], str]:
         check=False,
     )
     report: dict[str, Any] = json.loads(result.stdout)
-    return report["code"], report["modules"], result.stderr
+    return report, result.stderr
 
 
 def test_echoscu_loads_no_pydicom_and_no_unused_service(
@@ -103,6 +126,40 @@ def test_echoscu_loads_no_pydicom_and_no_unused_service(
     ]
     assert loaded == []
     assert "dimsefsm.services.verification" in modules  # the echo did run through its service
+
+
+def test_the_process_entry_point_freezes_start_up_objects_and_keeps_collecting(
+    answering_success: AssociationServer,
+) -> None:
+    report, stderr = echoscu_report(answering_success)
+    assert report["code"] == EXIT_OK, stderr
+    assert report["frozen"] > 10_000  # modules, classes, charts: never walked again
+    assert report["collecting"] is True  # the sub-command itself runs with the collector on
+
+
+def test_main_called_as_a_function_leaves_the_collector_alone(
+    answering_success: AssociationServer,
+) -> None:
+    frozen = gc.get_freeze_count()
+    root = logging.getLogger()
+    handlers, level, showwarning = root.handlers[:], root.level, warnings.showwarning
+    try:
+        code = main(["echoscu", LOCALHOST, str(answering_success.address[1])])
+    finally:  # the command set up logging for a process: give the test process its own back
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        warnings.showwarning = showwarning
+    assert code == EXIT_OK
+    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, True)
+
+
+def test_the_script_and_python_m_both_enter_through_run() -> None:
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts["dimsefsm"] == "dimsefsm.cli.main:run"
+    main_module = Path(dimsefsm.__file__).with_name("__main__.py").read_text(encoding="utf-8")
+    assert "sys.exit(run())" in main_module
 
 
 def test_echoscu_reports_a_failure_status_as_a_number(

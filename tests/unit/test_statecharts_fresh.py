@@ -65,4 +65,4 @@ def test_conformance_statement_lists_each_move_failure_with_its_condition() -> N
         row = next(line for line in section.splitlines() if f"| {code} |" in line)
         cells = [cell.strip() for cell in row.strip("| ").split(" | ")]
         assert len(cells) == 7 and cells[5].startswith("Failure") and cells[6].endswith(".")
-    assert "| Patient/Study Only Query/Retrieve Information Model - FIND (retired) |" in text
+    assert "| Patient/Study Only Query/Retrieve Information Model - FIND (Retired) |" in text

@@ -10,7 +10,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from dimsefsm.ae import AE
@@ -26,6 +26,39 @@ EXIT_TIMEOUT = 5
 MAX_AE_TITLE = 16  # PS3.5 Table 6.2-1: AE is at most 16 characters
 
 
+def terminal_columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` finds it ($COLUMNS, stdout, 80).
+
+    argparse asks ``shutil`` for it in every formatter, even when no help is
+    printed, and ``shutil`` loads bz2, lzma and zlib: a few ms of every command.
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without importing ``shutil`` (see :func:`terminal_columns`)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class SubcommandParser(argparse.ArgumentParser):
     """A sub-command's parser: its own usage and one error line, exit 2, on bad arguments.
 
@@ -33,6 +66,10 @@ class SubcommandParser(argparse.ArgumentParser):
     top-level parser, which answers with *its* usage ("dimsefsm [-h] {echoscu,...}")
     and says nothing about the flags that do exist.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import ssl
 import sys
+from typing import TYPE_CHECKING
 
 from dimsefsm.ae import AE, HandlerList
 from dimsefsm.cli.common import (
@@ -28,6 +28,9 @@ from dimsefsm.cli.connect import add_identity_args, open_association, require_co
 from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.sop_class import VERIFICATION
 
+if TYPE_CHECKING:
+    import ssl
+
 
 def add_echoscu(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("echoscu", help="send C-ECHO (Verification SCU)", prefix_chars="-+")
@@ -40,10 +43,15 @@ def add_echoscu(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_echoscu)
 
 
+def echoscu_contexts(ae: AE) -> None:
+    """What echoscu proposes (also what the conformance statement lists)."""
+    ae.add_requested_context(VERIFICATION)
+
+
 def run_echoscu(args: argparse.Namespace) -> int:
     setup_logging(args)
     ae = AE(args.aetitle)
-    ae.add_requested_context(VERIFICATION)
+    echoscu_contexts(ae)
     apply_network_args(ae, args)
     assoc = open_association("echoscu", ae, args)
     if isinstance(assoc, int):
@@ -78,11 +86,17 @@ def add_echoscp(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_echoscp)
 
 
-def run_echoscp(args: argparse.Namespace) -> int:
-    setup_logging(args)
+def echoscp_ae(args: argparse.Namespace) -> AE:
+    """echoscp's AE from its flags (also what the conformance statement describes)."""
     ae = AE(args.aetitle)
     ae.add_supported_context(VERIFICATION)
     apply_network_args(ae, args)
+    return ae
+
+
+def run_echoscp(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    ae = echoscp_ae(args)
     serve(ae, (args.bind, args.port), "echoscp", ssl_context=server_tls(args))
     return EXIT_OK
 

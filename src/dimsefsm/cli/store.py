@@ -352,21 +352,27 @@ def add_fsync_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_storescp(args: argparse.Namespace) -> int:
-    setup_logging(args)
-    logging.getLogger("dimsefsm.storage").setLevel(logging.INFO)
-    out = Path(args.output_directory)
-    out.mkdir(parents=True, exist_ok=True)
+def storescp_ae(args: argparse.Namespace) -> AE:
+    """storescp's AE from its flags: contexts and limits (the conformance statement's too)."""
     ae = AE(args.aetitle)
     ae.add_supported_context(VERIFICATION)
     for uid in STORAGE_SOP_CLASSES:
         ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
     ae.prefer_requestor_order = True
+    apply_network_args(ae, args)
+    return ae
+
+
+def run_storescp(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    logging.getLogger("dimsefsm.storage").setLevel(logging.INFO)
+    out = Path(args.output_directory)
+    out.mkdir(parents=True, exist_ok=True)
+    ae = storescp_ae(args)
     for path in remove_stale_temp_files(out):
         logging.getLogger("dimsefsm.storage").warning(
             "removed %s: a temporary file left by a server that was stopped", path
         )
     ae.storage = StorageConfig(mode="file", directory=out, fsync=args.fsync)
-    apply_network_args(ae, args)
     serve(ae, (args.bind, args.port), "storescp", ssl_context=server_tls(args))
     return EXIT_OK

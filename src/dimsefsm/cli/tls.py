@@ -8,20 +8,25 @@ CAs (dcmtk would trust nothing), and unlike dcmtk it also checks that the
 server's certificate names the host it connects to, as any TLS client should.
 The protocol floor is TLS 1.2, as in BCP 195 (dcmtk's default profile).
 
-Sub-parsers taking these flags need ``prefix_chars="-+"``.
+Sub-parsers taking these flags need ``prefix_chars="-+"``.  ``ssl`` loads only
+when a TLS flag is given: a plain ``echoscu`` does not pay for OpenSSL.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ssl
 import sys
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from dimsefsm.cli.common import EXIT_USAGE
-from dimsefsm.transport.tls import TlsArgs, describe_tls_error
+from dimsefsm.transport.tls import describe_tls_error
+
+if TYPE_CHECKING:
+    import ssl
+
+    from dimsefsm.transport.tls import TlsArgs
 
 REQUIRE, VERIFY, IGNORE = "require", "verify", "ignore"
 
@@ -125,6 +130,8 @@ def client_tls(args: argparse.Namespace) -> TlsArgs | None:
 def client_context(args: argparse.Namespace) -> ssl.SSLContext:
     """A client context from the flags: also what a TLS server uses to reach its C-MOVE
     destinations (our certificate, the same trusted CAs)."""
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if args.peer_cert == IGNORE:
@@ -142,6 +149,8 @@ def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
         if args.anonymous_tls:
             _usage(args, "a TLS server needs a certificate of its own: use +tls KEY CERT")
         return None
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_own_certificate(context, args)
@@ -187,6 +196,8 @@ def _loading(args: argparse.Namespace, what: str, hint: str | None = None) -> It
     try:
         yield
     except (OSError, ValueError) as exc:
+        import ssl
+
         if isinstance(exc, ssl.SSLError):
             reason = hint or describe_tls_error(exc)
         else:

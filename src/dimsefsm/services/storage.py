@@ -29,7 +29,6 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from transitions import EventData
@@ -50,6 +49,8 @@ from dimsefsm.sop_class import UNCOMPRESSED_TRANSFER_SYNTAXES, service_of
 from dimsefsm.uid import uid_problem
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pydicom import Dataset
 
     from dimsefsm.part10 import Part10Info
@@ -90,6 +91,8 @@ class StorageConfig:
         """
         if self.directory is None:
             return False
+        from pathlib import Path  # here: a C-ECHO client imports this module, never pathlib
+
         try:
             Path(self.directory).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

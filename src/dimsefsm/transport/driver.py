@@ -13,7 +13,8 @@ connection has left Sta2.
 The socket may be a TLS socket (PS3.15 Annex B), handshake done.  ``select``
 only sees raw bytes, so decrypted bytes waiting in the TLS buffer count as
 input too, and readable raw bytes may be half a record: a TLS read never
-blocks where a plain one would not.  The plain path pays one attribute test.
+blocks where a plain one would not.  The plain path pays one attribute test,
+and never imports ``ssl`` (see :func:`is_tls`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import contextlib
 import logging
 import select
 import socket
-import ssl
+import sys
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -33,13 +34,16 @@ from dimsefsm.ul import effects as fx
 from dimsefsm.ul.chart import ARTIM_RUNNING
 
 if TYPE_CHECKING:
+    import ssl
+
     from dimsefsm.transport.sub_association import AEFactory, SubAssociations
 
 LOG = logging.getLogger("dimsefsm.transport")
 RECV_SIZE = 1 << 18
 PARTIAL_PDU_WAIT = 0.05
-# A zero-wait read found nothing complete: a non-blocking recv, or half a TLS record.
-_NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# A zero-wait read found nothing complete: a non-blocking recv (or half a TLS record,
+# see ``SocketDriver.nothing_yet``).
+_NOTHING_YET: tuple[type[OSError], ...] = (BlockingIOError,)
 
 
 class TransportTimeout(TimeoutError):
@@ -55,6 +59,16 @@ def tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def is_tls(sock: socket.socket) -> bool:
+    """Whether ``sock`` is a TLS socket, without importing ``ssl`` to find out.
+
+    A TLS socket is made from an ``SSLContext``, so while ``ssl`` is not loaded
+    none exists: a plain-TCP process (``dimsefsm echoscu``) never loads OpenSSL.
+    """
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
+
+
 def close_socket(sock: socket.socket) -> None:
     """Close without ever blocking, saying TLS close_notify when it can go out at once.
 
@@ -62,10 +76,10 @@ def close_socket(sock: socket.socket) -> None:
     which a peer that has gone silent never sends.  Non-blocking, our alert is
     sent (or dropped if the send buffer is full) and theirs is not awaited.
     """
-    if isinstance(sock, ssl.SSLSocket):
+    if is_tls(sock):
         with contextlib.suppress(OSError, ValueError):
             sock.setblocking(False)
-            sock.unwrap()
+            cast("ssl.SSLSocket", sock).unwrap()
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
@@ -87,7 +101,12 @@ class SocketDriver:
         self.engine = engine
         self.make_sub_ae = make_sub_ae
         self.sock: socket.socket | None = sock
-        self.tls = isinstance(sock, ssl.SSLSocket)
+        self.tls = is_tls(sock)
+        self.nothing_yet = _NOTHING_YET
+        if self.tls:
+            import ssl
+
+            self.nothing_yet = (*_NOTHING_YET, ssl.SSLWantReadError, ssl.SSLWantWriteError)
         self.wake = wake
         # Why the connection was lost, when a read or write failed (for describe_failure).
         self.failure: OSError | None = None
@@ -192,7 +211,7 @@ class SocketDriver:
                 sock.settimeout(wait)
                 data = sock.recv(RECV_SIZE)
             elif self.tls:
-                data = self._recv_tls(cast(ssl.SSLSocket, sock), self.wake, wait)
+                data = self._recv_tls(cast("ssl.SSLSocket", sock), self.wake, wait)
             else:
                 readable, _, _ = select.select([sock, self.wake], [], [], wait)
                 if not readable:
@@ -205,7 +224,7 @@ class SocketDriver:
             if self._timers_expired() or timeout is None:
                 return
             raise TransportTimeout(f"nothing received within {timeout} s") from None
-        except _NOTHING_YET:
+        except self.nothing_yet:
             # Only a zero wait gets here; serve_operations asks again after its next step.
             self._timers_expired()
             return
@@ -278,6 +297,8 @@ class SocketDriver:
         the rest with the wake-up socket unwatched; a non-blocking read that
         finds the record incomplete goes back to ``select`` instead.
         """
+        import ssl
+
         deadline = None if wait is None else time.monotonic() + wait
         writers: list[socket.socket] = []
         while True:
@@ -337,7 +358,7 @@ class SocketDriver:
         sock = self.sock
         if sock is None:
             return False
-        if self.tls and cast(ssl.SSLSocket, sock).pending():
+        if self.tls and cast("ssl.SSLSocket", sock).pending():
             return True
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable)

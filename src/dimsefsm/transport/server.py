@@ -29,7 +29,6 @@ import contextlib
 import logging
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -42,11 +41,14 @@ from dimsefsm.transport.driver import (
     SocketDriver,
     TransportTimeout,
     close_socket,
+    is_tls,
     tune,
 )
 from dimsefsm.transport.tls import HandshakeFailed, handshake
 
 if TYPE_CHECKING:
+    import ssl
+
     from dimsefsm.transport.sub_association import AEFactory  # C-MOVE loads only when used
 
 LOG = logging.getLogger("dimsefsm.server")
@@ -271,8 +273,8 @@ class AssociationServer:
             engine.local_address = sock.getsockname()[:2]
         except OSError:  # already reset by the peer: the association fails on its own
             engine.local_address = None
-        if isinstance(sock, ssl.SSLSocket):
-            engine.peer_certificate = sock.getpeercert() or None
+        if is_tls(sock):
+            engine.peer_certificate = sock.getpeercert() or None  # type: ignore[attr-defined]
         driver = SocketDriver(
             engine,
             sock,

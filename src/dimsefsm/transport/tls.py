@@ -5,6 +5,11 @@ ends at a deadline and, on a server, as soon as the server shuts down: a peer
 that connects and never sends a ClientHello costs one idle association thread,
 never the accept loop, other clients or a prompt shutdown.  The socket is
 blocking again when the handshake returns: the driver expects that.
+
+``ssl`` is imported by the functions that need it, not by this module: a
+plain-TCP client (``dimsefsm echoscu`` checking a peer) never pays for
+loading OpenSSL.  Any TLS socket implies a context, hence ``ssl`` already
+loaded by whoever made it.
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-import ssl
 import time
+from typing import TYPE_CHECKING
 
 from dimsefsm.transport.driver import Interrupted
 
+if TYPE_CHECKING:
+    import ssl
+
 # Client: (context, server_hostname) as pynetdicom's ``tls_args``.
-TlsArgs = tuple[ssl.SSLContext, str | None]
+TlsArgs = tuple["ssl.SSLContext", "str | None"]
 
 
 class HandshakeFailed(Exception):
@@ -33,6 +41,8 @@ def handshake(
     Raises :class:`HandshakeFailed` (timeout, refused certificate, peer gone)
     or ``Interrupted`` when ``wake`` becomes readable.
     """
+    import ssl
+
     deadline = None if timeout is None else time.monotonic() + timeout
     readers: list[socket.socket]
     writers: list[socket.socket]
@@ -65,6 +75,8 @@ def handshake(
 
 def handshake_failure(exc: OSError, timeout: float | None) -> str:
     """Why a handshake failed, in the same words for the blocking and the asyncio client."""
+    import ssl
+
     if isinstance(exc, TimeoutError):
         return str(exc) or f"no TLS handshake within {timeout:g} s"
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError)):
@@ -74,6 +86,8 @@ def handshake_failure(exc: OSError, timeout: float | None) -> str:
 
 def describe_tls_error(exc: BaseException) -> str:
     """One line a person can act on, rather than OpenSSL's bracketed codes."""
+    import ssl
+
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verify failed: {exc.verify_message}"
     if isinstance(exc, ssl.SSLEOFError):
