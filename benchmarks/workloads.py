@@ -6,7 +6,19 @@ add new ones to this tuple.
 
 from __future__ import annotations
 
-from benchmarks import echo, find, get, ingest, move, mpps, scale, startup, storage, wildcard
+from benchmarks import (
+    commitment,
+    echo,
+    find,
+    get,
+    ingest,
+    move,
+    mpps,
+    scale,
+    startup,
+    storage,
+    wildcard,
+)
 from benchmarks.core import Workload
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -20,6 +32,7 @@ WORKLOADS: tuple[Workload, ...] = (
     mpps.WORKLOAD,
     ingest.WORKLOAD,
     scale.WORKLOAD,
+    commitment.WORKLOAD,
 )
 
 

@@ -17,6 +17,7 @@ CHART_MODULES = (
     "dimsefsm.services.move",
     "dimsefsm.services.mpps",
     "dimsefsm.services.normalized",
+    "dimsefsm.services.commitment",
 )
 
 

@@ -41,6 +41,7 @@ WALKED = (
         for op in ("event-report", "get", "set", "action", "create", "delete")
         for side in ("scp", "scu")
     ),
+    "storage-commitment-scp",
     "upper-layer",
 )
 """Every chart: the walk checks them all."""

@@ -194,11 +194,9 @@ def test_c_find_keys_per_level_come_from_the_models(statement: str) -> None:
 def test_a_newly_registered_sop_class_appears_without_being_listed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    uid = "1.2.840.10008.1.20.1"
+    uid = "1.2.826.0.1.3680043.2.1143.8"  # a made-up class no AE of the command uses
     monkeypatch.setitem(
-        sop_class._REGISTRY,
-        uid,
-        sop_class.SOPClass(uid, "Storage Commitment Push Model", "n-action"),
+        sop_class._REGISTRY, uid, sop_class.SOPClass(uid, "Made-up Action", "n-action")
     )
     step = "1.2.826.0.1.3680043.2.1143.7"  # a made-up procedure step class
     monkeypatch.setitem(
@@ -206,7 +204,7 @@ def test_a_newly_registered_sop_class_appears_without_being_listed(
     )
     text = render()
     other = section(text, "### Network services").split("**Other (n-action)**", 1)[1]
-    assert f"| Storage Commitment Push Model | {uid} | no | no |" in other
+    assert f"| Made-up Action | {uid} | no | no |" in other
     workflow = section(text, "### Network services").split("**Workflow Management**", 1)[1]
     assert f"| Made-up Step | {step} | no | no |" in workflow.split("**", 1)[0]
 

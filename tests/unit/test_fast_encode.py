@@ -42,10 +42,41 @@ def test_same_bytes_as_pydicom(implicit: bool) -> None:
     assert fast_encode(ds, implicit) == pydicom_bytes(ds, implicit)
 
 
+def references(count: int) -> Dataset:
+    ds = Dataset()
+    ds.TransactionUID = "1.2.3.4"
+    items = []
+    for n in range(count):
+        item = Dataset()
+        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        item.ReferencedSOPInstanceUID = f"1.2.3.4.{n}"
+        if n % 2:
+            item.FailureReason = 0x0112
+        items.append(item)
+    ds.ReferencedSOPSequence = items
+    ds.FailedSOPSequence = []
+    return ds
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_sequences_of_plain_items_same_bytes_as_pydicom(implicit: bool) -> None:
+    """A Referenced SOP Sequence (Storage Commitment's): defined lengths, as pydicom writes."""
+    ds = references(3)
+    assert fast_encode(ds, implicit) == pydicom_bytes(ds, implicit)
+    nested = identifier()
+    nested.ReferencedStudySequence = [references(2), Dataset()]
+    assert fast_encode(nested, implicit) == pydicom_bytes(nested, implicit)
+
+
 def test_declines_what_it_does_not_handle() -> None:
     with_sequence = identifier()
-    with_sequence.ReferencedStudySequence = [Dataset()]
+    item = Dataset()
+    item.PatientName = "Müller"
+    with_sequence.ReferencedStudySequence = [item]
     assert fast_encode(with_sequence, False) is None
+    undefined = references(1)
+    undefined["ReferencedSOPSequence"].is_undefined_length = True
+    assert fast_encode(undefined, False) is None
     latin = identifier()
     latin.SpecificCharacterSet = "ISO_IR 100"
     latin.PatientName = "Müller"

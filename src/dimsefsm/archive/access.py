@@ -169,7 +169,13 @@ def describe_permissions() -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for permission in PERMISSIONS:
         if permission == "receive":
-            rows.append((permission, "be a C-MOVE destination (the peer needs host and port)"))
+            rows.append(
+                (
+                    permission,
+                    "be a C-MOVE destination, and receive Storage Commitment reports on an "
+                    "association qrscp opens (the peer needs host and port)",
+                )
+            )
         elif permission == "store":
             count = len(GOVERNED[permission])
             rows.append((permission, f"send C-STORE requests: the {count} storage SOP classes"))

@@ -11,6 +11,11 @@ and who may do what::
     [timeouts]
     dimse = 60
 
+    [commitment]
+    retries = 3
+    retry_interval = 10
+    same_association = true
+
     [peers.ct]
     ae_title = "CT01"
     host = "10.1.2.3"
@@ -76,6 +81,22 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class Commitment:
+    """``[commitment]``: how a Storage Commitment report reaches a requestor that has left.
+
+    The report goes on the requesting association while it is open
+    (``same_association = false``: never), else on a new association to the
+    requestor (a peer that may ``receive``); when that fails it is tried
+    ``retries`` more times, ``retry_interval`` seconds apart, then given up
+    (logged).
+    """
+
+    retries: int = 3
+    retry_interval: float = 10.0
+    same_association: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Peer:
     """One ``[peers.NAME]`` table: an application entity we know and what it may do."""
 
@@ -106,6 +127,7 @@ class Settings:
     storage: Path = Path(DEFAULT_STORAGE)
     database: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    commitment: Commitment = field(default_factory=Commitment)
     max_associations: int = DEFAULT_MAX_ASSOCIATIONS
     max_pending: int | None = None  # connections without an association; None: 4 per slot
     max_pdu: int = DEFAULT_MAX_PDU
@@ -186,6 +208,8 @@ class _Reader:
                 values[key] = self.path((key,), data[key])
         if "timeouts" in data:
             values["timeouts"] = self.timeouts(data["timeouts"])
+        if "commitment" in data:
+            values["commitment"] = self.commitment(data["commitment"])
         if "peers" in data:
             peers = self.peers(data["peers"])
             values["peers"] = peers
@@ -248,6 +272,23 @@ class _Reader:
         names = Timeouts.__dataclass_fields__
         self.only(table, ("timeouts",), names)
         return Timeouts(**{k: self.seconds(("timeouts", k), v) for k, v in table.items()})
+
+    def commitment(self, value: object) -> Commitment:
+        at = ("commitment",)
+        table = self.table(at, value)
+        self.only(table, at, Commitment.__dataclass_fields__)
+        values: dict[str, Any] = {}
+        if "retries" in table:
+            values["retries"] = self.integer((*at, "retries"), table["retries"], 0, 1000)
+        if "retry_interval" in table:
+            values["retry_interval"] = self.seconds(
+                (*at, "retry_interval"), table["retry_interval"]
+            )
+        if "same_association" in table:
+            values["same_association"] = self.boolean(
+                (*at, "same_association"), table["same_association"]
+            )
+        return Commitment(**values)
 
     def peers(self, value: object) -> dict[str, Peer]:
         table = self.table(("peers",), value)
@@ -338,7 +379,7 @@ _SCALARS: dict[str, Callable[[_Reader, tuple[str, ...], object], object]] = {
     "fsync": _Reader.boolean,
     "dest_tls": _Reader.boolean,
 }
-_TOP_KEYS = (*_SCALARS, "storage", "worklist", "timeouts", "peers", "users")
+_TOP_KEYS = (*_SCALARS, "storage", "worklist", "timeouts", "commitment", "peers", "users")
 _PEER_KEYS = ("ae_title", "host", "port", "may", "check_host", "identity", "tls_subject")
 
 
@@ -493,6 +534,10 @@ def format_settings(settings: Settings) -> str:
         out.append("# no [peers] listed: any calling AE title is accepted")
     out += ["", "[timeouts]"]
     out += _assignments({k: getattr(settings.timeouts, k) for k in Timeouts.__dataclass_fields__})
+    out += ["", "[commitment]"]
+    out += _assignments(
+        {k: getattr(settings.commitment, k) for k in Commitment.__dataclass_fields__}
+    )
     for peer in settings.peers.values():
         out += ["", f"[peers.{_key(peer.name)}]"]
         out += _assignments(

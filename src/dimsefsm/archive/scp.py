@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,13 @@ from dimsefsm import evt
 from dimsefsm import status as st
 from dimsefsm.ae import AE
 from dimsefsm.archive.admission import Refusal, examine
+from dimsefsm.archive.commitment import (
+    CommitmentDesk,
+    CommitmentJournal,
+    DeskSettings,
+    check_references,
+)
+from dimsefsm.archive.config import Commitment
 from dimsefsm.archive.index import ArchiveIndex, Conflict
 from dimsefsm.archive.mpps import (
     MPPS_RETRIEVE,
@@ -62,6 +69,7 @@ from dimsefsm.qr.registry import (
     lookup,
 )
 from dimsefsm.qr.registry import MODALITY_WORKLIST as WORKLIST_MODEL
+from dimsefsm.services.commitment import STORAGE_COMMITMENT_PUSH_MODEL
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import (
     ALL_TRANSFER_SYNTAXES,
@@ -114,11 +122,13 @@ class QueryRetrieveSCP:
         fsync: bool = False,
         access: AccessPolicy | None = None,
         database: str | None = None,
+        commitment: Commitment | None = None,
     ) -> None:
         """``access``: who may associate and do what; its peers that may receive are the
         C-MOVE destinations unless ``destinations`` is given.  None: anyone, anything.
         ``database``: the index, an SQLAlchemy URL; default a SQLite file under
-        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``archive.location``)."""
+        ``directory`` (``dicom-store/.dimsefsm/index.sqlite``, see ``archive.location``).
+        ``commitment``: how Storage Commitment reports are retried (``archive.commitment``)."""
         self.directory = directory
         self.access = access
         if destinations is None and access is not None:
@@ -143,6 +153,21 @@ class QueryRetrieveSCP:
         )
         for uid in (MODALITY_PERFORMED_PROCEDURE_STEP, MPPS_RETRIEVE):
             self.ae.add_supported_context(uid)
+        self.ae.add_supported_context(STORAGE_COMMITMENT_PUSH_MODEL)
+        commitment = commitment or Commitment()
+        self.commitment = CommitmentDesk(
+            DeskSettings(
+                ae_title,
+                self.destinations,
+                commitment.retries,
+                commitment.retry_interval,
+                destination_tls,
+                commitment.same_association,
+            ),
+            check=lambda references: check_references(self.index, references),
+            journal=CommitmentJournal.for_storage(directory),
+            make_ae=self._report_ae,
+        )
         self.ae.prefer_requestor_order = True
         self.ae.storage = StorageConfig(mode="file", directory=directory, fsync=fsync)
         if access is not None:
@@ -171,6 +196,39 @@ class QueryRetrieveSCP:
         """Return the database connections (every change is already committed)."""
         self.index.close()
 
+    def resume_commitments(self, separate: bool) -> tuple[CommitmentDesk, Callable[[], None]]:
+        """Report the Storage Commitment requests an earlier run accepted and did not report.
+
+        ``separate``: on a desk and an index of their own, for a parent process whose
+        workers are forked later (none may inherit the threads' locks or connections).
+        Returns the desk and what ends it.
+        """
+        if not separate:
+            self.commitment.resume()
+            return self.commitment, self.commitment.stop
+        index = ArchiveIndex(self.directory, self.index.url, durable=self.index.durable)
+        desk = self.commitment.copy(lambda references: check_references(index, references))
+        desk.resume()
+
+        def stop() -> None:
+            desk.stop()
+            index.close()
+
+        return desk, stop
+
+    def stop_serving(self) -> None:
+        """A worker's end: its Storage Commitment exchanges stop (journaled), then close."""
+        self.commitment.stop()
+        self.close()
+
+    def _report_ae(self, ae_title: str) -> AE:
+        """The AE that sends a Storage Commitment report on its own association: the
+        server's timeouts, so a requestor that never answers is bounded alike."""
+        ae = AE(ae_title)
+        for name in ("connection_timeout", "acse_timeout", "dimse_timeout", "network_timeout"):
+            setattr(ae, name, getattr(self.ae, name))
+        return ae
+
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:
         return [
@@ -187,7 +245,15 @@ class QueryRetrieveSCP:
             (evt.EVT_N_CREATE, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_create,
             (evt.EVT_N_SET, MODALITY_PERFORMED_PROCEDURE_STEP): self.mpps.on_n_set,
             (evt.EVT_N_GET, MPPS_RETRIEVE): self.mpps.on_n_get,
+            (evt.EVT_N_ACTION, STORAGE_COMMITMENT_PUSH_MODEL): self._commitment_request,
         }
+
+    def _commitment_request(self, event: Any) -> tuple[int | Dataset, Dataset | None]:
+        """Storage Commitment's N-ACTION; a listed peer must be one that may store."""
+        access = self.access
+        return self.commitment.answer(
+            event, lambda calling: access is None or access.may(calling, "store")
+        )
 
     def _normalized(self, event_type: evt.EventType) -> Any:
         """One handler per DIMSE-N event, passing each request to its service's handler:
@@ -338,11 +404,12 @@ class QueryRetrieveSCP:
             yield st.PENDING, path
 
 
-NORMALIZED_EVENTS = (evt.EVT_N_CREATE, evt.EVT_N_SET, evt.EVT_N_GET)
+NORMALIZED_EVENTS = (evt.EVT_N_CREATE, evt.EVT_N_SET, evt.EVT_N_GET, evt.EVT_N_ACTION)
 
 NORMALIZED_SERVICES: dict[str, str] = {
     MODALITY_PERFORMED_PROCEDURE_STEP: "yes: N-CREATE, N-SET (steps kept in the index)",
     MPPS_RETRIEVE: "yes: N-GET",
+    STORAGE_COMMITMENT_PUSH_MODEL: "yes: N-ACTION, reports by N-EVENT-REPORT (section 6)",
 }
 """The DIMSE-N SOP classes qrscp serves, and how (for the conformance statement)."""
 

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 
-from dimsefsm.ae import AE
+from dimsefsm.ae import AE, HandlerList
 from dimsefsm.assoc.reasons import context_result_text, refused_contexts, sop_class_name
 from dimsefsm.association import Association
 from dimsefsm.cli.common import (
@@ -133,13 +133,16 @@ def require_context(
     return EXIT_FAILED_STATUS
 
 
-def open_association(name: str, ae: AE, args: argparse.Namespace) -> Association | int:
+def open_association(
+    name: str, ae: AE, args: argparse.Namespace, evt_handlers: HandlerList | None = None
+) -> Association | int:
     """The established association, or the exit code after saying why there is none.
 
     One place for every SCU, so a rejection is 3, a timeout 5 and anything else 4
     whichever command met it.  A rejected user identity is a rejection (3); so
     is a positive response asked for and not received (like dcmtk, we then
-    release the association).
+    release the association).  ``evt_handlers``: bound on the association (requests
+    the peer sends us on it, e.g. a Storage Commitment report).
     """
     identity = identity_from_args(args)
     if isinstance(identity, str):
@@ -152,6 +155,7 @@ def open_association(name: str, ae: AE, args: argparse.Namespace) -> Association
             ae_title=args.call,
             tls_args=client_tls(args),
             user_identity=identity,
+            evt_handlers=evt_handlers,
         )
     if assoc.is_established:
         log_refused_contexts(assoc)

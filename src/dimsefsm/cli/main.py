@@ -38,6 +38,9 @@ COMMANDS: dict[str, Command] = {
     "mppsscu": Command(
         "mpps", "add_mppsscu", "report a Modality Performed Procedure Step (N-CREATE, N-SET)"
     ),
+    "stgcmtscu": Command(
+        "stgcmt", "add_stgcmtscu", "ask for storage commitment of files (Storage Commitment SCU)"
+    ),
     "qrscp": Command(
         "qrscp", "add_qrscp", "Query/Retrieve SCP: storage + C-FIND/C-GET/C-MOVE over a directory"
     ),

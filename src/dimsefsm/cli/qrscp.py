@@ -199,6 +199,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
         "dimsefsm.qr.worklist",
         "dimsefsm.access",
         "dimsefsm.mpps",
+        "dimsefsm.commitment",
     ):
         logging.getLogger(name).setLevel(logging.INFO)
     try:
@@ -242,6 +243,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
         fsync=settings.fsync,
         access=access,
         database=settings.database,
+        commitment=settings.commitment,
     )
     apply_settings(scp.ae, settings)
     scp.ae.identity_gate = identity
@@ -258,6 +260,7 @@ def run_qrscp(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.import_dir is not None:
         import_files(scp, args.import_dir)
+    _, stop_resumed = scp.resume_commitments(separate=workers > 1)
     try:
         address = (settings.bind_address, settings.port)
         if workers == 1:
@@ -265,10 +268,12 @@ def run_qrscp(args: argparse.Namespace) -> int:
         else:
             scp.close()  # each worker opens its own database connections
             if not serve_in_workers(
-                scp.ae, address, "qrscp", workers, handlers, ssl_context, scp.close
+                scp.ae, address, "qrscp", workers, handlers, ssl_context, scp.stop_serving
             ):
                 return EXIT_FAILED_STATUS
     finally:
+        stop_resumed()
+        scp.commitment.stop()
         scp.close()
         if trail is not None:
             trail.close()

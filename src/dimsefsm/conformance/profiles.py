@@ -222,6 +222,30 @@ def mppsscu() -> Profile:
     )  # fmt: skip
 
 
+def stgcmtscu() -> Profile:
+    from dimsefsm.storage_commitment import commitment_ae
+
+    args = parsed("stgcmtscu", "PEER", "104", "FILE")
+    ae = commitment_ae(args.aetitle)
+    apply_network_args(ae, args)
+    request = Activity(
+        "Request storage commitment",
+        "any Storage Commitment SCP",
+        "the command is run: one N-ACTION (Action Type 1) naming the SOP Class and Instance "
+        "UIDs of FILES, then the N-EVENT-REPORT is awaited on the same association",
+        _requested(ae),
+        note=(
+            "With `--port P` it also listens on P and accepts the SCP's own association for "
+            "the report: Storage Commitment Push Model with the SCP role (role selection "
+            "SCU=0, SCP=1, PS3.4 J.3.3), answering the N-EVENT-REPORT 0x0000."
+        ),
+    )
+    return Profile(
+        "stgcmtscu", "Storage Commitment Push Model SCU", ae, (request,),
+        charts=("n-action-scu", "n-event-report-scp", "association"),
+    )  # fmt: skip
+
+
 def echoscp() -> Profile:
     from dimsefsm.cli.echo import echoscp_ae
 
@@ -248,7 +272,8 @@ def qrscp() -> Profile:
     """qrscp's AE as built from its default settings, the worklist contexts conditional."""
     from dimsefsm.archive.scp import QueryRetrieveSCP
     from dimsefsm.cli.qrscp import apply_settings, effective_settings
-    from dimsefsm.sop_class import STORAGE_SOP_CLASSES
+    from dimsefsm.sop_class import STORAGE_COMMITMENT_PUSH_MODEL, STORAGE_SOP_CLASSES
+    from dimsefsm.storage_commitment import SYNTAXES as _COMMITMENT_SYNTAXES
 
     settings = effective_settings(parsed("qrscp"))
     with tempfile.TemporaryDirectory(prefix="dimsefsm-conformance-") as tmp:
@@ -288,11 +313,25 @@ def qrscp() -> Profile:
             "when it is uncompressed, else counted as failed."
         ),
     )
+    commitment_reports = Activity(
+        "Storage Commitment reports",
+        "the requester of a storage commitment",
+        "a commitment's N-EVENT-REPORT cannot go on the requesting association (it ended, "
+        "or `[commitment] same_association = false`): qrscp dials the requester, a "
+        '`[peers.NAME]` with `may = ["receive"]` or a `--dest`',
+        (ProposedContext(STORAGE_COMMITMENT_PUSH_MODEL, _COMMITMENT_SYNTAXES, "SCP"),),
+        note=(
+            "Retried `[commitment] retries` times, `retry_interval` seconds apart; a request "
+            "not yet reported is kept in `<storage>/.dimsefsm/commitment/` and reported after "
+            "a restart."
+        ),
+    )
     return Profile(
         "qrscp",
-        "Query/Retrieve SCP, Storage SCP, Worklist FIND SCP, Verification SCP",
+        "Query/Retrieve SCP, Storage SCP, Worklist FIND SCP, Verification SCP, "
+        "Storage Commitment SCP, MPPS SCP, UPS SCP",
         full.ae,
-        (sub_operations,),
+        (sub_operations, commitment_reports),
         accepts=True,
         conditional=conditional,
         operations=operations,
@@ -310,7 +349,9 @@ def qrscp() -> Profile:
     )
 
 
-BUILDERS = (qrscp, storescp, echoscp, echoscu, storescu, findscu, getscu, movescu, mppsscu)
+BUILDERS = (
+    qrscp, storescp, echoscp, echoscu, storescu, findscu, getscu, movescu, mppsscu, stgcmtscu,
+)  # fmt: skip
 NOT_AN_AE = frozenset({"passwd", "charts", "conformance", "trace"})
 """Sub-commands that open no association: tools around the AEs."""
 

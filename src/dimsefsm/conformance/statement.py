@@ -579,6 +579,7 @@ def storage_classes() -> Iterator[str]:
 
 def lines() -> Iterator[str]:
     from dimsefsm import __version__
+    from dimsefsm.archive.commitment import describe_commitment
     from dimsefsm.charts import all_charts
 
     every = list(profiles())
@@ -645,6 +646,10 @@ def lines() -> Iterator[str]:
     yield "## Annex C. Storage behaviour of `qrscp` (and `storescp`)"
     yield ""
     yield from details.storage_rules()
+    yield ""
+    yield "### C.1 Storage Commitment Push Model (PS3.4 Annex J), `qrscp` as SCP"
+    yield ""
+    yield from describe_commitment()
     yield ""
     yield "## Annex D. SOP classes and transfer syntaxes"
     yield ""
