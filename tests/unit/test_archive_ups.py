@@ -282,7 +282,7 @@ def test_the_schema_has_the_ups_tables(index: ArchiveIndex) -> None:
     with index.engine.connect() as connection:
         version = connection.execute(select(schema_table.c.version)).scalar_one()
         assert connection.execute(select(ups.c.sop_uid)).all() == []
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 5
 
 
 def test_an_index_of_schema_version_3_gets_the_ups_tables(

@@ -14,7 +14,7 @@ from pydicom.tag import Tag
 from sqlalchemy import inspect, select, update
 
 from dimsefsm import status as st
-from dimsefsm.archive.db.schema import SCHEMA_VERSION, mpps, schema_table
+from dimsefsm.archive.db.schema import SCHEMA_VERSION, family_instance, mpps, schema_table
 from dimsefsm.archive.index import ArchiveIndex
 from dimsefsm.archive.mpps import ModalityPerformedProcedureStepSCP, ProcedureStepRecords
 from tests.unit.mpps_data import create_attributes, final_attributes
@@ -119,6 +119,7 @@ def test_an_index_of_schema_version_2_gets_the_mpps_table(
     archive.open()
     with archive.engine.begin() as connection:  # what version 2 had: no mpps table
         mpps.drop(connection)
+        family_instance.drop(connection)  # nor the single-level models' (version 4)
         connection.execute(update(schema_table).values(version=2))
     archive.close()
     archive = ArchiveIndex(tmp_path, database_url)

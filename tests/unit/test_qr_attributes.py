@@ -22,6 +22,7 @@ from dimsefsm.archive.db.attributes import VALUE_LENGTH, attribute_rows, is_kept
 from dimsefsm.archive.db.header import header_of
 from dimsefsm.archive.db.schema import (
     SCHEMA_VERSION,
+    family_instance,
     open_engine,
     schema_table,
     series_attribute,
@@ -205,6 +206,7 @@ def test_an_index_of_schema_version_1_gets_the_attribute_values_at_start(
     with archive.engine.begin() as connection:  # what version 1 had: no attribute values
         connection.execute(delete(series_attribute))
         series_attribute.drop(connection)
+        family_instance.drop(connection)  # nor the single-level models' table (version 4)
         connection.execute(update(schema_table).values(version=1))
     archive.close()
     archive = ArchiveIndex(tmp_path, database_url)

@@ -471,6 +471,39 @@ def test_flat_retrieve_with_a_level_is_refused_only_when_strict() -> None:
     )
 
 
+def _code(value: str) -> Dataset:
+    return ident(CodeValue=value, CodingSchemeDesignator="DCM")
+
+
+def test_flat_find_refuses_a_sequence_key_of_two_items() -> None:
+    """Sequence matching takes one item (PS3.4 C.2.2.2.6): two are refused, not guessed at."""
+    user = 0x0072000E
+    identifier = ident(
+        HangingProtocolName="*",
+        HangingProtocolUserIdentificationCodeSequence=[_code("A"), _code("B")],
+    )
+    problem = check_identifier("hanging-protocol", identifier, "find")
+    assert problem == IdentifierProblem(
+        A900, "Sequence key must have one item: (0072,000E)", (user,)
+    )
+    one = ident(HangingProtocolUserIdentificationCodeSequence=[_code("A")])
+    assert check_identifier("hanging-protocol", one, "find") is None
+
+
+def test_flat_find_with_a_level_is_refused_only_when_strict() -> None:
+    identifier = ident(QueryRetrieveLevel="IMAGE", ContentLabel="HOT*")
+    assert check_identifier("color-palette", identifier, "find") is None
+    problem = check_identifier("color-palette", identifier, "find", strict=True)
+    assert problem is not None and problem.offending == (QR_LEVEL,)
+
+
+def test_flat_retrieve_refuses_a_wild_card_uid() -> None:
+    problem = check_identifier("implant-template-group", ident(SOPInstanceUID="1.2.*"), "get")
+    assert problem == IdentifierProblem(
+        A900, "SOP Instance UID (0008,0018) has a wild card", (SOP_UID,)
+    )
+
+
 def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="service"):
         check_identifier("study-root", Dataset(), "store")

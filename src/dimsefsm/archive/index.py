@@ -17,6 +17,13 @@ is refused and the first stays.  The instance row is written before the file
 is renamed, so a second process filing the same UID at the same moment waits
 on (PostgreSQL) or is serialised behind (SQLite) the first, then sees its row.
 
+An instance of a single-level model (Hanging Protocol, Color Palette, Defined
+Procedure Protocol, Implant Template: ``qr.flat_models``) is one row of
+``family_instance`` instead, its place being its SOP class; a UID is looked up
+in both tables by the same statement, so it has one place across the archive
+(on PostgreSQL a per-UID advisory lock orders two filers of one UID, since no
+constraint spans two tables).
+
 An entity's attributes (a patient's name, a study's date) are those its
 instances carry; when they disagree, the most recently stored non-empty value
 wins, and a C-FIND response is built from the entity's first instance.
@@ -41,18 +48,33 @@ from typing import Any, Final
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import Connection, CursorResult, Engine, Table, bindparam, func, select
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    String,
+    Table,
+    bindparam,
+    cast,
+    func,
+    null,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from dimsefsm.archive.admission import examine
 from dimsefsm.archive.db.attributes import AttributeRow, attribute_rows
 from dimsefsm.archive.db.columns import LEVEL_COLUMNS, LevelValues, columns_of
 from dimsefsm.archive.db.computed import COMPUTED_KEYS, computed_attributes
+from dimsefsm.archive.db.families import compile_family_find, family_retrieve
 from dimsefsm.archive.db.header import header_bytes, header_of
 from dimsefsm.archive.db.query import compile_find
 from dimsefsm.archive.db.schema import (
     WRITE_OPTION,
     add_series_attributes,
+    family_instance,
     instance,
     open_engine,
     patient,
@@ -63,6 +85,7 @@ from dimsefsm.archive.db.schema import (
 from dimsefsm.archive.location import adopt_old_index, default_url, sqlite_files
 from dimsefsm.datasets import DatasetChecker, DatasetDecodeError
 from dimsefsm.part10 import iter_file_chunks, read_part10_info
+from dimsefsm.qr.flat_models import FLAT_MODELS, model_of_storage_class
 
 __all__ = [
     "COMPUTED_KEYS",
@@ -112,6 +135,14 @@ class Conflict:
     patient_id: str
     study_uid: str
     path: Path
+    sop_class_uid: str | None = None
+    """Set when the UID is filed as a single-level model's instance (of this SOP class)."""
+
+    @property
+    def place(self) -> str:
+        if self.sop_class_uid is not None:
+            return f"as an instance of another SOP class ({self.sop_class_uid})"
+        return "under another patient, study or series"
 
 
 @dataclass
@@ -188,7 +219,10 @@ class ArchiveIndex:
 
     def __len__(self) -> int:
         with self.engine.connect() as connection:
-            return int(connection.execute(select(func.count()).select_from(instance)).scalar_one())
+            return sum(
+                int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+                for table in (instance, family_instance)
+            )
 
     # -- paths -----------------------------------------------------------------------------
     def _stored_path(self, path: Path) -> str:
@@ -205,12 +239,13 @@ class ArchiveIndex:
     # -- filing ----------------------------------------------------------------------------
     def get(self, sop_instance_uid: str) -> Record | None:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                select(instance.c.path, instance.c.header).where(
-                    instance.c.sop_uid == sop_instance_uid
-                )
-            ).first()
-        return None if row is None else Record(self._resolve(row.path), row.header)
+            for table in (instance, family_instance):
+                row = connection.execute(
+                    select(table.c.path, table.c.header).where(table.c.sop_uid == sop_instance_uid)
+                ).first()
+                if row is not None:
+                    return Record(self._resolve(row.path), row.header)
+        return None
 
     def file(self, header: Dataset, commit: Callable[[], Path]) -> Path | Conflict:
         """Check the UID's place, write the rows and ``commit()`` the file, as one transaction.
@@ -222,12 +257,18 @@ class ArchiveIndex:
         """
         identity, levels = columns_of(header)
         blob = header_bytes(header)
-        attributes = attribute_rows(header)
+        sop_class = levels["IMAGE"]["sop_class_uid"] or ""
+        model = model_of_storage_class(sop_class)
+        attributes = attribute_rows(header) if model is None else []
         for attempt in range(_FILING_ATTEMPTS):
             try:
                 with self._filing, self.engine.connect() as connection:
                     connection = connection.execution_options(**{WRITE_OPTION: True})
                     with connection.begin():
+                        if model is not None:
+                            return self._file_family(
+                                connection, model, sop_class, identity[3], blob, commit
+                            )
                         return self._file(connection, identity, levels, blob, attributes, commit)
             except IntegrityError:
                 # Another process inserted a row of this UID (or its patient, study, series)
@@ -246,13 +287,15 @@ class ArchiveIndex:
         commit: Callable[[], Path],
     ) -> Path | Conflict:
         patient_id, study_uid, series_uid, uid = identity
+        _lock_uid(connection, uid)
         row = _PLACE_OF_UID.first(connection, {"uid": uid})
-        if row is not None and (row["patient_id"], row["study_uid"], row["series_uid"]) != (
-            patient_id,
-            study_uid,
-            series_uid,
-        ):
-            return Conflict(row["patient_id"], row["study_uid"], self._resolve(row["path"]))
+        if row is not None and (
+            row["patient_id"],
+            row["study_uid"],
+            row["series_uid"],
+            row["sop_class_uid"],
+        ) != (patient_id, study_uid, series_uid, None):
+            return self._conflict(row)
         series_pk = _existing_series(connection, identity, levels)
         if series_pk is None:
             patient_pk = _LEVELS[0].upsert(connection, (patient_id,), levels["PATIENT"])
@@ -267,6 +310,45 @@ class ArchiveIndex:
         # By UID, which is unique: the new row's key is not needed (no RETURNING).
         update = _UPDATE_PATH if row is None else _UPDATE_INSTANCE
         update.run(connection, dict(values, path=self._stored_path(path)))
+        return path
+
+    def _conflict(self, row: Mapping[str, Any]) -> Conflict:
+        return Conflict(
+            row["patient_id"] or "",
+            row["study_uid"] or "",
+            self._resolve(row["path"]),
+            row["sop_class_uid"],
+        )
+
+    def _file_family(
+        self,
+        connection: Connection,
+        model: str,
+        sop_class: str,
+        uid: str,
+        blob: bytes,
+        commit: Callable[[], Path],
+    ) -> Path | Conflict:
+        """:meth:`file` for an instance of a single-level model: one row, no hierarchy.
+
+        The UID's place is its SOP class: a re-store of the same class replaces
+        the file (a retransmission), one of another class or of a patient's
+        instance is refused.
+        """
+        _lock_uid(connection, uid)
+        row = _PLACE_OF_UID.first(connection, {"uid": uid})
+        if row is not None and row["sop_class_uid"] != sop_class:
+            return self._conflict(row)
+        values = {"model": model, "sop_class_uid": sop_class, "sop_uid": uid, "header": blob}
+        if row is None:
+            # The row first: a concurrent filer of this UID now waits for our commit.
+            connection.execute(family_instance.insert().values(dict(values, path="")))
+        path = commit()
+        connection.execute(
+            family_instance.update()
+            .where(family_instance.c.sop_uid == uid)
+            .values(dict(values, path=self._stored_path(path)))
+        )
         return path
 
     # -- import ----------------------------------------------------------------------------
@@ -297,11 +379,11 @@ class ArchiveIndex:
             return None
         if isinstance(outcome, Conflict):
             LOG.warning(
-                "not indexed: %s holds SOP Instance UID %s, already indexed from %s "
-                "under another patient, study or series",
+                "not indexed: %s holds SOP Instance UID %s, already indexed from %s %s",
                 path,
                 uid,
                 outcome.path,
+                outcome.place,
             )
             return None
         return Record(outcome)
@@ -309,7 +391,9 @@ class ArchiveIndex:
     def _indexed_paths(self) -> set[str]:
         """Every indexed path, read once per import (one query instead of one per file)."""
         with self.engine.connect() as connection:
-            return set(connection.execute(select(instance.c.path)).scalars())
+            return set(connection.execute(select(instance.c.path)).scalars()) | set(
+                connection.execute(select(family_instance.c.path)).scalars()
+            )
 
     def import_directory(
         self, directory: Path, progress: Callable[[int, int], None] | None = None
@@ -359,13 +443,34 @@ class ArchiveIndex:
         """C-FIND matches, one per entity at the Query/Retrieve Level, streamed from a cursor.
 
         Closing the generator (a C-CANCEL) closes the cursor and returns the connection.
+        A single-level model (``qr.flat_models``) has one entity, the instance.
         """
-        yield from self._rows(identifier, model, with_header=True)
+        if model in FLAT_MODELS:
+            yield from self._family_matches(identifier, model)
+        else:
+            yield from self._rows(identifier, model, with_header=True)
 
     def query(self, identifier: Dataset, model: str) -> Iterator[Record]:
         """The records (paths) ``identifier`` names: what a C-GET or C-MOVE sends."""
+        if model in FLAT_MODELS:
+            with self.engine.connect() as connection:
+                for stored in connection.execute(family_retrieve(identifier, model)).scalars():
+                    yield Record(self._resolve(stored))
+            return
         for match in self._rows(identifier, model, with_header=False):
             yield match.record
+
+    def _family_matches(self, identifier: Dataset, model: str) -> Iterator[Match]:
+        compiled = compile_family_find(identifier, model)
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=_STREAM_BATCH).execute(
+                compiled.statement
+            )
+            with contextlib.closing(result):
+                for row in result:
+                    header = header_of(row.header)
+                    if compiled.residual is None or compiled.residual.matches(header):
+                        yield Match(Record(self._resolve(row.path), row.header), header, Dataset())
 
     def _rows(self, identifier: Dataset, model: str, *, with_header: bool) -> Iterator[Match]:
         compiled = compile_find(identifier, model, with_header=with_header, with_path=True)
@@ -552,21 +657,51 @@ _HIERARCHY: Final = _Prepared(
         series.c.series_uid == bindparam("series_uid"),
     )
 )
+_NO_TEXT: Final = cast(null(), String)
 _PLACE_OF_UID: Final = _Prepared(
-    select(
-        instance.c.pk,
-        instance.c.path,
-        patient.c.patient_id,
-        study.c.study_uid,
-        series.c.series_uid,
+    # Where a UID is filed, in either table: a patient's instance (sop_class_uid NULL) or a
+    # single-level model's (patient, study and series NULL).  One statement for both.
+    union_all(
+        select(
+            instance.c.pk,
+            instance.c.path,
+            patient.c.patient_id,
+            study.c.study_uid,
+            series.c.series_uid,
+            _NO_TEXT.label("sop_class_uid"),
+        )
+        .select_from(
+            patient.join(study, study.c.patient_pk == patient.c.pk)
+            .join(series, series.c.study_pk == study.c.pk)
+            .join(instance, instance.c.series_pk == series.c.pk)
+        )
+        .where(instance.c.sop_uid == bindparam("uid")),
+        select(
+            family_instance.c.pk,
+            family_instance.c.path,
+            _NO_TEXT,
+            _NO_TEXT,
+            _NO_TEXT,
+            family_instance.c.sop_class_uid,
+        ).where(family_instance.c.sop_uid == bindparam("uid")),
     )
-    .select_from(
-        patient.join(study, study.c.patient_pk == patient.c.pk)
-        .join(series, series.c.study_pk == study.c.pk)
-        .join(instance, instance.c.series_pk == series.c.pk)
-    )
-    .where(instance.c.sop_uid == bindparam("uid"))
 )
+_UID_LOCK_SPACE: Final = 0x75696473  # "uids": PostgreSQL advisory locks of the filing rule
+_UID_LOCK: Final = text("SELECT pg_advisory_xact_lock(:space, hashtext(:uid))")
+
+
+def _lock_uid(connection: Connection, uid: str) -> None:
+    """PostgreSQL: serialise the filing of one UID across processes, until the commit.
+
+    The UID is unique in each table by constraint, but a patient's instance and a
+    single-level model's instance live in two tables, and two transactions each checking
+    the other's table would both see nothing before either commits.  SQLite needs no
+    lock: a write transaction (BEGIN IMMEDIATE) already excludes every other writer.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(_UID_LOCK, {"space": _UID_LOCK_SPACE, "uid": uid})
+
+
 _INSTANCE_COLUMNS: Final = ("series_pk", "header", "path", *_column_names("IMAGE"))
 _INSERT_INSTANCE: Final = _Prepared(
     instance.insert().values({name: bindparam(name) for name in ("sop_uid", *_INSTANCE_COLUMNS)})

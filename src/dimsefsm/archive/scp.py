@@ -12,6 +12,10 @@ sharing the database) storing the same SOP Instance UID at once cannot both
 win.  A re-store of a UID into the same Patient ID, study and
 series replaces the stored file (a retransmission); one into another
 patient, study or series is refused (0x0117) and the first stays intact.
+Hanging Protocol, Color Palette, Defined Procedure Protocol and Implant
+Template instances (``qr.flat_models``) have no patient, study or series:
+their place is their SOP class, under the same rule, and the FIND, GET and
+MOVE classes of their single-level models are served from the same index.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from dimsefsm.archive.mpps import (
 from dimsefsm.archive.ups import UPS_CLASSES, UpsService
 from dimsefsm.archive.worklist import WorklistDirectory
 from dimsefsm.part10 import remove_stale_temp_files
+from dimsefsm.qr.flat_models import FLAT_MODELS
 from dimsefsm.qr.models import response_identifier
 from dimsefsm.qr.registry import (
     COMPOSITE_INSTANCE_NO_BULK_GET,
@@ -84,12 +89,21 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("dimsefsm.qrscp")
 
-FIND_CLASSES = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_STUDY_ONLY_FIND)
+# The single-level models (Hanging Protocol, Color Palette, Defined Procedure Protocol,
+# Implant Templates): their instances are filed in the same index, under their own model.
+_FLAT = tuple(FLAT_MODELS.values())
+FIND_CLASSES = (
+    PATIENT_ROOT_FIND,
+    STUDY_ROOT_FIND,
+    PATIENT_STUDY_ONLY_FIND,
+    *(model.find_class for model in _FLAT),
+)
 MOVE_CLASSES = (
     PATIENT_ROOT_MOVE,
     STUDY_ROOT_MOVE,
     PATIENT_STUDY_ONLY_MOVE,
     COMPOSITE_INSTANCE_ROOT_MOVE,
+    *(model.move_class for model in _FLAT),
 )
 GET_CLASSES = (
     PATIENT_ROOT_GET,
@@ -97,6 +111,7 @@ GET_CLASSES = (
     PATIENT_STUDY_ONLY_GET,
     COMPOSITE_INSTANCE_ROOT_GET,
     COMPOSITE_INSTANCE_NO_BULK_GET,
+    *(model.get_class for model in _FLAT),
 )
 
 
@@ -301,6 +316,16 @@ class QueryRetrieveSCP:
         except ValueError as exc:
             return self._refuse(uid, Refusal(st.CANNOT_UNDERSTAND, f"header not indexable: {exc}"))
         if isinstance(outcome, Conflict):
+            if outcome.sop_class_uid is not None:
+                LOG.warning(
+                    "C-STORE %s refused: already stored as an instance of %s (%s)",
+                    uid,
+                    outcome.sop_class_uid,
+                    outcome.path,
+                )
+                return _status(
+                    st.INVALID_OBJECT_INSTANCE, "SOPInstanceUID already stored as another class"
+                )
             LOG.warning(
                 "C-STORE %s refused: already stored for patient %r in study %s (%s)",
                 uid,
@@ -332,12 +357,18 @@ class QueryRetrieveSCP:
         if sop.model == WORKLIST_MODEL and self.worklist is not None:
             yield from self._worklist_matches(event)
             return
+        flat = sop.model in FLAT_MODELS
+        # The "Worklist" search method of the single-level models: no level to echo, and
+        # the Retrieve AE Title only when asked for (PS3.4 K.4.1.1.3.2, U.4.1).
+        retrieve_ae = None if flat and "RetrieveAETitle" not in request else self.ae.ae_title
         # closing(): a C-CANCEL (or an aborted association) closes the cursor at once.
         with contextlib.closing(self.index.find(request, sop.model)) as matches:
             for match in matches:
                 if event.is_cancelled:
                     return
-                response = response_identifier(request, match.header, retrieve_ae=self.ae.ae_title)
+                response = response_identifier(
+                    request, match.header, retrieve_ae=retrieve_ae, level_echo=not flat
+                )
                 for elem in match.computed:
                     response[elem.tag] = elem
                 yield st.PENDING, response

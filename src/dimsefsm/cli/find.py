@@ -34,7 +34,13 @@ from dimsefsm.cli.output import (
     table_columns,
 )
 from dimsefsm.cli.progress import on_terminal
-from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, log_request, show_identifier
+from dimsefsm.cli.retrieve import (
+    MODEL_HINTS,
+    add_model_flags,
+    flat_classes,
+    log_request,
+    show_identifier,
+)
 from dimsefsm.cli.tls import add_tls_args
 from dimsefsm.qr.registry import (
     MODALITY_WORKLIST_FIND,
@@ -51,6 +57,7 @@ MODELS = {
     "S": STUDY_ROOT_FIND,
     "O": PATIENT_STUDY_ONLY_FIND,
     "W": MODALITY_WORKLIST_FIND,
+    **flat_classes("find"),
 }
 
 

@@ -19,14 +19,20 @@ from dimsefsm.cli.common import (
 )
 from dimsefsm.cli.connect import add_identity_args, open_association, require_context
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
-from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, log_request, report
+from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, flat_classes, log_request, report
 from dimsefsm.cli.tls import add_tls_args
+from dimsefsm.qr.flat_models import FLAT_MODELS, MODEL_NAMES
 from dimsefsm.qr.registry import PATIENT_ROOT_GET, PATIENT_STUDY_ONLY_GET, STUDY_ROOT_GET
 from dimsefsm.services.storage import StorageConfig
 from dimsefsm.sop_class import COMMON_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES
 from dimsefsm.status import Service
 
-MODELS = {"P": PATIENT_ROOT_GET, "S": STUDY_ROOT_GET, "O": PATIENT_STUDY_ONLY_GET}
+MODELS = {
+    "P": PATIENT_ROOT_GET,
+    "S": STUDY_ROOT_GET,
+    "O": PATIENT_STUDY_ONLY_GET,
+    **flat_classes("get"),
+}
 
 
 def add_getscu(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +59,7 @@ def run_getscu(args: argparse.Namespace) -> int:
     sop_class = MODELS[args.model]
     ae = AE(args.aetitle)
     ae.add_requested_context(sop_class)
-    for uid, syntaxes in storage_proposal():
+    for uid, syntaxes in storage_proposal(model=args.model):
         ae.add_requested_context(uid, syntaxes)
         ae.propose_role(uid, scu_role=False, scp_role=True)
     ae.storage = StorageConfig(mode="file", directory=out)
@@ -105,15 +111,21 @@ COMPRESSED_IMAGE_CLASSES = (
 MAX_CONTEXTS = 128
 
 
-def storage_proposal(reserved: int = 1) -> list[tuple[str, tuple[str, ...]]]:
+def storage_proposal(
+    reserved: int = 1, model: str | None = None
+) -> list[tuple[str, tuple[str, ...]]]:
     """Uncompressed contexts for every common storage class, then compressed ones.
 
     The C-GET SCP sends each instance on a context of its SOP class in the
     file's own syntax where one was accepted, else converted to an uncompressed
     one, which a compressed file cannot be: without these contexts a JPEG or
     RLE study would not arrive at all.  ``reserved`` contexts are left for the
-    query model.
+    query model.  A single-level ``model`` (``--model`` name) retrieves its own
+    storage classes only (a Defined Procedure Protocol is not among the common ones).
     """
+    flat = MODEL_NAMES.get(model or "")
+    if flat is not None:
+        return [(uid, DEFAULT_TRANSFER_SYNTAXES) for uid in FLAT_MODELS[flat].storage_classes]
     contexts = [(uid, DEFAULT_TRANSFER_SYNTAXES) for uid in COMMON_STORAGE_SOP_CLASSES]
     for uid in COMPRESSED_IMAGE_CLASSES:
         if uid not in COMMON_STORAGE_SOP_CLASSES:

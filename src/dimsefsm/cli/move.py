@@ -24,7 +24,7 @@ from dimsefsm.cli.common import (
 )
 from dimsefsm.cli.connect import add_identity_args, open_association, require_context
 from dimsefsm.cli.keys import QueryKeyError, build_identifier
-from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, log_request, report
+from dimsefsm.cli.retrieve import MODEL_HINTS, add_model_flags, flat_classes, log_request, report
 from dimsefsm.cli.tls import add_tls_args, server_tls
 from dimsefsm.qr.registry import PATIENT_ROOT_MOVE, PATIENT_STUDY_ONLY_MOVE, STUDY_ROOT_MOVE
 from dimsefsm.services.storage import StorageConfig
@@ -32,7 +32,12 @@ from dimsefsm.sop_class import ALL_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIF
 from dimsefsm.status import Service
 from dimsefsm.transport.server import AssociationServer
 
-MODELS = {"P": PATIENT_ROOT_MOVE, "S": STUDY_ROOT_MOVE, "O": PATIENT_STUDY_ONLY_MOVE}
+MODELS = {
+    "P": PATIENT_ROOT_MOVE,
+    "S": STUDY_ROOT_MOVE,
+    "O": PATIENT_STUDY_ONLY_MOVE,
+    **flat_classes("move"),
+}
 
 
 def add_movescu(sub: argparse._SubParsersAction) -> None:

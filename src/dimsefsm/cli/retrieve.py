@@ -13,6 +13,7 @@ from dimsefsm.association import Association
 from dimsefsm.cli.common import EXIT_ABORTED, EXIT_FAILED_STATUS, EXIT_OK, EXIT_TIMEOUT
 from dimsefsm.cli.output import describe_status
 from dimsefsm.cli.progress import progress_bar
+from dimsefsm.qr.flat_models import FLAT_MODELS, MODEL_NAMES
 from dimsefsm.status import Category, Service, category
 
 LOG = logging.getLogger("dimsefsm.cli")
@@ -30,7 +31,15 @@ MODEL_HINTS = {
     "S": "did you mean -P?",
     "O": "did you mean -S?",
     "W": "did you mean -S?",
+    **{name: "the peer does not serve this model" for name in MODEL_NAMES},
 }
+
+
+def flat_classes(service: str) -> dict[str, str]:
+    """``--model`` name -> the SOP class of ``service`` ("find", "get", "move") of that model."""
+    return {
+        name: getattr(FLAT_MODELS[model], f"{service}_class") for name, model in MODEL_NAMES.items()
+    }
 
 
 def add_model_flags(
@@ -52,6 +61,13 @@ def add_model_flags(
     for short, long, const, text in flags:
         text += " (default)" if const == default else ""
         model.add_argument(short, long, dest="model", action="store_const", const=const, help=text)
+    model.add_argument(
+        "--model",
+        dest="model",
+        choices=list(MODEL_NAMES),
+        metavar="NAME",
+        help="a single-level information model: " + ", ".join(MODEL_NAMES),
+    )
     p.add_argument(
         "-k",
         "--key",

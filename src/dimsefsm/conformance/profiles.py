@@ -136,7 +136,8 @@ def _model_activity(
         probe = AE(args.aetitle)
         probe.add_requested_context(uid)
         default = " (default)" if flag == args.model else ""
-        rows.extend(_requested(probe, f"`-{flag}`{default}"))
+        option = f"-{flag}" if len(flag) == 1 else f"--model {flag}"  # -P ... or a model name
+        rows.extend(_requested(probe, f"`{option}`{default}"))
     activity = Activity(
         f"{service} by information model",
         remote,

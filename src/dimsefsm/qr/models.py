@@ -424,10 +424,34 @@ def _check_retrieve(
     return None
 
 
+def _check_flat_find(identifier: Dataset, *, strict: bool) -> IdentifierProblem | None:
+    """The "Worklist" search method (K.4.1, U.4.1, HH.4.1): no level; a sequence key is one item.
+
+    Sequence matching takes a sequence of exactly one item (PS3.4 C.2.2.2.6):
+    with two, which one to match is not defined, so the query is refused
+    rather than answered by a guess.
+    """
+    several = [
+        int(elem.tag)
+        for elem in identifier
+        if _is_key(int(elem.tag)) and elem.VR == "SQ" and len(elem.value or ()) > 1
+    ]
+    if several:
+        return _keys_problem("Sequence {noun} must have one item", several)
+    if strict and QUERY_RETRIEVE_LEVEL in identifier:
+        return _problem(
+            "Query/Retrieve Level (0008,0052) must not be present", (QUERY_RETRIEVE_LEVEL,)
+        )
+    return None
+
+
 def _check_flat_retrieve(identifier: Dataset, *, strict: bool) -> IdentifierProblem | None:
     """U.4.2, X, BB, HH.4.2, JJ.3.2: SOP Instance UID (one or a list) is the only key."""
-    if not _texts(identifier.get(SOP_INSTANCE_UID)):
+    uids = _texts(identifier.get(SOP_INSTANCE_UID))
+    if not uids:
         return _problem("SOP Instance UID (0008,0018) is missing", (SOP_INSTANCE_UID,))
+    if any("*" in uid or "?" in uid for uid in uids):
+        return _problem("SOP Instance UID (0008,0018) has a wild card", (SOP_INSTANCE_UID,))
     if strict and QUERY_RETRIEVE_LEVEL in identifier:
         return _problem(
             "Query/Retrieve Level (0008,0052) must not be present", (QUERY_RETRIEVE_LEVEL,)
@@ -455,7 +479,7 @@ def check_identifier(
         if model not in _FLAT_MODELS:
             raise ValueError(f"unknown information model {model!r}")
         if service == "find":
-            return None
+            return _check_flat_find(identifier, strict=strict)
         return _check_flat_retrieve(identifier, strict=strict)
     index = _query_level(info, identifier)
     if isinstance(index, IdentifierProblem):

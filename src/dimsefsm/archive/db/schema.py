@@ -11,7 +11,10 @@ commonly match; an instance also keeps its whole header without pixel data
 without opening its file, and the path of its file.  ``series_attribute``
 keeps the distinct values of the other text attributes per series, so a key
 that is no column is narrowed in SQL before the matcher reads headers (see
-``attributes``).
+``attributes``).  ``family_instance`` holds the instances of the single-level
+models (Hanging Protocol, Color Palette, Defined Procedure Protocol, Implant
+Templates), which have no patient, study or series: model, SOP class, UID,
+path and header.
 
 Types are portable (Integer, String, LargeBinary): the same tables work on
 SQLite and PostgreSQL.  The only SQLite-specific code is the engine set-up
@@ -67,7 +70,7 @@ from dimsefsm.archive.db.mpps_table import add_mpps_table, declare_mpps_table
 
 LOG = logging.getLogger("dimsefsm.qr.index")
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 WRITE_OPTION: Final = "dimsefsm_write"
 _WAL_ATTEMPTS: Final = 5
 _SCHEMA_LOCK_KEY: Final = 0x64696D73  # "dims": PostgreSQL advisory lock of the schema check
@@ -124,6 +127,24 @@ instance = Table(
     Column("header", LargeBinary, nullable=False),
     UniqueConstraint("sop_uid", name="uq_instance_sop_uid"),
 )
+
+family_instance = Table(
+    # Instances of the single-level models (Hanging Protocol, Color Palette, Defined
+    # Procedure Protocol, Implant Templates: ``qr.flat_models``): no patient, study or
+    # series, filed under the model of their SOP class.  Their UIDs share one space with
+    # ``instance`` (the filing checks both, see ``families``).
+    "family_instance",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("model", String, nullable=False),
+    Column("sop_class_uid", String, nullable=False),
+    Column("sop_uid", String, nullable=False),
+    Column("path", String, nullable=False),
+    Column("header", LargeBinary, nullable=False),
+    UniqueConstraint("sop_uid", name="uq_family_instance_sop_uid"),
+)
+Index("ix_family_instance_model", family_instance.c.model)
+Index("ix_family_instance_path", family_instance.c.path)
 
 series_attribute = Table(
     "series_attribute",
@@ -212,10 +233,77 @@ def _add_workflow_tables(connection: Connection) -> None:
     add_ups_tables(connection)
 
 
+def _add_family_instance_table(connection: Connection) -> None:
+    """Version 4 to 5: ``family_instance``, and the single-level instances moved into it.
+
+    Before, such an instance was filed under an empty Patient ID, Study and
+    Series Instance UID (the only place without them); it moves to its model's
+    table with its path and header as they were, and the rows of that empty
+    place go when nothing else is left under them.
+    """
+    from dimsefsm.qr.flat_models import model_of_storage_class
+
+    family_instance.create(connection, checkfirst=True)
+    rows = connection.execute(
+        select(
+            instance.c.pk,
+            instance.c.series_pk,
+            instance.c.sop_class_uid,
+            instance.c.sop_uid,
+            instance.c.path,
+            instance.c.header,
+        ).where(instance.c.sop_class_uid.in_(_family_storage_classes()))
+    ).all()
+    for row in rows:
+        model = model_of_storage_class(row.sop_class_uid)
+        assert model is not None
+        connection.execute(
+            family_instance.insert().values(
+                model=model,
+                sop_class_uid=row.sop_class_uid,
+                sop_uid=row.sop_uid,
+                path=row.path,
+                header=row.header,
+            )
+        )
+        connection.execute(instance.delete().where(instance.c.pk == row.pk))
+    emptied = {row.series_pk for row in rows}
+    for series_pk in emptied:
+        _drop_if_empty(connection, series_pk)
+    LOG.info("index: %d single-level instance(s) moved to their models' table", len(rows))
+
+
+def _family_storage_classes() -> list[str]:
+    from dimsefsm.qr.flat_models import FLAT_MODELS
+
+    return [uid for model in FLAT_MODELS.values() for uid in model.storage_classes]
+
+
+def _drop_if_empty(connection: Connection, series_pk: int) -> None:
+    """Remove a series left without instances, then its study and patient if left empty."""
+    if connection.execute(select(instance.c.pk).where(instance.c.series_pk == series_pk)).first():
+        return
+    study_pk = connection.execute(
+        select(series.c.study_pk).where(series.c.pk == series_pk)
+    ).scalar()
+    connection.execute(series_attribute.delete().where(series_attribute.c.series_pk == series_pk))
+    connection.execute(series.delete().where(series.c.pk == series_pk))
+    if connection.execute(select(series.c.pk).where(series.c.study_pk == study_pk)).first():
+        return
+    patient_pk = connection.execute(
+        select(study.c.patient_pk).where(study.c.pk == study_pk)
+    ).scalar()
+    connection.execute(study.delete().where(study.c.pk == study_pk))
+    if connection.execute(select(study.c.pk).where(study.c.patient_pk == patient_pk)).first():
+        return
+    connection.execute(patient.delete().where(patient.c.pk == patient_pk))
+
+
 MIGRATIONS: Final = {
     1: _add_series_attribute_table,
     2: lambda connection: add_mpps_table(mpps, connection),
     3: _add_workflow_tables,
+    4: _add_family_instance_table,
 }
 """From a version to the next: run in the schema check's transaction, so all or nothing."""
 
