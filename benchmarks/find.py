@@ -42,6 +42,7 @@ from benchmarks.matrix import RepeatingMatrix
 from benchmarks.processes import (
     Run,
     dcmtk_tool,
+    fastest,
     load_dcmqrscp,
     module_command,
     python_client,
@@ -249,23 +250,14 @@ class FindMatrix(RepeatingMatrix):
         run = run_client(scu, server.port, self.data)
         if measurable and server.alive:
             run.scp_cpu = cpu_seconds(server.pid) - scp_cpu
-        if not self.unloaded(scu, scp, run) and run.error is None:
-            if run.count != self.data.matches:
-                run.error = f"{run.count} matches, expected {self.data.matches}"
-            elif run.seconds <= 0:
-                run.error = "no time measured"
+        if not self.unloaded(scu, scp, run):
+            run.check_count(self.data.matches, "matches")
         return run
 
     def record(self, scu: str, scp: str, shape: str, runs: list[Run]) -> None:
         """The fastest run gives the rate; SCP CPU is averaged over all runs (10 ms ticks)."""
-        best = min(runs, key=lambda run: run.seconds)
+        best, detail = fastest(runs)
         rate = best.count / best.seconds
-        detail: dict[str, float] = {
-            "count": best.count,
-            "seconds": best.seconds,
-            "runs": len(runs),
-            "scu_cpu": best.cpu,
-        }
         self.add(Figure(MATCHES_PER_S.key, scu, scp, rate, detail=detail))
         self.add(Figure(SCU_CPU_PER_MATCH.key, scu, scp, best.cpu / best.count * 1e6))
         scp_cpus = [run.scp_cpu for run in runs if run.scp_cpu is not None]

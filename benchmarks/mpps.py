@@ -38,7 +38,7 @@ from benchmarks.core import (
     WorkloadResult,
 )
 from benchmarks.matrix import RepeatingMatrix
-from benchmarks.processes import REPEATS, Run, python_client
+from benchmarks.processes import REPEATS, Run, fastest, python_client
 from benchmarks.procstat import cpu_seconds
 
 CALLED_AE = "ANY-SCP"
@@ -179,22 +179,13 @@ class MppsMatrix(RepeatingMatrix):
         run = python_client("mpps_client", args, timeout)
         if server.alive:
             run.scp_cpu = cpu_seconds(server.pid) - scp_cpu
-        if not self.unloaded(scu, scp, run) and run.error is None:
-            if run.count != self.counts.steps:
-                run.error = f"{run.count} steps, expected {self.counts.steps}"
-            elif run.seconds <= 0:
-                run.error = "no time measured"
+        if not self.unloaded(scu, scp, run):
+            run.check_count(self.counts.steps, "steps")
         return run
 
     def record(self, scu: str, scp: str, shape: str, runs: list[Run]) -> None:
-        best = min(runs, key=lambda run: run.seconds)
+        best, detail = fastest(runs)
         rate = best.count / best.seconds
-        detail: dict[str, float] = {
-            "count": best.count,
-            "seconds": best.seconds,
-            "runs": len(runs),
-            "scu_cpu": best.cpu,
-        }
         self.add(Figure(STEPS_PER_S.key, scu, scp, rate, detail=detail))
         scp_cpus = [run.scp_cpu for run in runs if run.scp_cpu is not None]
         if scp_cpus:

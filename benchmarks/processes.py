@@ -70,6 +70,27 @@ class Run:
             nbytes=int(record.get("bytes", 0)),
         )
 
+    def check_count(self, expected: int, unit: str) -> None:
+        """A run that answered too few (or no time) is an error, not a figure."""
+        if self.error is not None:
+            return
+        if self.count != expected:
+            self.error = f"{self.count} {unit}, expected {expected}"
+        elif self.seconds <= 0:
+            self.error = "no time measured"
+
+
+def fastest(runs: Sequence[Run]) -> tuple[Run, dict[str, float]]:
+    """The fastest run (it gives the rate) and the detail every rate figure records."""
+    best = min(runs, key=lambda run: run.seconds)
+    detail: dict[str, float] = {
+        "count": best.count,
+        "seconds": best.seconds,
+        "runs": len(runs),
+        "scu_cpu": best.cpu,
+    }
+    return best, detail
+
 
 def last_record(stdout: str) -> dict[str, Any] | None:
     for line in reversed(stdout.strip().splitlines()):
